@@ -1,0 +1,110 @@
+"""Rows about readers and their labels. A label once given is never deleted: a change adds a row."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aldesk.errors import ProjectError
+
+if TYPE_CHECKING:
+    from aldesk.store.project import Project
+
+ROLES = ("annotator", "reviewer", "lead")
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    id: str
+    scan_id: int
+    annotator: str
+    value: str
+    note: str
+    created_at: str
+
+
+class LabelStore:
+    def __init__(self, project: "Project"):
+        self._p = project
+
+    @property
+    def _c(self):
+        return self._p.conn
+
+    def annotator_id(self, name: str, *, role: str = "annotator", create: bool = True) -> int:
+        name = name.strip()
+        if not name:
+            raise ProjectError("annotator name is empty; give a name, e.g. --annotator dr_lee")
+        if role not in ROLES:
+            raise ProjectError(f"role == {role!r}, must be one of {', '.join(ROLES)}")
+        row = self._c.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
+        if row:
+            return row[0]
+        if not create:
+            raise ProjectError(f"no annotator named {name!r} in this project")
+        from aldesk.store.project import utc_now
+
+        with self._p.transaction() as c:
+            return c.execute(
+                "INSERT INTO annotators(name, role, created_at) VALUES (?, ?, ?)", (name, role, utc_now())
+            ).lastrowid
+
+    def annotators(self) -> list[tuple[str, str]]:
+        return list(self._c.execute("SELECT name, role FROM annotators ORDER BY name"))
+
+    def add_many(self, rows: list[dict], *, source: str) -> dict[str, int]:
+        """Record labels in one transaction. Each row: scan_id, annotator_id, value[, note, duration_ms,
+        workstation, id, created_at]. A reader's unchanged label is left alone (re-importing a CSV adds
+        nothing); a changed one replaces the current row, which is kept as history.
+        Returns counts {"added", "changed", "unchanged"}."""
+        from aldesk.store.project import SPECIAL_LABELS, utc_now
+
+        allowed = set(self._p.classes) | set(SPECIAL_LABELS)
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        with self._p.transaction() as c:
+            for row in rows:
+                value = row["value"]
+                if value not in allowed:
+                    raise ProjectError(f"label {value!r} is not a class of this project ({', '.join(sorted(allowed))})")
+                cur = c.execute(
+                    "SELECT id, value, note FROM labels WHERE scan_id = ? AND annotator_id = ? AND replaced_by IS NULL",
+                    (row["scan_id"], row["annotator_id"]),
+                ).fetchone()
+                note = row.get("note") or ""
+                if cur and cur[1] == value and cur[2] == note:
+                    counts["unchanged"] += 1
+                    continue
+                new_id = row.get("id") or str(uuid.uuid4())
+                c.execute(
+                    "INSERT INTO labels(id, scan_id, annotator_id, value, note, created_at, duration_ms, workstation, source) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (new_id, row["scan_id"], row["annotator_id"], value, note, row.get("created_at") or utc_now(),
+                     row.get("duration_ms"), row.get("workstation") or "", source),
+                )
+                if cur:
+                    c.execute("UPDATE labels SET replaced_by = ? WHERE id = ?", (new_id, cur[0]))
+                    counts["changed"] += 1
+                else:
+                    counts["added"] += 1
+        return counts
+
+    def current(self, annotator: str | None = None) -> list[LabelRow]:
+        """Every reader's current label (history excluded), optionally for one reader."""
+        sql = (
+            "SELECT l.id, l.scan_id, a.name, l.value, l.note, l.created_at FROM labels l "
+            "JOIN annotators a ON a.id = l.annotator_id WHERE l.replaced_by IS NULL"
+        )
+        params: tuple = ()
+        if annotator is not None:
+            sql += " AND a.name = ?"
+            params = (annotator,)
+        return [LabelRow(*r) for r in self._c.execute(sql + " ORDER BY l.scan_id, a.name", params)]
+
+    def history(self, scan_id: int) -> list[LabelRow]:
+        return [LabelRow(*r) for r in self._c.execute(
+            "SELECT l.id, l.scan_id, a.name, l.value, l.note, l.created_at FROM labels l "
+            "JOIN annotators a ON a.id = l.annotator_id WHERE l.scan_id = ? ORDER BY l.created_at, l.rowid", (scan_id,))]
+
+    def count(self) -> int:
+        return self._c.execute("SELECT COUNT(*) FROM labels WHERE replaced_by IS NULL").fetchone()[0]

@@ -1,0 +1,156 @@
+"""Schema of a project database, one DDL script per version, and the migrations between them.
+
+A migration runs only after ``Project.open`` has copied the database into ``backups/``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+# "ALDK" as a big-endian int: lets us tell our databases from any other SQLite file.
+APPLICATION_ID = 0x414C444B
+
+SCHEMA_VERSION = 1
+
+SCHEMA_V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE classes (
+    idx  INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+-- A folder that was imported. Scans live at root.path / scan.relpath, so moving the data
+-- means changing one row (``aldesk relink``).
+CREATE TABLE roots (
+    id   INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE imports (
+    id          INTEGER PRIMARY KEY,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL,          -- running | done | cancelled | failed
+    paths       TEXT NOT NULL,          -- JSON list
+    summary     TEXT                    -- JSON object
+);
+
+CREATE TABLE scans (
+    id              INTEGER PRIMARY KEY,
+    uid             TEXT NOT NULL UNIQUE,   -- SOP Instance UID, else "sha:" + pixel hash
+    pixel_hash      TEXT NOT NULL,
+    root_id         INTEGER NOT NULL REFERENCES roots(id),
+    relpath         TEXT NOT NULL,
+    file_size       INTEGER NOT NULL,
+    file_mtime      REAL NOT NULL,
+    format          TEXT NOT NULL,
+    study_uid       TEXT,
+    series_uid      TEXT,
+    patient_key     TEXT,                   -- salted hash of Patient ID, never the ID itself
+    modality        TEXT,
+    body_part       TEXT,
+    view            TEXT,
+    rows            INTEGER NOT NULL,
+    columns         INTEGER NOT NULL,
+    frames          INTEGER NOT NULL,
+    samples         INTEGER NOT NULL,
+    bits_allocated  INTEGER NOT NULL,
+    bits_stored     INTEGER NOT NULL,
+    signed          INTEGER NOT NULL,
+    photometric     TEXT NOT NULL,
+    spacing_row     REAL,
+    spacing_col     REAL,
+    transfer_syntax TEXT,
+    windows         TEXT NOT NULL DEFAULT '[]',   -- JSON [[center, width, name], ...]
+    import_id       INTEGER REFERENCES imports(id),
+    imported_at     TEXT NOT NULL,
+    UNIQUE (root_id, relpath)
+);
+CREATE INDEX scans_pixel_hash ON scans(pixel_hash);
+CREATE INDEX scans_patient ON scans(patient_key);
+
+CREATE TABLE previews (
+    scan_id  INTEGER PRIMARY KEY REFERENCES scans(id) ON DELETE CASCADE,
+    height   INTEGER NOT NULL,
+    width    INTEGER NOT NULL,
+    channels INTEGER NOT NULL,
+    data     BLOB NOT NULL                 -- raw uint8, row-major (height, width[, channels])
+);
+
+-- Files that were looked at and not imported, so re-running an import can report them without
+-- reading them again, and the GUI can list them.
+CREATE TABLE file_problems (
+    root_id    INTEGER NOT NULL REFERENCES roots(id),
+    relpath    TEXT NOT NULL,
+    file_size  INTEGER NOT NULL,
+    file_mtime REAL NOT NULL,
+    kind       TEXT NOT NULL,               -- skipped | failed | duplicate
+    code       TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    scan_id    INTEGER REFERENCES scans(id) ON DELETE SET NULL,   -- the original, for duplicates
+    import_id  INTEGER REFERENCES imports(id),
+    PRIMARY KEY (root_id, relpath)
+);
+
+CREATE TABLE annotators (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    role       TEXT NOT NULL DEFAULT 'annotator',   -- annotator | reviewer | lead
+    created_at TEXT NOT NULL
+);
+
+-- Every label ever given. A change adds a row and points the old one at it (history kept);
+-- the current label of a reader is the row with replaced_by IS NULL.
+CREATE TABLE labels (
+    id           TEXT PRIMARY KEY,          -- uuid4: unique across workstations
+    scan_id      INTEGER NOT NULL REFERENCES scans(id),
+    annotator_id INTEGER NOT NULL REFERENCES annotators(id),
+    value        TEXT NOT NULL,             -- a class name, 'unsure' or 'skip'
+    note         TEXT NOT NULL DEFAULT '',
+    created_at   TEXT NOT NULL,
+    duration_ms  INTEGER,
+    workstation  TEXT NOT NULL DEFAULT '',
+    source       TEXT NOT NULL DEFAULT '',  -- gui | csv | package
+    replaced_by  TEXT REFERENCES labels(id)
+);
+CREATE UNIQUE INDEX labels_current ON labels(scan_id, annotator_id) WHERE replaced_by IS NULL;
+CREATE INDEX labels_annotator ON labels(annotator_id);
+
+CREATE TABLE feature_sets (
+    id         INTEGER PRIMARY KEY,
+    extractor  TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    dim        INTEGER NOT NULL,
+    state      BLOB,                        -- fitted extractor state as .npz (no pickles)
+    created_at TEXT NOT NULL,
+    UNIQUE (extractor, version)
+);
+
+CREATE TABLE features (
+    set_id  INTEGER NOT NULL REFERENCES feature_sets(id) ON DELETE CASCADE,
+    scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+    vector  BLOB NOT NULL,                  -- float32 little-endian, dim values
+    PRIMARY KEY (set_id, scan_id)
+) WITHOUT ROWID;
+
+CREATE TABLE models (
+    id         INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    extractor  TEXT NOT NULL,
+    estimator  TEXT NOT NULL,
+    n_labels   INTEGER NOT NULL,
+    metrics    TEXT NOT NULL DEFAULT '{}',  -- JSON
+    arrays     BLOB                         -- .npz of plain arrays (no pickles), or NULL
+);
+"""
+
+# version -> DDL that creates it from nothing
+CREATE_SCRIPTS: dict[int, str] = {1: SCHEMA_V1}
+
+# from_version -> function upgrading the open connection to from_version + 1 (inside a transaction)
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
