@@ -76,6 +76,8 @@ class LabelStore:
                     counts["unchanged"] += 1
                     continue
                 new_id = row.get("id") or str(uuid.uuid4())
+                if cur:  # retire the current row first: one current label per reader and scan
+                    c.execute("UPDATE labels SET replaced_by = ? WHERE id = ?", (new_id, cur[0]))
                 c.execute(
                     "INSERT INTO labels(id, scan_id, annotator_id, value, note, created_at, duration_ms, workstation, source) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -83,7 +85,6 @@ class LabelStore:
                      row.get("duration_ms"), row.get("workstation") or "", source),
                 )
                 if cur:
-                    c.execute("UPDATE labels SET replaced_by = ? WHERE id = ?", (new_id, cur[0]))
                     counts["changed"] += 1
                 else:
                     counts["added"] += 1

@@ -116,7 +116,7 @@ CREATE TABLE labels (
     duration_ms  INTEGER,
     workstation  TEXT NOT NULL DEFAULT '',
     source       TEXT NOT NULL DEFAULT '',  -- gui | csv | package
-    replaced_by  TEXT REFERENCES labels(id)
+    replaced_by  TEXT REFERENCES labels(id) DEFERRABLE INITIALLY DEFERRED
 );
 CREATE UNIQUE INDEX labels_current ON labels(scan_id, annotator_id) WHERE replaced_by IS NULL;
 CREATE INDEX labels_annotator ON labels(annotator_id);

@@ -1,0 +1,5 @@
+import sys
+
+from aldesk.main import main
+
+sys.exit(main())

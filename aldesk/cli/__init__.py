@@ -1,0 +1,49 @@
+"""The command line: argparse in front of the use cases in aldesk.app. Never imports Qt.
+
+Progress bars go to stderr, results to stdout (``--json`` prints one JSON object), so scripts can
+pipe the output. Ctrl-C stops long work cleanly (a second Ctrl-C aborts at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aldesk import __version__
+from aldesk.cli import learning_commands, project_commands
+from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
+from aldesk.errors import AldeskError, CancelledError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aldesk", description="Label medical scans with active learning.")
+    parser.add_argument("--version", action="version", version=f"aldesk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    project_commands.register(add)
+    learning_commands.register(add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return args.func(args)
+    except CancelledError as exc:
+        print(f"aldesk: {exc}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except AldeskError as exc:
+        print(f"aldesk: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("aldesk: aborted", file=sys.stderr)
+        return EXIT_CANCELLED

@@ -1,0 +1,147 @@
+"""Commands about a project and its scans: init, import, info, problems, missing, relink."""
+
+from __future__ import annotations
+
+from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, Bar, Interrupt, open_project, print_json
+
+
+def cmd_init(args) -> int:
+    from aldesk.app.projects import create_project
+
+    classes = [c for c in args.classes.split(",")]
+    with create_project(args.project, classes, name=args.name) as project:
+        print(f"created project {project.name!r} at {project.path} with classes {', '.join(project.classes)}")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    from aldesk.app.importer import import_paths
+
+    with open_project(args.project) as project, Interrupt() as stop:
+        bar = Bar("import", "file", quiet=args.quiet)
+        try:
+            summary = import_paths(project, args.paths, jobs=args.jobs, max_pixels=args.max_pixels,
+                                   progress=bar, should_stop=stop)
+        finally:
+            bar.close()
+    if args.json:
+        print_json(summary.to_json())
+    else:
+        _print_import_summary(summary, args.verbose)
+    return EXIT_CANCELLED if summary.status == "cancelled" else EXIT_OK
+
+
+def _print_import_summary(summary, verbose: bool) -> None:
+    s = summary
+    rate = f" ({s.files / s.elapsed_s:.0f} files/s)" if s.elapsed_s > 0 else ""
+    print(f"import {s.status}: {s.files} files in {s.elapsed_s:.1f} s{rate}")
+    print(f"  imported   {s.imported}")
+    print(f"  unchanged  {s.unchanged}  (already in the project)")
+    print(f"  duplicates {s.duplicates}")
+    print(f"  skipped    {s.skipped}")
+    print(f"  failed     {s.failed}")
+    if not s.problems:
+        return
+    by_code: dict[tuple[str, str], list[dict]] = {}
+    for p in s.problems:
+        by_code.setdefault((p["kind"], p["code"]), []).append(p)
+    print("reasons:")
+    for (kind, code), items in sorted(by_code.items(), key=lambda kv: -len(kv[1])):
+        print(f"  {kind:9} {code:22} {len(items):6}  e.g. {items[0]['path']}: {items[0]['reason']}")
+    if verbose:
+        for p in s.problems:
+            print(f"  {p['kind']:9} {p['path']}: {p['reason']}")
+    else:
+        print("  (--verbose lists every file; `aldesk problems PROJECT` shows them later)")
+    if s.status == "cancelled":
+        print("stopped early: run the same command again to finish the import")
+
+
+def cmd_info(args) -> int:
+    from aldesk.app.projects import project_info
+
+    with open_project(args.project) as project:
+        info = project_info(project)
+    if args.json:
+        print_json(info)
+        return EXIT_OK
+    for key, value in info.items():
+        if isinstance(value, (list, dict)):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else ", ".join(map(str, value))
+        print(f"{key:14} {value}")
+    return EXIT_OK
+
+
+def cmd_problems(args) -> int:
+    with open_project(args.project) as project:
+        problems = project.scans.problems()
+    if args.json:
+        print_json(problems)
+    else:
+        for p in problems:
+            print(f"{p['kind']:9} {p['code']:20} {p['path']}: {p['reason']}")
+        print(f"{len(problems)} files not imported")
+    return EXIT_OK
+
+
+def cmd_missing(args) -> int:
+    from aldesk.app.projects import missing_scans
+
+    with open_project(args.project) as project:
+        missing = missing_scans(project)
+    if args.json:
+        print_json([{"scan_id": sid, "path": path} for sid, path in missing])
+    else:
+        for sid, path in missing:
+            print(f"missing  {sid:8}  {path}")
+        print(f"{len(missing)} scans missing" + ("; if the data moved, run `aldesk relink PROJECT NEW_ROOT`" if missing else ""))
+    return EXIT_OK
+
+
+def cmd_relink(args) -> int:
+    from aldesk.app.projects import missing_scans, relink
+
+    with open_project(args.project) as project:
+        results = relink(project, args.new_root)
+        still = len(missing_scans(project))
+    for r in results:
+        if r.new:
+            print(f"relinked {r.old} -> {r.new} ({r.found}/{r.checked} sampled files found)")
+        elif r.found:
+            print(f"unchanged {r.old} (files are in place)")
+        else:
+            print(f"not found {r.old}: none of {r.checked} sampled files under {args.new_root}")
+    print(f"{still} scans still missing")
+    return EXIT_OK if still == 0 else EXIT_ERROR
+
+
+def register(add) -> None:
+    p = add("init", cmd_init, "create a project folder")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--classes", required=True, help="comma-separated class names, e.g. normal,pneumonia")
+    p.add_argument("--name", help="display name (default: the folder name)")
+
+    p = add("import", cmd_import, "import DICOM/PNG/JPEG/TIFF files and folders (recursive, incremental)")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("paths", metavar="PATH", nargs="+")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--max-pixels", type=int, default=400_000_000, help="skip files with more pixels than this")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--verbose", action="store_true", help="list every file that was not imported")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add("info", cmd_info, "describe a project")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--json", action="store_true")
+
+    p = add("problems", cmd_problems, "list the files that were not imported, with reasons")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--json", action="store_true")
+
+    p = add("missing", cmd_missing, "list scans whose source files are no longer where they were")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--json", action="store_true")
+
+    p = add("relink", cmd_relink, "point the project at the new place of moved scan folders")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("new_root", metavar="NEW_ROOT")

@@ -1,0 +1,38 @@
+"""Fixtures shared by every test: offscreen Qt, the shared real data, a fresh project per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+DICOM_SAMPLES = SHARED_DATA / "dicom-samples"
+PNEUMONIAMNIST = SHARED_DATA / "pneumoniamnist" / "pneumoniamnist.npz"
+
+
+@pytest.fixture
+def dicom_samples() -> Path:
+    if not (DICOM_SAMPLES / "manifest.csv").is_file():
+        pytest.skip(f"real DICOM samples not found at {DICOM_SAMPLES}")
+    return DICOM_SAMPLES
+
+
+@pytest.fixture
+def project(tmp_path):
+    from aldesk.store import Project
+
+    p = Project.create(tmp_path / "project", ["normal", "pneumonia"])
+    yield p
+    p.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path, monkeypatch):
+    """Each test gets its own settings and log folders, never the user's."""
+    monkeypatch.setenv("ALDESK_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("ALDESK_LOG_DIR", str(tmp_path / "logs"))
