@@ -2,6 +2,160 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+from aldesk.cli.common import EXIT_CANCELLED, EXIT_OK, Bar, Interrupt, open_project, print_json
+
+
+def cmd_features(args) -> int:
+    from aldesk.app.features import extract_features
+
+    options = {"path": args.onnx} if args.onnx else {}
+    with open_project(args.project) as project, Interrupt() as stop:
+        bar = Bar("features", "scan", quiet=args.quiet)
+        try:
+            result = extract_features(project, args.extractor, options=options, jobs=args.jobs,
+                                      progress=bar, should_stop=stop)
+        finally:
+            bar.close()
+    print(f"{result.extractor} (version {result.version}): {result.computed} computed, "
+          f"{result.cached} already cached, {result.dim} values per scan")
+    return EXIT_OK
+
+
+def cmd_label(args) -> int:
+    from aldesk.app.labelling import label_from_csv
+
+    with open_project(args.project) as project:
+        counts = label_from_csv(project, args.csv, args.annotator)
+    print(f"{args.annotator}: {counts['added']} labels added, {counts['changed']} changed, "
+          f"{counts['unchanged']} unchanged")
+    return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from aldesk.app.modelling import train
+
+    with open_project(args.project) as project, Interrupt() as stop:
+        bar = Bar("train", "step", quiet=args.quiet)
+        try:
+            report = train(project, model=args.model, extractor=args.extractor, folds=args.folds,
+                           progress=bar, should_stop=stop)
+        finally:
+            bar.close()
+    if args.json:
+        print_json(report)
+        return EXIT_OK
+    print(f"model {report['model']} on {report['extractor']} features, {report['labels']} labels "
+          f"({', '.join(f'{k} {v}' for k, v in report['per_class'].items())})")
+    print(f"{report['folds']}-fold cross-validation:")
+    for key in ("accuracy", "balanced_accuracy", "auc", "ece"):
+        if key in report and report[key] is not None:
+            print(f"  {key:18} {report[key]:.3f}")
+    return EXIT_OK
+
+
+def cmd_rank(args) -> int:
+    from aldesk.app.modelling import rank
+
+    with open_project(args.project) as project, Interrupt() as stop:
+        bar = Bar("features", "scan", quiet=args.quiet or args.json)
+        try:
+            ranking = rank(project, strategy=args.strategy, batch=args.batch, extractor=args.extractor,
+                           random_state=args.seed, favour_rare=args.favour_rare, progress=bar, should_stop=stop)
+        finally:
+            bar.close()
+    if args.json:
+        print_json(ranking.to_json())
+        return EXIT_OK
+    print(f"strategy {ranking.strategy}: next {len(ranking.batch)} of {ranking.n_candidates} unread scans "
+          f"({ranking.n_labelled} labelled)")
+    for i, r in enumerate(ranking.batch, 1):
+        print(f"{i:3}. {r.score:8.4f}  {r.path}\n       {r.reason}")
+    return EXIT_OK
+
+
+def cmd_simulate(args) -> int:
+    from aldesk.app.simulate import npz_to_folder, simulate_project
+    from aldesk.store import Project
+    from aldesk.store.project import PROJECT_DB_NAME
+
+    if bool(args.answers) == bool(args.npz):
+        print("aldesk simulate: give exactly one of --answers CSV or --npz FILE", file=sys.stderr)
+        return 2
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    with Interrupt() as stop:
+        answers = args.answers
+        if args.npz:
+            images, answers, n_classes = npz_to_folder(args.npz, Path(args.out) / "data")
+            if not (Path(args.project) / PROJECT_DB_NAME).exists():
+                classes = args.classes.split(",") if args.classes else [str(i) for i in range(n_classes)]
+                Project.create(args.project, classes).close()
+            from aldesk.app.importer import import_paths
+
+            with open_project(args.project) as project:
+                bar = Bar("import", "file", quiet=args.quiet)
+                try:
+                    import_paths(project, [images], jobs=args.jobs, progress=bar, should_stop=stop)
+                finally:
+                    bar.close()
+        with open_project(args.project) as project:
+            bar = Bar("simulate", "step", quiet=args.quiet)
+            try:
+                output = simulate_project(project, answers, strategies=strategies, seeds=args.seeds,
+                                          initial=args.initial, batch=args.batch, budget=args.budget, out=args.out,
+                                          extractor=args.extractor, model=args.model, progress=bar, should_stop=stop)
+            finally:
+                bar.close()
+    print(output.table)
+    print(f"results: {output.results_path}\ncurves:  {output.curves_path}")
+    return EXIT_OK
+
 
 def register(add) -> None:
-    """Filled in as the learning engine lands."""
+    p = add("features", cmd_features, "extract and cache one feature vector per scan")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--extractor", default="default", help="default | learned | onnx (default: default)")
+    p.add_argument("--onnx", metavar="MODEL.onnx", help="with --extractor onnx: the encoder to run")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("label", cmd_label, "record one reader's labels from a CSV with columns path,label")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--csv", required=True, metavar="FILE")
+    p.add_argument("--annotator", required=True, metavar="NAME")
+
+    p = add("train", cmd_train, "fit the model on the labels and report cross-validated metrics")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--model", default="logistic", help="logistic | random_forest | hist_gradient_boosting | mlp")
+    p.add_argument("--extractor", default="default")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("rank", cmd_rank, "the next scans worth reading, with scores and reasons")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--strategy", default="hybrid")
+    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--extractor", default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--favour-rare", action="store_true", help="prefer scans predicted to be of rare classes")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("simulate", cmd_simulate, "replay labelling with a known answer key and compare strategies")
+    p.add_argument("project", metavar="PROJECT", help="the project (created from --npz if it does not exist)")
+    p.add_argument("--answers", metavar="ANSWERS.csv", help="columns path,label[,split]; split 'test' is held out")
+    p.add_argument("--npz", metavar="FILE", help="a MedMNIST-style .npz, written as PNGs and imported first")
+    p.add_argument("--classes", help="with --npz: class names for label 0,1,... (e.g. normal,pneumonia)")
+    p.add_argument("--strategies", default="random,entropy,hybrid")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--initial", type=int, default=20)
+    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--budget", type=int, default=300)
+    p.add_argument("--extractor", default="default")
+    p.add_argument("--model", default="logistic")
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--quiet", action="store_true")

@@ -102,6 +102,7 @@ class Project:
     def __init__(self, path: Path, conn: sqlite3.Connection, status: OpenStatus):
         from aldesk.store.annotations import LabelStore
         from aldesk.store.featurestore import FeatureStore
+        from aldesk.store.modelstore import ModelStore
         from aldesk.store.scans import ScanStore
 
         self.path = path
@@ -110,6 +111,7 @@ class Project:
         self.scans = ScanStore(self)
         self.labels = LabelStore(self)
         self.features = FeatureStore(self)
+        self.models = ModelStore(self)
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod

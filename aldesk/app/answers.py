@@ -1,0 +1,101 @@
+"""Read CSV files that name scans by path (label files, answer keys) and match them to scans.
+
+A path may be absolute, or relative to the folder it was imported from. Every problem names the
+file and the line, and nothing is recorded unless the whole file is good.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from aldesk.errors import InputFileError
+from aldesk.store import Project
+from aldesk.store.project import SPECIAL_LABELS
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    line: int
+    scan_id: int
+    label: str
+    split: str | None
+
+
+class ScanPathIndex:
+    """Find a scan by absolute path or by path relative to its imported folder."""
+
+    def __init__(self, project: Project):
+        self.by_abs: dict[str, int] = {}
+        self.by_rel: dict[str, list[int]] = {}
+        for scan_id, root, rel in project.scans.iter_paths():
+            self.by_abs[os.path.normpath(os.path.join(root, rel))] = scan_id
+            self.by_rel.setdefault(rel, []).append(scan_id)
+
+    def find(self, path: str) -> tuple[int | None, str]:
+        """(scan id or None, why not)."""
+        text = path.strip().replace("\\", "/")
+        if os.path.isabs(text):
+            sid = self.by_abs.get(os.path.normpath(text))
+            return (sid, "") if sid is not None else (None, "no imported scan has this absolute path")
+        hits = self.by_rel.get(text[2:] if text.startswith("./") else text, [])
+        if len(hits) == 1:
+            return hits[0], ""
+        if len(hits) > 1:
+            return None, "matches scans in several imported folders; give the absolute path"
+        return None, "no imported scan has this path (relative to its imported folder)"
+
+
+def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_unknown: bool = False) -> list[CsvRow]:
+    """Rows of a ``path,label[,split]`` CSV matched to scans. Labels are class names (any case),
+    'unsure'/'skip', or class indices 0..C-1."""
+    csv_path = Path(csv_path)
+    try:
+        handle = open(csv_path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputFileError(f"{csv_path}: cannot be read ({exc.strerror})") from exc
+    classes = project.classes
+    by_name = {c.lower(): c for c in classes} | {s: s for s in SPECIAL_LABELS}
+    index = ScanPathIndex(project)
+    rows: list[CsvRow] = []
+    errors: list[str] = []
+    seen: dict[int, int] = {}
+    with handle:
+        try:
+            reader = csv.DictReader(handle)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            if "path" not in header or "label" not in header:
+                raise InputFileError(
+                    f"{csv_path}: line 1: the header must name the columns 'path' and 'label' "
+                    f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})")
+            reader.fieldnames = header
+            for row in reader:
+                line = reader.line_num
+                path, raw = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+                if not path and not raw:
+                    continue
+                label = by_name.get(raw.lower())
+                if label is None and raw.isdigit() and int(raw) < len(classes):
+                    label = classes[int(raw)]
+                if label is None:
+                    errors.append(f"line {line}: label {raw!r} is not a class of this project ({', '.join(classes)})")
+                    continue
+                scan_id, why = index.find(path)
+                if scan_id is None:
+                    if not allow_unknown:
+                        errors.append(f"line {line}: {path!r}: {why}")
+                    continue
+                if scan_id in seen:
+                    errors.append(f"line {line}: {path!r} is the same scan as line {seen[scan_id]}")
+                    continue
+                seen[scan_id] = line
+                split = (row.get("split") or "").strip().lower() or None
+                rows.append(CsvRow(line, scan_id, label, split))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputFileError(f"{csv_path}: line {reader.line_num}: not a readable CSV ({exc})") from exc
+    if errors:
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise InputFileError(f"{csv_path}: nothing was recorded; fix these lines{more}:\n  " + "\n  ".join(errors[:10]))
+    return rows

@@ -1,0 +1,123 @@
+"""Train, evaluate and rank: the learning engine applied to a project's scans and labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aldesk.app.callbacks import Progress, ShouldStop, never_stop, no_progress
+from aldesk.app.features import load_features
+from aldesk.app.labelling import label_vector, read_scan_ids
+from aldesk.errors import LearningError
+from aldesk.learning.base import UNLABELLED, standardize
+from aldesk.store import Project
+
+DEFAULT_STRATEGY = "hybrid"
+
+
+@dataclass
+class RankedScan:
+    scan_id: int
+    path: str
+    score: float
+    reason: str
+
+
+@dataclass
+class Ranking:
+    strategy: str
+    batch: list[RankedScan]
+    n_labelled: int
+    n_candidates: int
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "strategy": self.strategy,
+            "batch": [{"scan_id": r.scan_id, "path": r.path, "score": r.score, "reason": r.reason} for r in self.batch],
+            "labelled": self.n_labelled,
+            "candidates": self.n_candidates,
+        }
+
+
+def _dataset(project: Project, extractor: str, progress: Progress, should_stop: ShouldStop):
+    ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
+    if len(ids) == 0:
+        raise LearningError(f"{project.path}: no scans yet; import some with `aldesk import PROJECT FOLDER`")
+    return ids, standardize(X), label_vector(project, ids)
+
+
+def rank(
+    project: Project,
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    batch: int = 10,
+    extractor: str = "default",
+    random_state: int | None = 0,
+    favour_rare: bool = False,
+    progress: Progress = no_progress,
+    should_stop: ShouldStop = never_stop,
+) -> Ranking:
+    """The next ``batch`` scans to read, best first, each with its score and reason."""
+    from aldesk.learning.strategies import get_strategy
+
+    ids, X, y = _dataset(project, extractor, progress, should_stop)
+    already_read = read_scan_ids(project)
+    candidates = np.array([i for i, s in enumerate(ids.tolist()) if s not in already_read and y[i] == UNLABELLED],
+                          dtype=np.int64)
+    params = {"favour_rare": True} if favour_rare else {}
+    chooser = get_strategy(strategy, **params)
+    result = chooser.query(X, y, candidates=candidates, batch_size=batch, random_state=random_state,
+                           n_classes=len(project.classes))
+    chosen = ids[result.indices]
+    rows = {r.id: r for r in project.scans.rows(chosen.tolist())}
+    return Ranking(
+        strategy=result.strategy or strategy,
+        batch=[RankedScan(int(s), str(rows[int(s)].path), float(sc), reason)
+               for s, sc, reason in zip(chosen, result.scores, result.reasons)],
+        n_labelled=int((y != UNLABELLED).sum()),
+        n_candidates=len(candidates),
+        details=result.details,
+    )
+
+
+def train(
+    project: Project,
+    *,
+    model: str = "logistic",
+    extractor: str = "default",
+    folds: int = 5,
+    random_state: int = 0,
+    progress: Progress = no_progress,
+    should_stop: ShouldStop = never_stop,
+) -> dict:
+    """Fit on every final label and report cross-validated accuracy, balanced accuracy, AUC and ECE.
+
+    The fitted model is stored as plain arrays where the estimator allows it (logistic), else only
+    its metrics: it is retrained from the labels when needed, never unpickled.
+    """
+    from aldesk.learning.models import cross_validate_model, fit_model
+
+    ids, X, y = _dataset(project, extractor, progress, should_stop)
+    labelled = y != UNLABELLED
+    n_classes = len(project.classes)
+    progress(0, 2, "cross-validating")
+    metrics = cross_validate_model(X[labelled], y[labelled], n_classes=n_classes, name=model, folds=folds,
+                                   random_state=random_state, class_names=project.classes)
+    progress(1, 2, "fitting")
+    fitted = fit_model(X[labelled], y[labelled], n_classes=n_classes, name=model, random_state=random_state,
+                       class_names=project.classes)
+    progress(2, 2, "done")
+    arrays = fitted.to_arrays() if hasattr(fitted, "to_arrays") else None
+    counts = np.bincount(y[labelled], minlength=n_classes)
+    report = {
+        "model": model,
+        "extractor": extractor,
+        "labels": int(labelled.sum()),
+        "per_class": {c: int(n) for c, n in zip(project.classes, counts)},
+        "folds": folds,
+        **{k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in metrics.items()},
+    }
+    project.models.add(extractor=extractor, estimator=model, n_labels=report["labels"], metrics=report, arrays=arrays)
+    return report
