@@ -100,6 +100,10 @@ def _inspect(paths: list[str]) -> list[tuple]:
         except InvalidScanError as exc:
             out.append(("problem", exc.kind, exc.code, exc.reason))
             continue
+        except Exception as exc:  # noqa: BLE001 - one odd file must not stop a 100,000-file import
+            out.append(("problem", "failed", "unexpected-error",
+                        f"could not be read ({type(exc).__name__}: {exc}); please report this file to the aldesk team"))
+            continue
         info.patient_id = patient_key(info.patient_id, _WORKER_SALT)  # the raw ID never leaves the worker
         out.append(("ok", info))
     return out
@@ -146,6 +150,8 @@ class _Writer:
                 if existing is not None:
                     scan_id, matched = existing
                     original = scans.get(scan_id)
+                    if matched == "uid" and uid.startswith("sha:"):
+                        matched = "pixels"  # raster images are identified by their pixels
                     what = "same SOP Instance UID" if matched == "uid" else "same pixels"
                     reason = f"duplicate of {original.path} ({what}); not imported twice"
                     scans.record_problem(root_id, found.relpath, found.size, found.mtime, "duplicate", matched,
