@@ -10,14 +10,14 @@ transform : every 6 x 6 patch (stride 1) -> triangle activation max(0, mean_k(z)
 Why this and not PCA: the caller standardises every feature per project, which turns PCA scores into
 whitened scores; on PneumoniaMNIST that lost 2-10 points of accuracy at 20-300 labels, while the
 pooled dictionary responses added 1-2 points over ``default`` (tests/benchmarks/bench_features.py).
-The fitted state is three small float32 arrays (about 6 kB for K=32); ``version`` includes a
-digest of it, so refitting on a grown pool recomputes cached vectors. Never imports Qt, sqlite or
-the store.
+The fitted state is three small float32 arrays (about 6 kB for K=32). ``version`` depends on the
+algorithm and the options (seed included), not on the fitted state: the caller looks vectors up by
+(name, version) before fitting and stores the state beside them, so refitting on a grown pool is a
+deliberate new set (change ``random_state`` or ``n_patches``), never a silent one. Never imports
+Qt, sqlite or the store.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -66,7 +66,6 @@ class PatchDictionaryExtractor:
         self._validate()
         self._default = HandcraftedExtractor()
         self._state: dict[str, np.ndarray] | None = None
-        self._digest = ""
 
     def _validate(self) -> None:
         for key in ("n_centroids", "patch", "size", "pool", "n_patches"):
@@ -84,9 +83,9 @@ class PatchDictionaryExtractor:
 
     @property
     def version(self) -> str:
-        fitted = self._digest or "unfitted"
         return (f"{_ALGORITHM}:K={self.n_centroids},patch={self.patch},size={self.size},"
-                f"pool={self.pool};default={self._default.version};fit={fitted}")
+                f"pool={self.pool},n_patches={self.n_patches},seed={self.random_state};"
+                f"default={self._default.version}")
 
     @property
     def n_features(self) -> int:
@@ -153,12 +152,7 @@ class PatchDictionaryExtractor:
                 raise FeatureError(f"state['{key}'] holds non-finite values; refit the extractor")
             arr.setflags(write=False)
             new[key] = arr
-        digest = hashlib.sha256()
-        for key in _STATE_KEYS:
-            digest.update(key.encode())
-            digest.update(new[key].tobytes())
         self._state = new
-        self._digest = digest.hexdigest()[:12]
         return self
 
     # --- transforming --------------------------------------------------------------------------
