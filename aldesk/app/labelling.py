@@ -43,3 +43,19 @@ def label_vector(project: Project, scan_ids: np.ndarray) -> np.ndarray:
 def read_scan_ids(project: Project) -> set[int]:
     """Scans that have any current read (class, unsure or skip): not offered again to rank."""
     return {l.scan_id for l in project.labels.current()}
+
+
+def record_label(project: Project, scan_id: int, annotator: str, value: str, *, note: str = "",
+                 duration_ms: int | None = None) -> str:
+    """Record one read. When this returns the label is committed (synchronous=FULL): durable before the
+    UI says it is saved. Returns the id of the reader's current label for the scan."""
+    annotator_id = project.labels.annotator_id(annotator)
+    project.labels.add_many([{"scan_id": scan_id, "annotator_id": annotator_id, "value": value, "note": note,
+                              "duration_ms": duration_ms, "workstation": workstation_name()}], source="gui")
+    current = [l for l in project.labels.current_for_scan(scan_id) if l.annotator == annotator]
+    return current[0].id
+
+
+def undo_label(project: Project, label_id: str) -> str | None:
+    """Undo a read (Ctrl+Z): the previous value comes back, or the scan is unread again. History is kept."""
+    return project.labels.undo(label_id)

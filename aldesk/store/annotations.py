@@ -109,3 +109,46 @@ class LabelStore:
 
     def count(self) -> int:
         return self._c.execute("SELECT COUNT(*) FROM labels WHERE replaced_by IS NULL").fetchone()[0]
+
+    def get(self, label_id: str) -> LabelRow | None:
+        row = self._c.execute(
+            "SELECT l.id, l.scan_id, a.name, l.value, l.note, l.created_at FROM labels l "
+            "JOIN annotators a ON a.id = l.annotator_id WHERE l.id = ?", (label_id,)).fetchone()
+        return LabelRow(*row) if row else None
+
+    def undo(self, label_id: str) -> str | None:
+        """Take back a reader's latest label, like Ctrl+Z: the value it replaced comes back as a new row
+        (history kept), or, for a first read, the label is retracted (it points at itself). Undoing a
+        restored value steps further back, never forward. Returns the restored label's id, or None
+        when the scan is unread again."""
+        from aldesk.store.project import utc_now
+
+        with self._p.transaction() as c:
+            row = c.execute("SELECT scan_id, annotator_id, replaced_by, source FROM labels WHERE id = ?",
+                            (label_id,)).fetchone()
+            if row is None:
+                raise ProjectError(f"label {label_id} is not in this project")
+            if row[2] is not None:
+                raise ProjectError("this label was already changed or undone; reopen the scan to change it")
+            # a row made by undo stands for the row it restored ("undo:<id>")
+            effective = row[3][5:] if row[3].startswith("undo:") else label_id
+            prev = c.execute(
+                "SELECT id, value, note, duration_ms, workstation, source FROM labels WHERE replaced_by = ? AND id != ?",
+                (effective, effective)).fetchone()
+            if prev is None:
+                c.execute("UPDATE labels SET replaced_by = id WHERE id = ?", (label_id,))
+                return None
+            prev_effective = prev[5][5:] if prev[5].startswith("undo:") else prev[0]
+            new_id = str(uuid.uuid4())
+            c.execute("UPDATE labels SET replaced_by = ? WHERE id = ?", (new_id, label_id))
+            c.execute(
+                "INSERT INTO labels(id, scan_id, annotator_id, value, note, created_at, duration_ms, workstation, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (new_id, row[0], row[1], prev[1], prev[2], utc_now(), prev[3], prev[4], f"undo:{prev_effective}"))
+            return new_id
+
+    def current_for_scan(self, scan_id: int) -> list[LabelRow]:
+        return [LabelRow(*r) for r in self._c.execute(
+            "SELECT l.id, l.scan_id, a.name, l.value, l.note, l.created_at FROM labels l "
+            "JOIN annotators a ON a.id = l.annotator_id WHERE l.scan_id = ? AND l.replaced_by IS NULL "
+            "ORDER BY a.name", (scan_id,))]

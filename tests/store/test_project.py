@@ -154,3 +154,31 @@ def test_labels_keep_history_and_are_idempotent(project):
     with pytest.raises(ProjectError, match="not a class of this project"):
         project.labels.add_many([{"scan_id": sid, "annotator_id": ann, "value": "tumour"}], source="csv")
     assert [l.value for l in project.labels.current()] == ["pneumonia"]
+
+
+def test_undo_restores_previous_value_or_unreads(project):
+    import numpy as np
+
+    from aldesk.app.labelling import record_label, undo_label
+    from aldesk.store.project import utc_now
+
+    root_id, _ = project.scans.root_for(project.path)
+    with project.transaction():
+        sid = project.scans.insert_scan({
+            "uid": "9.9", "pixel_hash": "h", "root_id": root_id, "relpath": "b.png", "file_size": 1,
+            "file_mtime": 0.0, "format": "png", "rows": 4, "columns": 4, "frames": 1, "samples": 1,
+            "bits_allocated": 8, "bits_stored": 8, "signed": 0, "photometric": "MONOCHROME2",
+            "windows": "[]", "imported_at": utc_now()}, np.zeros((4, 4), np.uint8))
+    first = record_label(project, sid, "dr_a", "normal")
+    second = record_label(project, sid, "dr_a", "pneumonia")
+    third = record_label(project, sid, "dr_a", "unsure")
+    assert len({first, second, third}) == 3
+    back = undo_label(project, third)
+    assert [l.value for l in project.labels.current()] == ["pneumonia"]
+    back = undo_label(project, back)
+    assert [l.value for l in project.labels.current()] == ["normal"]
+    assert undo_label(project, back) is None
+    assert project.labels.current() == []
+    assert len(project.labels.history(sid)) == 5  # nothing deleted
+    with pytest.raises(ProjectError, match="already changed or undone"):
+        undo_label(project, second)
