@@ -59,6 +59,13 @@ def test_every_other_file_is_skipped_with_a_specific_reason(imported):
         if m["decode"] == "ok":
             continue
         p = problems.get(m["path"])
+        if p is None and "Transfer Syntax UID" in m["decode_error"]:
+            # a header-less file the manifest's reader could not decode: aldesk infers the syntax
+            # from the data set's encoding and imports it; it must then display
+            scan = next(r for r in project.scans.rows() if r.relpath == m["path"])
+            preview = project.scans.preview(scan.id)
+            assert preview.max() > preview.min()
+            continue
         assert p is not None, f"{m['path']} ({m['decode']}) was imported"
         assert p["kind"] in ("skipped", "failed")
         assert p["code"] not in GENERIC_CODES, p
