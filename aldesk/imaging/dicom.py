@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut, convert_color_space, get_decoder
+from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -30,7 +30,13 @@ from pydicom.uid import (
 )
 
 from aldesk.errors import InvalidScanError
-from aldesk.imaging.display import DisplayParams, VoiLut, rgb_to_uint8, robust_window
+from aldesk.imaging.display import (
+    DisplayParams,
+    VoiLut,
+    rgb_to_uint8,
+    robust_window,
+    ybr_to_rgb,
+)
 from aldesk.imaging.scan import WindowPreset
 
 _UNDEFINED = 0xFFFFFFFF
@@ -83,6 +89,24 @@ def quiet() -> Iterator[list[warnings.WarningMessage]]:
         for logger, propagate, handler in saved:
             logger.removeHandler(handler)
             logger.propagate = propagate
+
+
+@contextmanager
+def header_errors(path: str) -> Iterator[None]:
+    """Turn a failure inside pydicom's lazy element conversion into ``invalid-header``.
+
+    pydicom parses a value only when it is first accessed, so a damaged element (an unknown VR, a
+    number that is not a number) raises wherever it is touched, with any exception type. The
+    original message names the tag.
+    """
+    try:
+        yield
+    except InvalidScanError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom value conversion raises many types
+        raise _fail(path, "invalid-header", f"the DICOM header holds a value that cannot be read "
+                    f"({type(exc).__name__}: {_short(exc)}); the file is damaged — fix the "
+                    "element or export the image again") from exc
 
 
 @dataclass(frozen=True)
@@ -359,20 +383,86 @@ def pixel_header(path: str, ds: Dataset, max_pixels: int) -> PixelHeader:
     return hdr
 
 
+_J2K_SYNTAXES = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+                 "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203")
+_JPEG_SYNTAXES = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                  "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
+
+
+def _j2k_size(frame: bytes) -> tuple[int, int, int] | None:
+    """(height, width, components) from a JPEG 2000 SIZ marker (raw codestream or JP2 boxes)."""
+    start = frame.find(b"\xff\x4f\xff\x51", 0, 4096)
+    if start < 0 or len(frame) < start + 42:
+        return None
+    siz = frame[start + 4:]
+    xsiz, ysiz, xo, yo = (int.from_bytes(siz[i:i + 4], "big") for i in (4, 8, 12, 16))
+    csiz = int.from_bytes(siz[36:38], "big")
+    return max(0, ysiz - yo), max(0, xsiz - xo), csiz
+
+
+def _jpeg_size(frame: bytes) -> tuple[int, int, int] | None:
+    """(height, width, components) from a JPEG / JPEG-LS SOF marker."""
+    from pydicom.pixels.utils import _get_jpg_parameters  # private: guarded, optional check
+
+    info = _get_jpg_parameters(frame)
+    if not info:
+        return None
+    return info["height"], info["width"], info["components"]
+
+
+def check_codestreams(path: str, ds: Dataset, hdr: PixelHeader) -> None:
+    """Refuse compressed frames whose own header declares more pixels than the DICOM header.
+
+    The decoders trust the codestream: a damaged JPEG 2000 SIZ marker can make openjpeg allocate
+    gigabytes and spend seconds before pydicom notices the size mismatch. Parsing each frame's
+    SIZ/SOF marker first costs microseconds.
+    """
+    ts = hdr.transfer_syntax
+    if ts in _J2K_SYNTAXES:
+        size_of = _j2k_size
+    elif ts in _JPEG_SYNTAXES:
+        size_of = _jpeg_size
+    else:
+        return
+    limit = hdr.rows * hdr.columns * hdr.samples
+    from pydicom.encaps import generate_frames
+
+    try:
+        frames = generate_frames(ds.PixelData, number_of_frames=hdr.frames)
+        for index, frame in zip(range(hdr.frames), frames):
+            size = size_of(bytes(frame[:65536]))
+            if size is not None and size[0] * size[1] * max(1, size[2]) > limit:
+                raise _fail(path, "corrupt-pixel-data", f"frame {index + 1}'s compressed data "
+                            f"declares {size[0]:,} x {size[1]:,} pixels x {size[2]} "
+                            f"component(s) but the DICOM header says {hdr.rows:,} x "
+                            f"{hdr.columns:,} x {hdr.samples}; the compressed data is corrupt — "
+                            "export the image again from the source system")
+    except InvalidScanError:
+        raise
+    except Exception:  # noqa: BLE001 - unparseable framing: the decoder will report it precisely
+        return
+
+
 def decode(path: str, ds: Dataset, hdr: PixelHeader) -> tuple[np.ndarray, str]:
-    """All frames as pydicom's decoder returns them (YBR_FULL* converted to RGB).
+    """All frames as stored, decoded but not colour-converted (hashing needs every frame; the
+    YBR -> RGB conversion is left to display code, which converts only what it shows).
 
     Returns ``(stored, photometric)``: stored is (h, w), (h, w, 3), (f, h, w) or (f, h, w, 3) in the
-    stored dtype, native byte order; photometric is its colour space after decoding.
+    stored dtype, native byte order, C-contiguous; photometric is its colour space after decoding
+    (e.g. RGB for JPEG 2000 YBR_ICT/RCT, whose decoder applies the transform itself).
     """
     decoder = get_decoder(UID(hdr.transfer_syntax))
+    check_codestreams(path, ds, hdr)
     with quiet():
         try:
-            arr, meta = decoder.as_array(ds)
+            arr, meta = decoder.as_array(ds, raw=True)
         except MemoryError as exc:
             raise _skip(path, "too-large", "not enough memory to decode the pixel data; lower "
                         "the number of import workers or the pixel limit") from exc
-        except Exception as exc:  # noqa: BLE001 - third-party decoders raise anything
+        except BaseException as exc:  # noqa: BLE001 - third-party decoders raise anything
+            # Rust decoders (pylibjpeg-rle via pyo3) panic with PanicException, a BaseException.
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
             msg = _short(exc)
             if "less than expected" in msg or "too short" in msg or "truncat" in msg.lower():
                 raise _fail(path, "truncated", f"the pixel data is truncated ({msg}); the file "
@@ -385,10 +475,6 @@ def decode(path: str, ds: Dataset, hdr: PixelHeader) -> tuple[np.ndarray, str]:
             raise _fail(path, "invalid-header", f"the pixel data does not match the header: "
                         f"{msg}; fix the header or export the image again") from exc
     photometric = str(meta.get("photometric_interpretation", hdr.photometric)).upper()
-    if photometric.startswith("YBR") and arr.ndim >= 3 and arr.shape[-1] == 3:
-        with quiet():
-            arr = convert_color_space(arr, photometric, "RGB")
-        photometric = "RGB"
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return np.ascontiguousarray(arr), photometric
@@ -557,13 +643,22 @@ def _palette_table(ds: Dataset, hdr: PixelHeader) -> np.ndarray | None:
 def rgb8(ds: Dataset, hdr: PixelHeader, stored: np.ndarray, photometric: str) -> np.ndarray:
     """Colour pixels -> uint8 RGB. stored : (..., 3) RGB samples or (...) palette indices."""
     if photometric == "PALETTE COLOR":
-        table = _palette_table(ds, hdr)
-        if table is not None:
-            return table[stored]
-        rgb = np.asarray(apply_color_lut(stored, ds))
+        try:
+            table = _palette_table(ds, hdr)
+            if table is not None:
+                return table[stored]
+            rgb = np.asarray(apply_color_lut(stored, ds))
+        except Exception as exc:  # noqa: BLE001 - pydicom's LUT parsing of a damaged table
+            raise _fail(str(ds.filename), "invalid-header", "the Palette Color Lookup Table "
+                        f"cannot be used ({_short(exc)}); the header is damaged — export the "
+                        "image again") from exc
         return rgb_to_uint8(rgb, rgb.dtype.itemsize * 8)
     if stored.shape[-1] > 3:  # retired ARGB/CMYK-like layouts: keep three samples
         stored = stored[..., :3]
+    if photometric.startswith("YBR"):
+        if stored.ndim == 4:  # frame by frame: bounded float32 temporaries
+            return np.stack([ybr_to_rgb(frame, photometric) for frame in stored])
+        return ybr_to_rgb(stored, photometric)
     return rgb_to_uint8(stored, hdr.bits_stored)
 
 

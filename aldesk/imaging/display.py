@@ -225,6 +225,31 @@ def rgb_to_uint8(rgb: np.ndarray, bits_stored: int) -> np.ndarray:
     return np.clip(np.right_shift(rgb, shift), 0, 255).astype(np.uint8)
 
 
+_YBR_FULL = np.array([[1.0, 0.0, 1.402],
+                      [1.0, -0.344136, -0.714136],
+                      [1.0, 1.772, 0.0]], dtype=np.float32)
+_YBR_PARTIAL = np.array([[1.1644, 0.0, 1.5960],
+                         [1.1644, -0.3917, -0.8129],
+                         [1.1644, 2.0172, 0.0]], dtype=np.float32)
+
+
+def ybr_to_rgb(ybr: np.ndarray, photometric: str) -> np.ndarray:
+    """8-bit YCbCr (PS3.3 C.7.6.3.1.2) -> RGB. ybr : (..., 3) any numeric -> (..., 3) uint8.
+
+    Linear, so callers may block-mean first and convert only the small image (previews). Full
+    range for YBR_FULL/YBR_FULL_422 (the 4:2:2 subsampling is already undone by the decoder), the
+    video range for YBR_PARTIAL_*. float32 matrix product: ~1 ms for 640 x 480, against ~20 ms for
+    pydicom's float64 conversion.
+    """
+    partial = photometric.upper().startswith("YBR_PARTIAL")
+    offset = np.array([16.0 if partial else 0.0, 128.0, 128.0], dtype=np.float32)
+    x = np.subtract(ybr, offset, dtype=np.float32)
+    rgb = x @ (_YBR_PARTIAL if partial else _YBR_FULL).T
+    rgb += np.float32(0.5)
+    np.clip(rgb, 0.0, 255.0, out=rgb)
+    return rgb.astype(np.uint8)
+
+
 def read_frames(path, max_pixels: int = 400_000_000) -> tuple[np.ndarray, DisplayParams]:
     """All frames of a scan for the viewer, plus how to show them.
 

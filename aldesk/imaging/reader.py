@@ -29,6 +29,7 @@ from aldesk.imaging.display import (
     preview_factor,
     robust_window,
     to_display,
+    ybr_to_rgb,
 )
 from aldesk.imaging.scan import ScanInfo
 
@@ -108,7 +109,7 @@ def read_scan_info(path, *, max_pixels: int = 400_000_000, preview_size: int = 1
     fmt, head, size = _sniff(path)
     if fmt != "dicom":
         return _raster_info(path, fmt, max_pixels, preview_size)
-    with dicom.quiet():
+    with dicom.quiet(), dicom.header_errors(path):
         return _dicom_info(path, head, size, max_pixels, preview_size)
 
 
@@ -173,6 +174,8 @@ def _dicom_preview(ds, hdr: dicom.PixelHeader, frame: np.ndarray, photometric: s
         grey = photometric if photometric in _GREY else "MONOCHROME2"
         params = dicom.display_params(ds, hdr, grey, _modality_sample(ds, frame))
         return to_display(small, params)
+    if photometric.startswith("YBR") and frame.ndim == 3:  # linear: shrink, then convert
+        return ybr_to_rgb(block_mean(frame[..., :3], factor), photometric)
     return _rgb_preview(dicom.rgb8(ds, hdr, frame, photometric), factor)
 
 
@@ -236,7 +239,7 @@ def read_frames(path, *, max_pixels: int = 400_000_000) -> tuple[np.ndarray, Dis
             return np.stack(pixels.display).astype(np.float32), params
         return np.stack(pixels.display), params
 
-    with dicom.quiet():
+    with dicom.quiet(), dicom.header_errors(path):
         return _dicom_frames(path, head, size, max_pixels)
 
 
