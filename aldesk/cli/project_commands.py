@@ -115,7 +115,30 @@ def cmd_relink(args) -> int:
     return EXIT_OK if still == 0 else EXIT_ERROR
 
 
+def cmd_backup(args) -> int:
+    from aldesk.store.project import list_backups, restore_backup
+
+    if args.list:
+        for b in list_backups(args.project):
+            print(f"{b.stat().st_size / 1e6:8.1f} MB  {b}")
+        return EXIT_OK
+    if args.restore:
+        source, aside = restore_backup(args.project, None if args.restore == "latest" else args.restore)
+        with open_project(args.project) as project:
+            status = project.integrity_check()
+        print(f"restored {source}; the replaced database is kept at {aside}; integrity: {status}")
+        return EXIT_OK
+    with open_project(args.project) as project:
+        print(f"backup written to {project.backup('manual')}")
+    return EXIT_OK
+
+
 def register(add) -> None:
+    p = add("backup", cmd_backup, "back up the project database, list backups, or restore one")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--list", action="store_true", help="list backups, newest first")
+    p.add_argument("--restore", metavar="latest|FILE", help="replace the database with a backup (the current one is kept aside)")
+
     p = add("init", cmd_init, "create a project folder")
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--classes", required=True, help="comma-separated class names, e.g. normal,pneumonia")

@@ -50,8 +50,20 @@ class OpenStatus:
         return "project opened"
 
 
+def _on_readonly_medium(path: Path) -> bool:
+    """True when the folder cannot be written: a read-only mount (CD, write-protected share) or no permission."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return True
+    except (AttributeError, OSError):  # statvfs is POSIX-only
+        pass
+    return not os.access(path, os.W_OK) or not os.access(path / PROJECT_DB_NAME, os.W_OK)
+
+
 def _connect(db: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    uri = f"{db.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
+    # immutable: on a read-only medium SQLite could not create the WAL index, and nothing can change there
+    mode = "ro&immutable=1" if readonly else "rw"
+    uri = f"{db.resolve().as_uri()}?mode={mode}"
     conn = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
@@ -163,7 +175,15 @@ class Project:
                 f"{path}: no aldesk project here (no {PROJECT_DB_NAME}). "
                 "Create one with `aldesk init PROJECT --classes a,b`"
             )
-        app_id, version = _read_header(db)
+        try:
+            app_id, version = _read_header(db)
+        except NotAProjectError:
+            newest = newest_backup(path)
+            if newest is None:
+                raise
+            raise ProjectError(
+                f"{path}: the project database is damaged (it no longer reads as SQLite); restore the newest "
+                f"backup ({newest.name}) with `aldesk backup {path} --restore latest`") from None
         if app_id != APPLICATION_ID:
             raise NotAProjectError(f"{db}: an SQLite database, but not an aldesk project; nothing was changed")
         if version > SCHEMA_VERSION:
@@ -172,10 +192,12 @@ class Project:
                 "Update aldesk to open it; nothing was changed"
             )
         if readonly is None:
-            readonly = not os.access(path, os.W_OK) or not os.access(db, os.W_OK)
+            readonly = _on_readonly_medium(path)
         try:
             conn = _connect(db, readonly=readonly)
             _configure(conn, readonly)
+            # touches the schema pages: a damaged database fails here, before anything is shown
+            conn.execute("SELECT COUNT(*) FROM meta").fetchone()
         except sqlite3.DatabaseError as exc:
             raise _as_project_error(exc, path) from exc
         status = OpenStatus(readonly=readonly)
@@ -184,7 +206,10 @@ class Project:
                 conn.close()
                 raise ProjectError(f"{path}: needs an upgrade (schema {version}) but is read-only; copy it somewhere writable")
             status = _migrate(conn, path, version)
-        return cls(path, conn, status)
+        project = cls(path, conn, status)
+        if not readonly:
+            project.backup_if_due()
+        return project
 
     def close(self) -> None:
         self.conn.close()
@@ -198,17 +223,42 @@ class Project:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All-or-nothing writes. IMMEDIATE so a second writer waits (busy_timeout) instead of failing late."""
+        if self.status.readonly:
+            raise ProjectError(f"{self.path}: opened read-only (the folder cannot be written); "
+                               "copy the project to a writable place to change it")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise _as_project_error(exc, self.path) from exc
         try:
             yield self.conn
+        except sqlite3.DatabaseError as exc:
+            self.conn.execute("ROLLBACK")
+            raise _as_project_error(exc, self.path) from exc
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         else:
             self.conn.execute("COMMIT")
+
+    # ---------------------------------------------------------------- backups
+    def backup(self, tag: str = "manual") -> Path:
+        """A consistent copy of the database in PROJECT/backups/, keeping the newest few of each kind."""
+        dest = backup_database(self.conn, self.path, tag)
+        _prune_backups(self.path / BACKUP_DIR_NAME, tag, keep=BACKUPS_KEPT)
+        return dest
+
+    def backup_if_due(self, max_age_hours: float = 24.0) -> Path | None:
+        """Scheduled backup: one a day at most, made when the project is opened and has changed since."""
+        newest = newest_backup(self.path)
+        db = self.path / PROJECT_DB_NAME
+        if newest is not None:
+            age_h = (datetime.now().timestamp() - newest.stat().st_mtime) / 3600
+            if age_h < max_age_hours or db.stat().st_mtime <= newest.stat().st_mtime:
+                return None
+        if self.scans.count() == 0:
+            return None  # nothing worth keeping yet
+        return self.backup("scheduled")
 
     # ---------------------------------------------------------------- project-wide facts
     def meta(self, key: str, default: str | None = None) -> str | None:
@@ -265,6 +315,53 @@ def validate_class_names(classes: list[str]) -> list[str]:
     return names
 
 
+BACKUPS_KEPT = 5
+
+
+def list_backups(project_dir: str | os.PathLike) -> list[Path]:
+    """Backups of a project, newest first."""
+    folder = Path(project_dir) / BACKUP_DIR_NAME
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("project-*.sqlite"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def newest_backup(project_dir: str | os.PathLike) -> Path | None:
+    backups = list_backups(project_dir)
+    return backups[0] if backups else None
+
+
+def _prune_backups(folder: Path, tag: str, keep: int) -> None:
+    mine = sorted(folder.glob(f"project-{tag}-*.sqlite"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in mine[keep:]:
+        old.unlink(missing_ok=True)
+
+
+def restore_backup(project_dir: str | os.PathLike, backup: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Put a backup in place of the project database (the newest when none is named). The current
+    database is moved aside, never deleted. Returns (restored from, damaged copy kept at)."""
+    project_dir = Path(project_dir)
+    source = Path(backup) if backup else newest_backup(project_dir)
+    if source is None or not source.is_file():
+        raise ProjectError(f"{project_dir}: no backup to restore (looked in {project_dir / BACKUP_DIR_NAME})")
+    app_id, version = _read_header(source)
+    if app_id != APPLICATION_ID:
+        raise NotAProjectError(f"{source}: not an aldesk project backup")
+    db = project_dir / PROJECT_DB_NAME
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = project_dir / f"{PROJECT_DB_NAME}.replaced-{stamp}"
+    if db.exists():
+        os.replace(db, aside)
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    tmp = project_dir / (PROJECT_DB_NAME + ".restoring")
+    import shutil
+
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, db)
+    return source, aside
+
+
 def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> OpenStatus:
     backup = backup_database(conn, path, f"v{version}-before-migration")
     start = version
@@ -288,6 +385,11 @@ def _as_project_error(exc: sqlite3.DatabaseError, path: Path) -> ProjectError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return ProjectBusyError(f"{path}: another aldesk process is writing to this project; try again when it finishes")
-    if "not a database" in text or "malformed" in text:
-        return ProjectError(f"{path}: the project database is damaged ({text}); restore a copy from {path / BACKUP_DIR_NAME}")
+    if "readonly" in text or "read-only" in text:
+        return ProjectError(f"{path}: the project is read-only here; copy it to a writable place to change it")
+    if "not a database" in text or "malformed" in text or "disk image" in text:
+        newest = newest_backup(path)
+        offer = (f"restore the newest backup ({newest.name}, {datetime.fromtimestamp(newest.stat().st_mtime):%Y-%m-%d %H:%M}) "
+                 f"with `aldesk backup {path} --restore latest`") if newest else "no automatic backup exists yet"
+        return ProjectError(f"{path}: the project database is damaged ({text}); {offer}")
     return ProjectError(f"{path}: {text}")
