@@ -29,7 +29,8 @@ from threadpoolctl import threadpool_limits
 from aldesk.features.preview import resize
 from aldesk.features.registry import get_extractor
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pneumoniamnist" / "pneumoniamnist.npz"
+DATA = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pneumoniamnist"
+        / "pneumoniamnist.npz")
 SIZES = (20, 50, 100, 150, 300)
 
 

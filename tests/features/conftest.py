@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pneumoniamnist" / "pneumoniamnist.npz"
+DATA = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pneumoniamnist"
+        / "pneumoniamnist.npz")
 
 
 def _smooth_noise(rng, shape) -> np.ndarray:

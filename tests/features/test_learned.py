@@ -67,7 +67,8 @@ def test_state_from_other_options_is_refused(fitted):
     with pytest.raises(FeatureError, match=r"state\['centroids'\]\.shape == \(8, 36\), expected \(16, 36\)"):
         PatchDictionaryExtractor(n_centroids=16).set_state(fitted.get_state())
     with pytest.raises(FeatureError, match="lacks whitening"):
-        PatchDictionaryExtractor(**SMALL).set_state({"patch_mean": np.zeros(36), "centroids": np.zeros((8, 36))})
+        PatchDictionaryExtractor(**SMALL).set_state({"patch_mean": np.zeros(36),
+                                                     "centroids": np.zeros((8, 36))})
     bad = fitted.get_state()
     bad["centroids"][0, 0] = np.nan
     with pytest.raises(FeatureError, match="non-finite"):

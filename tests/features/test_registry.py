@@ -29,7 +29,8 @@ def test_unknown_name_lists_the_known_ones():
 
 
 def test_unknown_option_lists_the_accepted_ones():
-    with pytest.raises(FeatureError, match=r"'default' has no option working_size; its options are: size, cell, grid"):
+    with pytest.raises(FeatureError,
+                       match=r"'default' has no option working_size; its options are: size, cell, grid"):
         get_extractor("default", working_size=64)
 
 
