@@ -40,6 +40,9 @@ from aldesk.imaging.display import (
 from aldesk.imaging.scan import WindowPreset
 
 _UNDEFINED = 0xFFFFFFFF
+#: Decoded/encoded size ratio no real scan exceeds (deflate tops out at 1032:1, JPEG far lower):
+#: beyond it the header promises pixels the file cannot hold, so nothing is decoded.
+MAX_COMPRESSION = 4096
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _DEFER = 1 << 20  # values over 1 MiB are read only when needed, after the size checks
@@ -372,6 +375,14 @@ def pixel_header(path: str, ds: Dataset, max_pixels: int) -> PixelHeader:
         raise _skip(path, "unsupported-syntax", f"the pixel data is encoded as {uid.name} "
                     f"({uid}) and no decoder for it is installed; install {hint}")
 
+    if uid.is_encapsulated:
+        encoded = len(raw.value) if isinstance(raw.value, (bytes, bytearray)) else length
+        decoded = hdr.n_values * max(1, bits_allocated // 8)
+        if decoded > MAX_COMPRESSION * encoded + (1 << 20):
+            raise _fail(path, "truncated", f"the header declares {decoded:,} bytes of pixels but "
+                        f"the compressed pixel data holds only {encoded:,} bytes, more than any "
+                        f"codec compresses (> {MAX_COMPRESSION}:1); the file is truncated or its "
+                        "header damaged — copy or export it again")
     if not undefined and not uid.is_encapsulated and keyword == "PixelData":
         per_pixel = 2 if hdr.photometric == "YBR_FULL_422" else samples  # 4:2:2 is subsampled
         bits = rows * columns * frames * per_pixel * bits_allocated

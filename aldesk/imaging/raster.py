@@ -10,6 +10,7 @@ Never writes to a file.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from aldesk.errors import InvalidScanError
+from aldesk.imaging.dicom import MAX_COMPRESSION
 
 _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -124,6 +126,16 @@ def load(path: str, fmt: str, max_pixels: int) -> RasterPixels:
                                        f"values, over the limit of {max_pixels:,}; raise the "
                                        "pixel limit in the import settings to import it",
                                        kind="skipped", code="too-large")
+            decoded = (n_values // 8 if img.mode == "1" else
+                       n_values * (2 if img.mode in _GREY16 else 4 if img.mode in ("I", "F")
+                                   else 1))
+            encoded = os.path.getsize(path)
+            if decoded > MAX_COMPRESSION * encoded + (1 << 20):
+                raise InvalidScanError(path, f"the header declares {height:,} x {width:,} pixels "
+                                       f"but the file has only {encoded:,} bytes, more than any "
+                                       f"codec compresses (> {MAX_COMPRESSION}:1); the file is "
+                                       "truncated or its header damaged — copy or export it "
+                                       "again", kind="failed", code="truncated")
             if width == 0 or height == 0:
                 raise InvalidScanError(path, "the image has no pixels (width or height 0); "
                                        "export it again", kind="failed", code="invalid-header")
