@@ -180,6 +180,17 @@ def _scan_values(info, uid: str, root_id: int, found: FoundFile, import_id: int,
     }
 
 
+def _count_files(paths: list[str | os.PathLike]) -> int:
+    """How many files the walk will meet, for the progress bar's ETA (a quick pass: names and stat only)."""
+    total = 0
+    for raw in paths:
+        path = os.path.abspath(raw)
+        if os.path.exists(path):
+            root = path if os.path.isdir(path) else os.path.dirname(path)
+            total += sum(1 for _ in walk_files(root, path))
+    return total
+
+
 def _plan(project: Project, paths: list[str | os.PathLike], summary: ImportSummary, writer: _Writer):
     """Yield tasks of new or changed files; report unchanged and walk problems straight away."""
     for raw in paths:
@@ -235,15 +246,15 @@ def import_paths(
     salt = project.patient_salt
     status = "done"
     try:
+        total = _count_files(paths)
+        progress(0, total, "")
         tasks = _plan(project, paths, summary, writer)
-        done_files = 0
 
         def report(task: _Task, outcomes: list[tuple]) -> None:
-            nonlocal done_files
             for found, outcome in zip(task.files, outcomes):
                 writer.add(task.root_id, found, outcome)
-            done_files += len(task.files)
-            progress(summary.files + len(writer.pending), 0, f"{done_files} files read")
+            done = summary.files + len(writer.pending)
+            progress(done, max(total, done), f"{summary.imported} new, {summary.skipped + summary.failed} not imported")
 
         if jobs == 1:
             _init_in_process(salt, max_pixels)
