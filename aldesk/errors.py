@@ -45,6 +45,18 @@ class ProjectBusyError(ProjectError):
     """Another process holds the project; try again when it is done."""
 
 
+class FeatureError(AldeskError):
+    """A feature extractor cannot be built or cannot turn these previews into vectors."""
+
+
+class UnknownExtractorError(FeatureError):
+    """No extractor is registered under the requested name."""
+
+
+class ExtractorNotFittedError(FeatureError):
+    """A learned extractor was asked to transform before it was fitted or given a state."""
+
+
 class LearningError(AldeskError):
     """The model or a query strategy cannot run on the data as it is."""
 

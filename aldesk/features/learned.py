@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import ExtractorNotFittedError, FeatureError
+from aldesk.errors import ExtractorNotFittedError, FeatureError
 from .handcrafted import HandcraftedExtractor
 from .preview import check_images, working_image
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FeatureError
+from aldesk.errors import FeatureError
 from .preview import centre_crop, check_images, resize_matrix, to_grey
 
 DEFAULT_SIZE = 224

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 
 from .base import Extractor
-from .errors import FeatureError, UnknownExtractorError
+from aldesk.errors import FeatureError, UnknownExtractorError
 
 EXTRACTOR_NAMES: tuple[str, ...] = ("default", "learned", "onnx")
 

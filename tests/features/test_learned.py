@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aldesk.features.errors import ExtractorNotFittedError, FeatureError
+from aldesk.errors import ExtractorNotFittedError, FeatureError
 from aldesk.features.learned import PatchDictionaryExtractor
 
 SMALL = {"n_centroids": 8, "n_patches": 5_000}

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from aldesk.features.errors import FeatureError
+from aldesk.errors import FeatureError
 from aldesk.features.onnx_encoder import OnnxExtractor
 
 from .conftest import conv_model_numpy, make_conv_model

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aldesk.errors import AldeskError
-from aldesk.features.errors import FeatureError, UnknownExtractorError
+from aldesk.errors import FeatureError, UnknownExtractorError
 from aldesk.features.registry import EXTRACTOR_NAMES, get_extractor
 
 
