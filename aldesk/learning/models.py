@@ -1,0 +1,407 @@
+"""Classifiers on scan features: fit, calibrate, evaluate, and store as plain arrays.
+
+``fit_model`` turns the labelled rows into a ``TrainedModel`` whose ``predict_proba`` always has one
+column per class and is calibrated out of fold. The logistic model (the default) predicts with plain
+numpy from its coefficients, so a project stores it as arrays (``to_arrays``) and rebuilds it without
+scikit-learn or pickles (``from_arrays``); other estimators are retrained from the labels when needed.
+
+Pure: numpy, scipy, scikit-learn. Never Qt, sqlite or the project store. Every fit runs with one BLAS
+thread (``threadpool_limits(1, "blas")``): on two cores spinning OpenBLAS threads make it 10x slower.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from numbers import Integral
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from aldesk.errors import LearningError, NotEnoughLabelsError
+from aldesk.learning.base import _CHUNK, check_features, class_label
+from aldesk.learning.calibration import (
+    IdentityCalibrator,
+    IsotonicCalibrator,
+    TemperatureScaler,
+    cross_fitted_ece,
+    expected_calibration_error,
+    log_softmax,
+    make_calibrator,
+    softmax,
+)
+
+MODEL_NAMES = ("logistic", "random_forest", "hist_gradient_boosting", "mlp")
+DEFAULT_MODEL = "logistic"
+ISOTONIC_MIN_LABELS = 1000
+CALIBRATION_FOLDS = 5
+LOGISTIC_C = 1.0
+ARRAYS_FORMAT = 1
+
+
+def _seed(random_state) -> int | None:
+    """An int seed for scikit-learn from None / int / Generator (drawing from the Generator)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    if isinstance(random_state, bool) or not isinstance(random_state, Integral):
+        raise LearningError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+    return int(random_state)
+
+
+def make_estimator(name: str = DEFAULT_MODEL, random_state=None):
+    """A fresh, unfitted scikit-learn estimator for ``name`` (one of ``MODEL_NAMES``)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    seed = _seed(random_state)
+    if name == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        return Pipeline([("scale", StandardScaler()),
+                         ("clf", LogisticRegression(C=LOGISTIC_C, class_weight="balanced", max_iter=1000))])
+    if name == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_estimators=100, min_samples_leaf=1, class_weight="balanced_subsample",
+                                      max_features="sqrt", n_jobs=1, random_state=seed)
+    if name == "hist_gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(max_iter=60, learning_rate=0.15, max_leaf_nodes=15, min_samples_leaf=5,
+                                              class_weight="balanced", early_stopping=False, random_state=seed)
+    if name == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        return Pipeline([("scale", StandardScaler()),
+                         ("clf", MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=300,
+                                               early_stopping=False, random_state=seed))])
+    raise LearningError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+
+
+def missing_labels_message(counts: np.ndarray, class_names=None, minimum: int = 1) -> str | None:
+    """The user-facing reason a model cannot be trained yet, or None when every class has enough."""
+    short = [k for k, c in enumerate(counts) if c < minimum]
+    if not short:
+        return None
+    if minimum == 1:
+        names = ", ".join(class_label(k, class_names) for k in short)
+        what = f"class {names} has" if len(short) == 1 else f"classes {names} have"
+        return (f"{what} no label yet; label at least one scan of every class — until then aldesk ranks "
+                f"with the cold-start strategy")
+    parts = ", ".join(f"{class_label(k, class_names)} has {int(counts[k])}" for k in short)
+    return f"every class needs at least {minimum} labels, but {parts}"
+
+
+def _check_training(X, y, n_classes, sample_weight, class_names):
+    X = check_features(X)
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(X):
+        raise LearningError(f"X has {len(X)} rows but y has shape {y.shape}; give one class index per labelled scan")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, Integral) or n_classes < 2:
+        raise LearningError(f"n_classes == {n_classes!r}, must be an int >= 2")
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise LearningError(f"y must hold integer class indices, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        bad = int(y[(y < 0) | (y >= n_classes)][0])
+        raise LearningError(f"y contains {bad}; only labelled rows with classes 0..{n_classes - 1} can be fitted")
+    counts = np.bincount(y, minlength=n_classes)
+    message = missing_labels_message(counts, class_names)
+    if message:
+        raise NotEnoughLabelsError(message)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (len(y),):
+            raise LearningError(f"sample_weight has shape {sample_weight.shape}, expected ({len(y)},)")
+        if not np.all(np.isfinite(sample_weight)) or sample_weight.min() < 0:
+            raise LearningError("sample_weight must be finite and >= 0")
+    return X, y, counts, sample_weight
+
+
+def _balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    return len(y) / (n_classes * counts[y])
+
+
+@contextmanager
+def single_threaded():
+    """One BLAS thread (and one OpenMP thread, for the tree ensembles) while fitting; silence convergence
+    chatter (the MLP stops at its iteration cap on purpose: ranking needs a good model now, not the best)."""
+    with threadpool_limits(1, "blas"), threadpool_limits(1, "openmp"), warnings.catch_warnings():
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _fit_estimator(name, X, y, n_classes, sample_weight, seed):
+    est = make_estimator(name, seed)
+    if name == "mlp":  # MLPClassifier has no class_weight: balance through the sample weights
+        w = _balanced_weights(y, n_classes)
+        sample_weight = w if sample_weight is None else w * sample_weight
+    kwargs = {}
+    if sample_weight is not None:
+        kwargs = {"clf__sample_weight": sample_weight} if name in ("logistic", "mlp") else {"sample_weight": sample_weight}
+    est.fit(X, y, **kwargs)
+    return est
+
+
+class TrainedModel:
+    """A fitted, calibrated classifier.
+
+    predict_proba(X) : (n, n_classes) float64, rows sum to 1, calibrated.
+    Fitted attributes: ``n_classes_``, ``n_labels_``, ``class_counts_``, ``calibration_`` ("temperature",
+    "isotonic" or "none"), ``temperature_``, ``ece_`` (held-out ECE of the calibrated probabilities,
+    nan when a class has fewer than 2 labels), ``ece_uncalibrated_``.
+    """
+
+    name = ""
+
+    def __init__(self, n_classes: int, calibrator=None):
+        self.n_classes_ = int(n_classes)
+        self.calibrator_ = calibrator if calibrator is not None else IdentityCalibrator()
+        self.ece_ = float("nan")
+        self.ece_uncalibrated_ = float("nan")
+        self.n_labels_ = 0
+        self.class_counts_ = np.zeros(self.n_classes_, dtype=np.int64)
+
+    @property
+    def calibration_(self) -> str:
+        return self.calibrator_.kind
+
+    @property
+    def temperature_(self) -> float:
+        return float(getattr(self.calibrator_, "temperature_", 1.0))
+
+    def decision_logits(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_classes) float64 uncalibrated logits (log-probabilities up to a row constant)."""
+        raise NotImplementedError
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise LearningError(f"X must be 2-D (n_scans, n_features), got shape {X.shape}")
+        out = np.empty((len(X), self.n_classes_), dtype=np.float64)
+        for start in range(0, len(X), _CHUNK):
+            out[start:start + _CHUNK] = self.calibrator_.transform(self.decision_logits(X[start:start + _CHUNK]))
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        return self.predict_proba(X).argmax(axis=1)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, n_classes={self.n_classes_}, n_labels={self.n_labels_}, "
+                f"calibration={self.calibration_!r}, ece={self.ece_:.3f})")
+
+
+class LinearModel(TrainedModel):
+    """Multinomial (or binary) logistic regression on standardised features, predicted with numpy.
+
+    coef_ : (K, d) float32 in standardised units, K = 1 for two classes else n_classes
+    intercept_ : (K,) float32;  mean_, scale_ : (d,) float32 of the scaler
+    The scaler is folded into the weights once, so predicting never copies X.
+    """
+
+    name = "logistic"
+
+    def __init__(self, coef, intercept, mean, scale, n_classes: int, calibrator=None, C: float = LOGISTIC_C):
+        super().__init__(n_classes, calibrator)
+        self.coef_ = np.asarray(coef, dtype=np.float32)
+        self.intercept_ = np.asarray(intercept, dtype=np.float32).reshape(-1)
+        self.mean_ = np.asarray(mean, dtype=np.float32).reshape(-1)
+        self.scale_ = np.asarray(scale, dtype=np.float32).reshape(-1)
+        self.C_ = float(C)
+        expected_k = 1 if self.n_classes_ == 2 else self.n_classes_
+        if self.coef_.ndim != 2 or self.coef_.shape[0] != expected_k or self.coef_.shape[1] != len(self.mean_):
+            raise LearningError(f"coef has shape {self.coef_.shape}; expected ({expected_k}, {len(self.mean_)}) "
+                                f"for {self.n_classes_} classes")
+        w = self.coef_.astype(np.float64) / self.scale_.astype(np.float64)
+        self._w = np.ascontiguousarray(w.T.astype(np.float32))  # (d, K)
+        self._b = (self.intercept_.astype(np.float64) - w @ self.mean_.astype(np.float64)).astype(np.float32)
+
+    @property
+    def n_features_(self) -> int:
+        return len(self.mean_)
+
+    def decision_logits(self, X: np.ndarray) -> np.ndarray:
+        if X.shape[1] != self.n_features_:
+            raise LearningError(f"X has {X.shape[1]} features but the model was trained on {self.n_features_}; "
+                                f"retrain after changing the feature extractor")
+        z = (X @ self._w + self._b).astype(np.float64)
+        if self.n_classes_ == 2:
+            return np.concatenate([np.zeros_like(z), z], axis=1)
+        return z
+
+    def standardise(self, X: np.ndarray) -> np.ndarray:
+        """(n, d) float64 features in the units the coefficients are in."""
+        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything needed to predict, as plain numeric arrays (``np.savez``-able, no pickles)."""
+        arrays = {
+            "format": np.array([ARRAYS_FORMAT]),
+            "n_classes": np.array([self.n_classes_]),
+            "coef": self.coef_,
+            "intercept": self.intercept_,
+            "scaler_mean": self.mean_,
+            "scaler_scale": self.scale_,
+            "C": np.array([self.C_]),
+            "calibration": np.array([{"none": 0, "temperature": 1, "isotonic": 2}[self.calibration_]]),
+            "temperature": np.array([self.temperature_]),
+            "ece": np.array([self.ece_, self.ece_uncalibrated_]),
+            "n_labels": np.array([self.n_labels_]),
+            "class_counts": self.class_counts_,
+        }
+        if self.calibration_ == "isotonic":
+            arrays.update(self.calibrator_.to_arrays())
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> "LinearModel":
+        try:
+            version = int(np.asarray(arrays["format"]).reshape(-1)[0])
+            if version > ARRAYS_FORMAT:
+                raise LearningError(f"the stored model uses format {version}; this aldesk reads up to "
+                                    f"{ARRAYS_FORMAT}: update aldesk or retrain")
+            n_classes = int(np.asarray(arrays["n_classes"]).reshape(-1)[0])
+            kind = int(np.asarray(arrays["calibration"]).reshape(-1)[0])
+            if kind == 1:
+                calibrator = TemperatureScaler()
+                calibrator.temperature_ = float(np.asarray(arrays["temperature"]).reshape(-1)[0])
+            elif kind == 2:
+                calibrator = IsotonicCalibrator.from_arrays(arrays, n_classes)
+            else:
+                calibrator = IdentityCalibrator()
+            model = cls(arrays["coef"], arrays["intercept"], arrays["scaler_mean"], arrays["scaler_scale"],
+                        n_classes, calibrator, C=float(np.asarray(arrays.get("C", [LOGISTIC_C])).reshape(-1)[0]))
+        except KeyError as exc:
+            raise LearningError(f"stored model lacks array {exc.args[0]!r}; retrain the model") from exc
+        ece = np.asarray(arrays.get("ece", [np.nan, np.nan]), dtype=np.float64).reshape(-1)
+        model.ece_, model.ece_uncalibrated_ = float(ece[0]), float(ece[1])
+        model.n_labels_ = int(np.asarray(arrays.get("n_labels", [0])).reshape(-1)[0])
+        model.class_counts_ = np.asarray(arrays.get("class_counts", np.zeros(n_classes)), dtype=np.int64)
+        return model
+
+
+class EstimatorModel(TrainedModel):
+    """Any scikit-learn classifier with predict_proba; retrained from labels, never stored."""
+
+    def __init__(self, estimator, name: str, n_classes: int, calibrator=None):
+        super().__init__(n_classes, calibrator)
+        self.estimator_ = estimator
+        self.name = name
+        self._columns = np.asarray(estimator.classes_, dtype=np.int64)
+
+    def decision_logits(self, X: np.ndarray) -> np.ndarray:
+        p = np.zeros((len(X), self.n_classes_))
+        p[:, self._columns] = self.estimator_.predict_proba(X)
+        return np.log(np.clip(p, 1e-6, 1.0))
+
+
+def _wrap(estimator, name: str, n_classes: int) -> TrainedModel:
+    if name == "logistic":
+        scaler, clf = estimator.named_steps["scale"], estimator.named_steps["clf"]
+        return LinearModel(clf.coef_, clf.intercept_, scaler.mean_, scaler.scale_, n_classes, C=clf.C)
+    return EstimatorModel(estimator, name, n_classes)
+
+
+def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds):
+    """(n, C) out-of-fold logits from ``folds`` stratified folds (every fold trains on every class)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    logits = np.empty((len(y), n_classes))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, test in splitter.split(np.zeros(len(y)), y):
+        sw = None if sample_weight is None else sample_weight[train]
+        est = _fit_estimator(name, X[train], y[train], n_classes, sw, seed)
+        logits[test] = _wrap(est, name, n_classes).decision_logits(X[test])
+    return logits
+
+
+def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=None, random_state=None,
+              calibrate: bool = True, class_names=None) -> TrainedModel:
+    """Fit ``name`` on the labelled rows and calibrate it out of fold.
+
+    X : (n_labels, d) float32 features of labelled scans only; y : (n_labels,) class indices.
+    Raises NotEnoughLabelsError (naming the class) when some class has no label. Calibration needs at
+    least 2 labels in every class; with fewer the model is returned uncalibrated (``calibration_ == "none"``).
+    """
+    if name not in MODEL_NAMES:
+        raise LearningError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    X, y, counts, sample_weight = _check_training(X, y, n_classes, sample_weight, class_names)
+    rng = np.random.default_rng(_seed(random_state))
+    seed = int(rng.integers(2**31 - 1))
+    with single_threaded():
+        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed), name, n_classes)
+        folds = min(CALIBRATION_FOLDS, int(counts.min()))
+        if calibrate and folds >= 2:
+            logits = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds)
+            factory = (IsotonicCalibrator if len(y) >= ISOTONIC_MIN_LABELS else TemperatureScaler)
+            model.calibrator_ = make_calibrator(len(y), ISOTONIC_MIN_LABELS).fit(logits, y)
+            model.ece_uncalibrated_ = expected_calibration_error(softmax(logits), y)
+            model.ece_ = cross_fitted_ece(factory, logits, y, rng)
+    model.n_labels_ = len(y)
+    model.class_counts_ = counts
+    return model
+
+
+def from_arrays(arrays: dict) -> LinearModel:
+    """Rebuild a logistic model stored with ``TrainedModel.to_arrays()``."""
+    return LinearModel.from_arrays(arrays)
+
+
+def macro_auc(y: np.ndarray, proba: np.ndarray) -> float:
+    """ROC AUC: binary -> of the positive class; else macro one-vs-rest over classes present in y."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y, dtype=np.int64)
+    if proba.shape[1] == 2:
+        return float(roc_auc_score(y, proba[:, 1])) if len(np.unique(y)) == 2 else float("nan")
+    aucs = [roc_auc_score(y == k, proba[:, k]) for k in range(proba.shape[1]) if 0 < (y == k).sum() < len(y)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def evaluate(proba: np.ndarray, y: np.ndarray) -> dict:
+    """accuracy, balanced_accuracy, auc and ece of (n, C) probabilities against true classes."""
+    y = np.asarray(y, dtype=np.int64)
+    pred = proba.argmax(axis=1)
+    present = np.unique(y)
+    recalls = [(pred[y == k] == k).mean() for k in present]
+    return {
+        "accuracy": float((pred == y).mean()),
+        "balanced_accuracy": float(np.mean(recalls)),
+        "auc": macro_auc(y, proba),
+        "ece": expected_calibration_error(proba, y),
+    }
+
+
+def cross_validate_model(X, y, n_classes: int, name: str = DEFAULT_MODEL, folds: int = 5, random_state=None,
+                         class_names=None, calibrate: bool = True) -> dict:
+    """Stratified k-fold estimate of how the model fitted on these labels will do on new scans.
+
+    Returns {"accuracy", "balanced_accuracy", "auc" (binary: ROC AUC; else macro one-vs-rest), "ece",
+    "n_labels", "folds"} from the pooled out-of-fold predictions of calibrated models.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if isinstance(folds, bool) or not isinstance(folds, Integral) or folds < 2:
+        raise LearningError(f"folds == {folds!r}, must be an int >= 2")
+    X, y, counts, _ = _check_training(X, y, n_classes, None, class_names)
+    if counts.min() < 2:
+        k = int(np.argmin(counts))
+        raise NotEnoughLabelsError(f"cross-validation needs at least 2 labels of every class, but class "
+                                   f"{class_label(k, class_names)} has {int(counts[k])}; label a few more scans")
+    folds = min(folds, int(counts.min()))
+    seed = _seed(random_state)
+    proba = np.empty((len(y), n_classes))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
+        model = fit_model(X[train], y[train], n_classes=n_classes, name=name, calibrate=calibrate,
+                          random_state=None if seed is None else seed + i, class_names=class_names)
+        proba[test] = model.predict_proba(X[test])
+    return {**evaluate(proba, y), "n_labels": int(len(y)), "folds": int(folds)}
