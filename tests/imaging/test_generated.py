@@ -14,7 +14,6 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian
 
 from aldesk.errors import InvalidScanError
 from aldesk.imaging import pixel_hash, read_frames, read_scan_info
@@ -59,7 +58,7 @@ def test_permission_denied_is_unreadable(tmp_path):
     _raises(path, "unreadable", "failed", "permission")
 
 
-# --- DICOM -----------------------------------------------------------------------------------------
+# --- DICOM ----------------------------------------------------------------------------------------
 
 def test_header_over_the_pixel_limit_is_refused_fast_without_allocating(tmp_path):
     path = make_dicom(tmp_path / "huge.dcm", np.zeros((2, 2), np.uint16),
@@ -284,3 +283,18 @@ def test_ct_preview_time(tmp_path):
         read_scan_info(path)
         times.append(time.perf_counter() - start)
     assert np.median(times) < 0.05  # generous: shared CI machines; typical 1.5-3 ms
+
+
+def test_runs_in_a_worker_process(tmp_path):
+    """The importer maps read_scan_info over a process pool: function and result must pickle."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = make_dicom(tmp_path / "a.dcm", RAMP)
+    bad = tmp_path / "bad.dcm"
+    bad.write_text("not a scan")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        info = pool.submit(read_scan_info, path).result(timeout=60)
+        error = pool.submit(read_scan_info, bad).exception(timeout=60)
+    assert info.pixel_hash == pixel_hash(RAMP)
+    assert isinstance(error, InvalidScanError) and error.code == "not-a-scan"
