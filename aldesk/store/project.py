@@ -115,6 +115,7 @@ class Project:
         from aldesk.store.annotations import LabelStore
         from aldesk.store.featurestore import FeatureStore
         from aldesk.store.modelstore import ModelStore
+        from aldesk.store.packages import PackageStore
         from aldesk.store.scans import ScanStore
 
         self.path = path
@@ -124,6 +125,7 @@ class Project:
         self.labels = LabelStore(self)
         self.features = FeatureStore(self)
         self.models = ModelStore(self)
+        self.packages = PackageStore(self)
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
