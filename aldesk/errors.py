@@ -28,6 +28,10 @@ class InvalidScanError(AldeskError):
         self.code = code
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):
+        # crosses process boundaries (import workers): rebuild with every field, not just the message
+        return (_rebuild_invalid_scan_error, (self.path, self.reason, self.kind, self.code))
+
 
 class ProjectError(AldeskError):
     """A project cannot be created, opened or changed as asked."""
@@ -71,3 +75,7 @@ class InputFileError(AldeskError):
 
 class CancelledError(AldeskError):
     """Work stopped because the user asked; everything finished so far is kept."""
+
+
+def _rebuild_invalid_scan_error(path: str, reason: str, kind: str, code: str) -> InvalidScanError:
+    return InvalidScanError(path, reason, kind=kind, code=code)

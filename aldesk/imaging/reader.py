@@ -15,7 +15,6 @@ hash), never reads the patient's name or birth date.
 
 from __future__ import annotations
 
-import copyreg
 import hashlib
 import os
 
@@ -37,19 +36,6 @@ from aldesk.imaging.scan import ScanInfo
 _HEAD = 512
 
 
-def _rebuild_invalid_scan_error(path: str, reason: str, kind: str, code: str) -> InvalidScanError:
-    return InvalidScanError(path, reason, kind=kind, code=code)
-
-
-def _reduce_invalid_scan_error(exc: InvalidScanError):
-    return _rebuild_invalid_scan_error, (exc.path, exc.reason, exc.kind, exc.code)
-
-
-# InvalidScanError's __init__ takes (path, reason, kind, code) but Exception pickles only
-# ``args`` (the message), so an error raised in a worker process broke the process pool.
-# Registering a reducer keeps the error intact across processes. (A ``__reduce__`` on the class
-# in aldesk/errors.py would make this unnecessary.)
-copyreg.pickle(InvalidScanError, _reduce_invalid_scan_error)
 _GREY = ("MONOCHROME1", "MONOCHROME2")
 _ROBUST_SAMPLES = 65_536
 
