@@ -1,14 +1,42 @@
-"""The ``aldesk`` command: the GUI when there is one to open, the CLI otherwise."""
+"""The ``aldesk`` command: the GUI when asked for (or with no arguments), the CLI otherwise.
+
+The only module allowed above both aldesk.ui and aldesk.cli:
+    aldesk                 the GUI on the demo project
+    aldesk gui [PROJECT]   the GUI on PROJECT (default: the most recent project, else the demo)
+    aldesk demo            the GUI on the demo project (built from resources/demo on first use)
+    aldesk <command> ...   the command line (aldesk --help)
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+GUI_COMMANDS = ("gui", "demo")
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aldesk", description="Open the aldesk labelling workstation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gui = sub.add_parser("gui", help="open the labelling workstation", description="Open the labelling workstation.")
+    gui.add_argument("project", nargs="?", help="project folder (default: the most recent project, else the demo)")
+    sub.add_parser("demo", help="open the demo project (real sample scans)",
+                   description="Open the demo project, built from the sample scans shipped with aldesk.")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in GUI_COMMANDS:
+        args = _gui_parser().parse_args(argv or ["demo"])
+        from aldesk.ui.app import run
+
+        if args.command == "demo":
+            return run(demo=True)
+        return run(args.project, demo=False)
     from aldesk.cli import main as cli_main
 
-    return cli_main(sys.argv[1:] if argv is None else argv)
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,160 @@
+"""A reader's work list: which scans to show next, and the model state to show beside them.
+
+``refresh_worklist`` is the body of the GUI's background retraining (and usable from a script): on
+its own Project connection it extracts missing features, retrains with cheap cross-validation, ranks
+the pool and returns plain data. ``plain_worklist`` is the instant list (no model) shown before the
+first ranking. Never imports Qt.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aldesk.app.callbacks import Progress, ShouldStop, check_stop, never_stop, no_progress
+from aldesk.errors import NotEnoughLabelsError
+from aldesk.store import Project
+
+RANKED_BATCH = 50
+
+
+@dataclass
+class Worklist:
+    """to_label : (n,) int64 scan ids the reader has not read: ranked first (best first), then id order.
+
+    ``scores``/``reasons`` cover the ranked scans; ``predictions`` maps scan id -> (class, probability)
+    for every scan the model saw (empty before the first model); ``metrics`` are train's
+    cross-validated figures (accuracy, balanced_accuracy, auc, ece, labels) or None.
+    """
+
+    to_label: np.ndarray
+    scores: dict[int, float] = field(default_factory=dict)
+    reasons: dict[int, str] = field(default_factory=dict)
+    strategy: str | None = None
+    metrics: dict | None = None
+    model_id: int | None = None
+    n_labels: int = 0
+    predictions: dict[int, tuple[str, float]] = field(default_factory=dict)
+    note: str = ""
+    elapsed_s: float = 0.0
+
+
+def read_by(project: Project, annotator: str) -> dict[int, str]:
+    """scan id -> this reader's current value (class, 'unsure' or 'skip')."""
+    return {l.scan_id: l.value for l in project.labels.current(annotator)}
+
+
+def my_reads_newest_first(project: Project, annotator: str) -> tuple[np.ndarray, dict[int, str]]:
+    """(scan ids this reader read, newest read first; scan id -> value)."""
+    rows = sorted(project.labels.current(annotator), key=lambda l: l.created_at, reverse=True)
+    return np.array([l.scan_id for l in rows], dtype=np.int64), {l.scan_id: l.value for l in rows}
+
+
+def _done_ids(project: Project, annotator: str) -> np.ndarray:
+    """Scans not to offer this reader: those they read, and those read by enough others."""
+    reads_per_scan = max(1, int(project.settings().get("reads_per_scan", 1)))
+    counts: dict[int, int] = {}
+    mine: set[int] = set()
+    for l in project.labels.current():
+        counts[l.scan_id] = counts.get(l.scan_id, 0) + 1
+        if l.annotator == annotator:
+            mine.add(l.scan_id)
+    done = mine | {s for s, n in counts.items() if n >= reads_per_scan}
+    return np.fromiter(done, dtype=np.int64, count=len(done))
+
+
+def _order(all_ids: np.ndarray, done: np.ndarray, first: list[int]) -> np.ndarray:
+    rest = all_ids[~np.isin(all_ids, done)]
+    if not first:
+        return rest
+    head = np.array(first, dtype=np.int64)
+    head = head[~np.isin(head, done)]
+    return np.concatenate([head, rest[~np.isin(rest, head)]])
+
+
+def plain_worklist(project: Project, annotator: str) -> Worklist:
+    """Unread scans in import order, no model: instant, for the first screen."""
+    t0 = time.perf_counter()
+    latest = project.models.latest()
+    wl = Worklist(to_label=_order(project.scans.ids(), _done_ids(project, annotator), []),
+                  n_labels=project.labels.count(), note="not ranked yet")
+    if latest:
+        wl.model_id, wl.metrics = latest["id"], latest["metrics"]
+    wl.elapsed_s = time.perf_counter() - t0
+    return wl
+
+
+def refresh_worklist(
+    project: Project,
+    annotator: str,
+    *,
+    strategy: str = "hybrid",
+    batch: int = RANKED_BATCH,
+    extractor: str = "default",
+    retrain: bool = True,
+    folds: int = 3,
+    progress: Progress = no_progress,
+    should_stop: ShouldStop = never_stop,
+) -> Worklist:
+    """Features -> model (3-fold CV by default: cheap) -> ranking -> the reader's new work list.
+
+    Too few labels to train is not an error: the list is ranked by the strategy's cold start and the
+    note says why there is no model yet. Cancelled (``should_stop``) between steps.
+    """
+    from aldesk.app.features import load_features
+    from aldesk.app.modelling import rank, train
+
+    t0 = time.perf_counter()
+    progress(0, 4, "features")
+    ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
+    check_stop(should_stop, "retraining")
+    metrics, model_id, note = None, None, ""
+    if retrain:
+        progress(1, 4, "training")
+        try:
+            metrics = train(project, extractor=extractor, folds=folds, should_stop=should_stop)
+            model_id = (project.models.latest() or {}).get("id")
+        except NotEnoughLabelsError as exc:
+            note = str(exc)
+    else:
+        latest = project.models.latest()
+        if latest:
+            metrics, model_id = latest["metrics"], latest["id"]
+    check_stop(should_stop, "retraining")
+    progress(2, 4, "ranking")
+    ranking = rank(project, strategy=strategy, batch=batch, extractor=extractor, should_stop=should_stop)
+    check_stop(should_stop, "retraining")
+    progress(3, 4, "predictions")
+    predictions = _predictions(project, ids, X, model_id)
+    first = [r.scan_id for r in ranking.batch]
+    wl = Worklist(
+        to_label=_order(ids, _done_ids(project, annotator), first),
+        scores={r.scan_id: r.score for r in ranking.batch},
+        reasons={r.scan_id: r.reason for r in ranking.batch},
+        strategy=ranking.strategy,
+        metrics=metrics,
+        model_id=model_id,
+        n_labels=ranking.n_labelled,
+        predictions=predictions,
+        note=note,
+    )
+    progress(4, 4, "done")
+    wl.elapsed_s = time.perf_counter() - t0
+    return wl
+
+
+def _predictions(project: Project, ids: np.ndarray, X: np.ndarray, model_id: int | None) -> dict[int, tuple[str, float]]:
+    """scan id -> (most likely class, its probability) from the stored model (plain arrays)."""
+    latest = project.models.latest()
+    if model_id is None or not latest or latest["id"] != model_id or not latest.get("arrays"):
+        return {}
+    from aldesk.learning.base import standardize
+    from aldesk.learning.models import from_arrays
+
+    model = from_arrays(latest["arrays"])
+    proba = model.predict_proba(standardize(X))
+    best = proba.argmax(axis=1)
+    classes = project.classes
+    return {int(s): (classes[int(k)], float(p)) for s, k, p in zip(ids.tolist(), best, proba[np.arange(len(best)), best])}

@@ -1,0 +1,91 @@
+"""Small dialogs around projects: create a project, choose who is reading."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from aldesk.errors import ProjectError
+from aldesk.store.project import validate_class_names
+
+
+class NewProjectDialog(QDialog):
+    """Folder + classes (comma separated) + name. ``values()`` -> (folder, classes, name)."""
+
+    def __init__(self, parent: QWidget | None = None, start_dir: str = ""):
+        super().__init__(parent)
+        self.setWindowTitle("New project")
+        self.setMinimumWidth(520)
+        self.folder = QLineEdit(str(Path(start_dir or Path.home()) / "aldesk-project"))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_browse_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        self.classes = QLineEdit("normal, abnormal")
+        self.classes.setToolTip("Two to nine classes get keys 1..9; 'unsure' and 'skip' are always there")
+        self.name = QLineEdit("")
+        self.name.setPlaceholderText("(the folder's name)")
+        self.error = QLabel("")
+        self.error.setObjectName("SavedLabel")
+        self.error.setStyleSheet("color: #e07b6a")
+        form = QFormLayout(self)
+        form.addRow("Project folder", row)
+        form.addRow("Classes", self.classes)
+        form.addRow("Name", self.name)
+        form.addRow(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _on_browse_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the new project", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def values(self) -> tuple[str, list[str], str | None]:
+        classes = [c.strip() for c in self.classes.text().split(",")]
+        return self.folder.text().strip(), classes, (self.name.text().strip() or None)
+
+    def accept(self) -> None:
+        folder, classes, _ = self.values()
+        try:
+            validate_class_names(classes)
+        except ProjectError as exc:
+            self.error.setText(str(exc))
+            return
+        if not folder:
+            self.error.setText("Choose a folder for the project")
+            return
+        super().accept()
+
+
+def default_annotator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "reader"
+
+
+def ask_annotator(parent: QWidget | None, known: list[str], current: str = "") -> str | None:
+    """Pick an existing reader or type a new name; None if cancelled."""
+    items = list(dict.fromkeys([n for n in [current, *known, default_annotator()] if n]))
+    name, ok = QInputDialog.getItem(parent, "Who is reading?",
+                                    "Your name (labels are recorded under it; remembered on this computer):",
+                                    items, 0, True)
+    name = name.strip()
+    return name if ok and name else None
