@@ -152,3 +152,51 @@ class LabelStore:
             "SELECT l.id, l.scan_id, a.name, l.value, l.note, l.created_at FROM labels l "
             "JOIN annotators a ON a.id = l.annotator_id WHERE l.scan_id = ? AND l.replaced_by IS NULL "
             "ORDER BY a.name", (scan_id,))]
+
+    # ---------------------------------------------------------------- readers' reads in full, roles
+    def reads(self, scan_id: int | None = None, annotator: str | None = None) -> list["ReadRow"]:
+        """Current reads with everything recorded about them (note, time spent, workstation, role)."""
+        sql = (
+            "SELECT l.id, l.scan_id, a.name, a.role, l.value, l.note, l.created_at, l.duration_ms, l.workstation, "
+            "l.source FROM labels l JOIN annotators a ON a.id = l.annotator_id WHERE l.replaced_by IS NULL"
+        )
+        params: list = []
+        if scan_id is not None:
+            sql += " AND l.scan_id = ?"
+            params.append(scan_id)
+        if annotator is not None:
+            sql += " AND a.name = ?"
+            params.append(annotator)
+        return [ReadRow(*r) for r in self._c.execute(sql + " ORDER BY l.scan_id, a.name", params)]
+
+    def role(self, name: str) -> str | None:
+        row = self._c.execute("SELECT role FROM annotators WHERE name = ?", (name.strip(),)).fetchone()
+        return row[0] if row else None
+
+    def set_role(self, name: str, role: str) -> None:
+        """Give a reader a role (annotator, reviewer, lead), adding the reader if new."""
+        if role not in ROLES:
+            raise ProjectError(f"role == {role!r}, must be one of {', '.join(ROLES)}")
+        self.annotator_id(name, role=role)
+        with self._p.transaction() as c:
+            c.execute("UPDATE annotators SET role = ? WHERE name = ?", (role, name.strip()))
+
+    def read_counts(self) -> dict[str, int]:
+        """annotator name -> number of current reads (every annotator, 0 for none)."""
+        return dict(self._c.execute(
+            "SELECT a.name, COUNT(l.id) FROM annotators a LEFT JOIN labels l ON l.annotator_id = a.id "
+            "AND l.replaced_by IS NULL GROUP BY a.id ORDER BY a.name"))
+
+
+@dataclass(frozen=True)
+class ReadRow:
+    id: str
+    scan_id: int
+    annotator: str
+    role: str
+    value: str
+    note: str
+    created_at: str
+    duration_ms: int | None
+    workstation: str
+    source: str

@@ -116,6 +116,7 @@ class Project:
         from aldesk.store.featurestore import FeatureStore
         from aldesk.store.modelstore import ModelStore
         from aldesk.store.packages import PackageStore
+        from aldesk.store.reviews import ReviewStore
         from aldesk.store.scans import ScanStore
 
         self.path = path
@@ -126,6 +127,7 @@ class Project:
         self.features = FeatureStore(self)
         self.models = ModelStore(self)
         self.packages = PackageStore(self)
+        self.reviews = ReviewStore(self)
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod

@@ -147,6 +147,44 @@ CREATE TABLE models (
     metrics    TEXT NOT NULL DEFAULT '{}',  -- JSON
     arrays     BLOB                         -- .npz of plain arrays (no pickles), or NULL
 );
+
+-- A reviewer's final label for a scan; it overrides every reader. Rows never change: a scan's
+-- newest row (created_at, then id) is its decision, older rows its history, so copies made on
+-- several workstations merge by id alone.
+CREATE TABLE adjudications (
+    id          TEXT PRIMARY KEY,              -- uuid4
+    scan_id     INTEGER NOT NULL REFERENCES scans(id),
+    reviewer_id INTEGER NOT NULL REFERENCES annotators(id),
+    value       TEXT NOT NULL,                 -- a class name
+    reason      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    workstation TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX adjudications_scan ON adjudications(scan_id, created_at);
+
+-- A reviewer asks for one more independent read of a scan. Rows never change: a request is met once
+-- a reader who had not read the scan when it was made has read it, or the scan is adjudicated later.
+CREATE TABLE read_requests (
+    id          TEXT PRIMARY KEY,              -- uuid4
+    scan_id     INTEGER NOT NULL REFERENCES scans(id),
+    reviewer_id INTEGER NOT NULL REFERENCES annotators(id),
+    reason      TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    workstation TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX read_requests_scan ON read_requests(scan_id, created_at);
+
+-- Labels the model confidently disagrees with (confident learning on out-of-fold probabilities),
+-- from the latest search only: a new search replaces every row.
+CREATE TABLE suspect_labels (
+    scan_id         INTEGER PRIMARY KEY REFERENCES scans(id) ON DELETE CASCADE,
+    given           TEXT NOT NULL,         -- the training label when flagged
+    suggested       TEXT NOT NULL,         -- the class the model believes
+    self_confidence REAL NOT NULL,         -- out-of-fold probability of the given label
+    margin          REAL NOT NULL,         -- p(suggested) - p(given)
+    extractor       TEXT NOT NULL,
+    found_at        TEXT NOT NULL
+);
 """
 
 # version -> DDL that creates it from nothing

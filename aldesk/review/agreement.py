@@ -1,0 +1,249 @@
+"""How much readers agree: percent agreement, Cohen's, Fleiss' kappa and Krippendorff's alpha.
+
+Each statistic is a plain function of counts that also takes per-item ``weights`` (how often a
+bootstrap sample drew the item), so one ``bootstrap_ci`` serves all of them: the confidence
+interval resamples scans, not reads, because reads of one scan are not independent.
+
+Arrays (see ``aldesk.review.ratings``):
+    ratings : (n_items, n_raters) int64, MISSING (-1) where a rater gave no class
+    counts  : (n_items, n_classes) float64, raters per class per item
+    a, b    : (n,) int64 class indices two raters gave the same n items
+
+Statistics that cannot be computed (no shared items, no variation at all) are NaN, never an error:
+the report turns them into ``None``. Pure: numpy only. Never imports Qt, sqlite or the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import combinations
+
+import numpy as np
+
+from aldesk.review.ratings import MISSING, category_counts, check_ratings
+
+LEVELS = ("nominal", "ordinal", "interval")
+KAPPA_WEIGHTS = (None, "linear", "quadratic")
+
+
+def _item_weights(n: int, weights) -> np.ndarray:
+    return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+
+
+def _pairable(counts: np.ndarray, weights) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items with at least two ratings: (counts, ratings per item, weights)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    m = counts.sum(axis=1)
+    ok = m >= 2
+    return counts[ok], m[ok], _item_weights(len(counts), weights)[ok]
+
+
+def percent_agreement(counts, weights=None) -> float:
+    """Share of agreeing reader pairs, averaged over items read at least twice (Fleiss' P-bar)."""
+    c, m, w = _pairable(counts, weights)
+    if w.sum() <= 0:
+        return float("nan")
+    p_i = (c * (c - 1)).sum(axis=1) / (m * (m - 1))
+    return float((w * p_i).sum() / w.sum())
+
+
+def fleiss_kappa(counts, weights=None) -> float:
+    """Fleiss' kappa (1971) from ``counts``; items with fewer than two ratings are left out.
+
+    With a varying number of raters per item each item's agreement uses its own n_i, and the
+    chance term pools every rating; with a constant number this is Fleiss' formula exactly."""
+    c, m, w = _pairable(counts, weights)
+    if w.sum() <= 0:
+        return float("nan")
+    p_i = (c * (c - 1)).sum(axis=1) / (m * (m - 1))
+    p_bar = (w * p_i).sum() / w.sum()
+    p_j = (w[:, None] * c).sum(axis=0) / (w * m).sum()
+    p_e = float((p_j ** 2).sum())
+    if p_e >= 1.0 - 1e-12:
+        return float("nan")
+    return float((p_bar - p_e) / (1.0 - p_e))
+
+
+def coincidences(counts, weights=None) -> np.ndarray:
+    """Krippendorff's coincidence matrix (n_classes, n_classes) over pairable items."""
+    c, m, w = _pairable(counts, weights)
+    cw = c * (w / (m - 1))[:, None]
+    return cw.T @ c - np.diag(cw.sum(axis=0))
+
+
+def _delta2(level: str, marginals: np.ndarray) -> np.ndarray:
+    """Squared difference between categories (n_classes, n_classes) at a level of measurement."""
+    k = len(marginals)
+    idx = np.arange(k, dtype=np.float64)
+    if level == "nominal":
+        return 1.0 - np.eye(k)
+    if level == "interval":
+        return (idx[:, None] - idx[None, :]) ** 2
+    if level == "ordinal":
+        cum = np.cumsum(marginals)
+        lo, hi = np.minimum.outer(np.arange(k), np.arange(k)), np.maximum.outer(np.arange(k), np.arange(k))
+        between = cum[hi] - cum[lo] + marginals[lo]  # sum of n_g for g from lo to hi
+        return (between - (marginals[lo] + marginals[hi]) / 2.0) ** 2
+    raise ValueError(f"level == {level!r}, must be one of {', '.join(LEVELS)}")
+
+
+def krippendorff_alpha(counts, level: str = "nominal", weights=None) -> float:
+    """Krippendorff's alpha (2011) from ``counts``; missing reads are simply absent from counts.
+
+    ``level``: 'nominal' (classes unordered), 'ordinal' (class order matters, e.g. grades) or
+    'interval' (class index differences matter)."""
+    if level not in LEVELS:
+        raise ValueError(f"level == {level!r}, must be one of {', '.join(LEVELS)}")
+    o = coincidences(counts, weights)
+    n_c = o.sum(axis=1)
+    n = n_c.sum()
+    if n <= 1:
+        return float("nan")
+    d = _delta2(level, n_c)
+    expected = (np.outer(n_c, n_c) * d).sum() / (n - 1)
+    if expected <= 0:
+        return float("nan")
+    return float(1.0 - (o * d).sum() / expected)
+
+
+def _kappa_weights(n_classes: int, weights: str | None) -> np.ndarray:
+    if weights not in KAPPA_WEIGHTS:
+        raise ValueError(f"weights == {weights!r}, must be None, 'linear' or 'quadratic'")
+    idx = np.arange(n_classes, dtype=np.float64)
+    diff = np.abs(idx[:, None] - idx[None, :])
+    if weights is None:
+        return (diff > 0).astype(np.float64)
+    return diff if weights == "linear" else diff ** 2
+
+
+def cohen_kappa(a, b, n_classes: int | None = None, weights: str | None = None,
+                sample_weight=None) -> float:
+    """Cohen's kappa of two raters over the same items; ``weights`` as scikit-learn's
+    ``cohen_kappa_score`` (None, 'linear', 'quadratic'). NaN when there is nothing to compare."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"a.shape == {a.shape}, b.shape == {b.shape}: must be equal 1-d")
+    if len(a) == 0:
+        return float("nan")
+    k = int(n_classes if n_classes is not None else max(a.max(), b.max()) + 1)
+    w = _item_weights(len(a), sample_weight)
+    confusion = np.bincount(a * k + b, weights=w, minlength=k * k).reshape(k, k)
+    total = confusion.sum()
+    if total <= 0:
+        return float("nan")
+    expected = np.outer(confusion.sum(axis=1), confusion.sum(axis=0)) / total
+    wm = _kappa_weights(k, weights)
+    denominator = (wm * expected).sum()
+    if denominator <= 1e-12:
+        return float("nan")
+    return float(1.0 - (wm * confusion).sum() / denominator)
+
+
+def bootstrap_ci(statistic: Callable[[np.ndarray], float], n_items: int, *, n_boot: int = 1000,
+                 confidence: float = 0.95, random_state=0) -> tuple[float, float]:
+    """Percentile interval of ``statistic(weights)`` over ``n_boot`` resamples of the items.
+
+    ``weights`` (n_items,) counts how often each item was drawn. (NaN, NaN) when there are no
+    items, n_boot is 0, or most resamples give no value (e.g. every resample lacks variation)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence == {confidence}, must be in (0, 1)")
+    if n_boot < 0:
+        raise ValueError(f"n_boot == {n_boot}, must be >= 0")
+    if n_items == 0 or n_boot == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(random_state)
+    values = np.array([statistic(np.bincount(rng.integers(0, n_items, n_items), minlength=n_items))
+                       for _ in range(n_boot)])
+    finite = values[np.isfinite(values)]
+    if len(finite) < n_boot / 2:
+        return float("nan"), float("nan")
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(finite, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 6)
+
+
+def _ci(pair: tuple[float, float]) -> list | None:
+    return None if not all(np.isfinite(pair)) else [round(pair[0], 6), round(pair[1], 6)]
+
+
+def agreement_report(ratings, raters: Sequence[str], classes: Sequence[str], *, ordered: bool = False,
+                     consensus=None, n_boot: int = 1000, confidence: float = 0.95, random_state=0) -> dict:
+    """Every agreement figure a study reports, as plain JSON-ready data.
+
+    ratings : (n_items, n_raters) int64, MISSING where no class was given
+    consensus : optional (n_items,) int64 consensus class per item (MISSING where none): each
+        reader is compared with it ("vs_consensus"). The consensus includes the reader's own read,
+        so these figures flatter readers on scans with few reads.
+
+    Keys: n_items, n_multi_read, percent_agreement, fleiss_kappa, krippendorff_alpha (nominal, always),
+    krippendorff_alpha_ordinal (only when ``ordered``), each with ``*_ci`` ([low, high] or None);
+    pairs: [{a, b, n, percent_agreement, cohen_kappa, ... _ci, weighted_kappa when ordered}];
+    vs_consensus: [{reader, n, percent_agreement, cohen_kappa, cohen_kappa_ci}].
+    """
+    R, k = check_ratings(ratings, len(classes))
+    if R.shape[1] != len(raters):
+        raise ValueError(f"ratings has {R.shape[1]} columns but {len(raters)} raters were named")
+    counts = category_counts(R, k)
+    m = counts.sum(axis=1)
+    multi = m >= 2
+    cm = counts[multi]
+    n_multi = int(multi.sum())
+    seed = random_state
+
+    def with_ci(stat: Callable[..., float], data_n: int) -> tuple[float | None, list | None]:
+        return _num(stat(None)), _ci(bootstrap_ci(stat, data_n, n_boot=n_boot, confidence=confidence,
+                                                  random_state=seed))
+
+    report: dict = {
+        "classes": list(classes),
+        "raters": list(raters),
+        "level": "ordinal" if ordered else "nominal",
+        "confidence": confidence,
+        "bootstrap": n_boot,
+        "n_items": int((m >= 1).sum()),
+        "n_multi_read": n_multi,
+    }
+    for key, stat in (("percent_agreement", lambda w: percent_agreement(cm, w)),
+                      ("fleiss_kappa", lambda w: fleiss_kappa(cm, w)),
+                      ("krippendorff_alpha", lambda w: krippendorff_alpha(cm, "nominal", w))):
+        report[key], report[f"{key}_ci"] = with_ci(stat, n_multi)
+    if ordered:
+        report["krippendorff_alpha_ordinal"], report["krippendorff_alpha_ordinal_ci"] = with_ci(
+            lambda w: krippendorff_alpha(cm, "ordinal", w), n_multi)
+    report["n"] = n_multi
+
+    pairs = []
+    for i, j in combinations(range(R.shape[1]), 2):
+        shared = (R[:, i] != MISSING) & (R[:, j] != MISSING)
+        a, b = R[shared, i], R[shared, j]
+        row: dict = {"a": raters[i], "b": raters[j], "n": int(shared.sum())}
+        row["percent_agreement"], row["percent_agreement_ci"] = with_ci(
+            lambda w, a=a, b=b: float(np.average(a == b, weights=w)) if len(a) and (w is None or w.sum()) else float("nan"),
+            len(a))
+        row["cohen_kappa"], row["cohen_kappa_ci"] = with_ci(
+            lambda w, a=a, b=b: cohen_kappa(a, b, k, sample_weight=w), len(a))
+        if ordered:
+            row["weighted_kappa"], row["weighted_kappa_ci"] = with_ci(
+                lambda w, a=a, b=b: cohen_kappa(a, b, k, weights="quadratic", sample_weight=w), len(a))
+        pairs.append(row)
+    report["pairs"] = pairs
+
+    vs = []
+    if consensus is not None:
+        c = np.asarray(consensus, dtype=np.int64)
+        if c.shape != (R.shape[0],):
+            raise ValueError(f"consensus.shape == {c.shape}, must be ({R.shape[0]},)")
+        for j, name in enumerate(raters):
+            shared = (R[:, j] != MISSING) & (c != MISSING)
+            a, b = R[shared, j], c[shared]
+            row = {"reader": name, "n": int(shared.sum()),
+                   "percent_agreement": _num(float((a == b).mean())) if len(a) else None}
+            row["cohen_kappa"], row["cohen_kappa_ci"] = with_ci(
+                lambda w, a=a, b=b: cohen_kappa(a, b, k, sample_weight=w), len(a))
+            vs.append(row)
+    report["vs_consensus"] = vs
+    return report
