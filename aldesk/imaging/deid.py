@@ -466,6 +466,19 @@ def read_identifiers(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
+def read_burned_in(path: str | os.PathLike) -> str:
+    """The Burned In Annotation flag of a DICOM file: "YES", "NO" or "unknown"."""
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    from aldesk.imaging import dicom
+
+    with dicom.quiet():
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=head[128:132] != b"DICM")
+    value = (dicom.text_value(ds, "BurnedInAnnotation") or "").upper()
+    return value if value in ("YES", "NO") else "unknown"
+
+
 def save_display_png(src: str | os.PathLike, dst_stem: str | os.PathLike) -> list[Path]:
     """Every frame of a scan as 8-bit PNG through the display pipeline (default window): pixels only,
     so the copy carries no metadata at all. One frame -> ``<stem>.png``; several ->

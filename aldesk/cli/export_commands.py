@@ -1,0 +1,139 @@
+"""Commands that move labels out of a project: export, package export/import/handout."""
+
+from __future__ import annotations
+
+import sys
+
+from aldesk.cli.common import EXIT_OK, Bar, Interrupt, open_project, print_json
+
+
+def cmd_export(args) -> int:
+    from aldesk.app.export import ExportOptions, export_labelled_set, parse_splits
+
+    options = ExportOptions(format=args.format, splits=parse_splits(args.splits), seed=args.seed,
+                            include_identifiers=args.include_identifiers, dicom_as=args.dicom_as)
+    with open_project(args.project) as project, Interrupt() as stop:
+        bar = Bar("export", "scan", quiet=args.quiet or args.json)
+        try:
+            result = export_labelled_set(project, args.out, options, progress=bar, should_stop=stop)
+        finally:
+            bar.close()
+    if args.json:
+        print_json(result.to_json())
+        return EXIT_OK
+    counts = result.manifest["counts"]
+    print(f"exported {result.scans} labelled scans to {result.out} ({result.manifest['index']}, manifest.json)")
+    print("  per class: " + ", ".join(f"{k} {v}" for k, v in counts["per_class"].items()))
+    for split, per in counts["per_split"].items():
+        print(f"  {split:5}: {sum(per.values())} scans, {counts['patients_per_split'][split]} patients")
+    print("  identifiers: " + ("INCLUDED (as asked)" if options.include_identifiers else
+                               "none (pseudonymous patient key only; DICOM de-identified)"))
+    for w in result.warnings:
+        print(f"  warning: {w}")
+    return EXIT_OK
+
+
+def cmd_package_export(args) -> int:
+    from aldesk.app.packages import export_package
+
+    with open_project(args.project) as project:
+        summary = export_package(project, args.out, annotator=args.annotator, since=args.since)
+    if args.json:
+        print_json(summary.to_json())
+        return EXIT_OK
+    print(f"wrote {summary.path}: {summary.labels} labels ({summary.current} current) on {summary.scans} scans "
+          f"by {', '.join(summary.annotators) or 'nobody'}" + (f", {summary.reviews} reviews" if summary.reviews else ""))
+    return EXIT_OK
+
+
+def cmd_package_import(args) -> int:
+    from aldesk.app.packages import import_package
+
+    with open_project(args.project) as project:
+        result = import_package(project, args.package, allow_other_project=args.allow_other_project)
+    if args.json:
+        print_json(result.to_json())
+        return EXIT_OK
+    c = result.counts
+    print(f"merged {result.path}: {c.added} labels added, {c.unchanged} already here, "
+          f"{c.history_updated} history links updated, {c.resolved} conflicting current labels resolved "
+          "(newest wins, history kept)")
+    if c.annotators_added:
+        print(f"  new readers: {', '.join(c.annotators_added)}")
+    return EXIT_OK
+
+
+def cmd_package_handout(args) -> int:
+    from aldesk.app.handout import handout
+
+    with open_project(args.project) as project, Interrupt() as stop:
+        bar = Bar("hand-out", "file", quiet=args.quiet or args.json)
+        try:
+            result = handout(project, args.out, annotator=args.annotator, scans=args.scans,
+                             with_scans=args.with_scans, progress=bar, should_stop=stop)
+        finally:
+            bar.close()
+    if args.json:
+        print_json(result.to_json())
+        return EXIT_OK
+    print(f"hand-out for {result.annotator} at {result.out}: {result.scans} scans"
+          + (f", {result.files_copied} files copied" if result.files_copied else "")
+          + ("; blind (other readers' labels and the model left out)" if result.blind else ""))
+    print(f"  chosen by: {result.selection}")
+    print(f"  back: aldesk package export {result.out} work.aldpkg, then aldesk package import MASTER work.aldpkg")
+    for w in result.warnings:
+        print(f"  warning: {w}")
+    return EXIT_OK
+
+
+def cmd_package(args) -> int:
+    print("usage: aldesk package {export,import,handout} ... (aldesk package --help)", file=sys.stderr)
+    return 2
+
+
+def register(add) -> None:
+    p = add("export", cmd_export, "export the labelled set (CSV, JSON or class folders) with splits and a manifest")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("out", metavar="OUT", help="a new (or empty) folder")
+    p.add_argument("--format", required=True, choices=("csv", "json", "folders"))
+    p.add_argument("--splits", metavar="70,15,15", help="train,val,test (or train,test) percentages; "
+                   "stratified by class, grouped by patient")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--include-identifiers", action="store_true",
+                   help="write patient identifiers and original DICOM files (off by default; recorded in the manifest)")
+    p.add_argument("--dicom-as", choices=("dicom", "png"), default="dicom",
+                   help="with --format folders: de-identified DICOM (default) or PNG through the display pipeline")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("package", cmd_package, "annotation packages: carry labels between offline copies of a project")
+    sub = p.add_subparsers(dest="package_command", metavar="ACTION")
+
+    q = sub.add_parser("export", help="write labels, notes and reviews (no pixels) to a .aldpkg file",
+                       description="write labels, notes and reviews (no pixels) to a .aldpkg file")
+    q.set_defaults(func=cmd_package_export)
+    q.add_argument("project", metavar="PROJECT")
+    q.add_argument("out", metavar="OUT.aldpkg")
+    q.add_argument("--annotator", metavar="NAME", help="only this reader's labels")
+    q.add_argument("--since", metavar="DATE", help="only labels given at or after DATE (2026-01-31[T14:00])")
+    q.add_argument("--json", action="store_true")
+
+    q = sub.add_parser("import", help="merge a .aldpkg file into the project (all or nothing; safe to repeat)",
+                       description="merge a .aldpkg file into the project (all or nothing; safe to repeat)")
+    q.set_defaults(func=cmd_package_import)
+    q.add_argument("project", metavar="PROJECT")
+    q.add_argument("package", metavar="IN.aldpkg")
+    q.add_argument("--allow-other-project", action="store_true",
+                   help="accept a package from a different project holding the same scans")
+    q.add_argument("--json", action="store_true")
+
+    q = sub.add_parser("handout", help="prepare a reader's offline copy of the project",
+                       description="prepare a reader's offline copy of the project")
+    q.set_defaults(func=cmd_package_handout)
+    q.add_argument("project", metavar="PROJECT")
+    q.add_argument("out", metavar="OUT", help="a new (or empty) folder for the copy")
+    q.add_argument("--annotator", required=True, metavar="NAME")
+    q.add_argument("--scans", type=int, metavar="N", help="only the next N scans for this reader")
+    q.add_argument("--with-scans", action="store_true", help="copy the scan files into the hand-out")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--quiet", action="store_true")

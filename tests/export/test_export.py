@@ -1,0 +1,230 @@
+"""`aldesk export`: the labelled set as CSV / JSON / class folders, splits, manifest, no patient data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from aldesk.app.export import (
+    ExportOptions,
+    export_labelled_set,
+    final_label_table,
+    grouped_stratified_split,
+    parse_splits,
+)
+from aldesk.cli import main
+from aldesk.errors import InputFileError, ProjectError
+from tests.export.conftest import PATIENTS, identifying_strings, label_all, scan_ids_by_name
+
+# alice reads everything; bob reads the DICOMs (agrees except on case1_*); carol reads case2_0 as unsure
+ALICE = {f"case{p}_{k}": ("pneumonia" if p % 2 else "normal") for p in range(6) for k in range(2)} | {
+    f"img_{i}": ("pneumonia" if i % 3 == 0 else "normal") for i in range(8)}
+BOB = {f"case{p}_{k}": ALICE[f"case{p}_{k}"] for p in range(6) for k in range(2)} | {
+    "case1_0": "normal", "case1_1": "normal"}
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture
+def labelled(study):
+    label_all(study, "alice", ALICE)
+    label_all(study, "bob", BOB)
+    label_all(study, "carol", {"case2_0": "unsure"})
+    return study
+
+
+def test_csv_export_has_labels_methods_readers_and_manifest(labelled, tmp_path):
+    result = export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="csv", splits=(0.7, 0.15, 0.15)))
+    rows = read_csv(tmp_path / "out" / "labels.csv")
+    assert {"scan_id", "path", "label", "split"} <= set(rows[0])
+    assert {"method", "agreement", "n_readers", "patient_key", "model_probability", "p_normal", "p_pneumonia",
+            "reader:alice", "reader:bob", "reader:carol"} <= set(rows[0])
+    by_path = {r["path"]: r for r in rows}
+    # case1_* are disputed (1 vs 1): no final label, not exported
+    assert len(rows) == 18 and "dicom/case1_0.dcm" not in by_path
+    assert by_path["dicom/case0_0.dcm"]["method"] == "consensus" and by_path["dicom/case0_0.dcm"]["agreement"] == "1.0"
+    assert by_path["png/img_0.png"]["method"] == "single reader" and by_path["png/img_0.png"]["reader:bob"] == ""
+    assert by_path["dicom/case2_0.dcm"]["reader:carol"] == "unsure" and by_path["dicom/case2_0.dcm"]["n_readers"] == "2"
+    assert all(r["label"] == ALICE[Path(r["path"]).stem] for r in rows)
+    assert {r["split"] for r in rows} <= {"train", "val", "test"}
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["format"] == "aldesk-export" and manifest["version"] == 1
+    assert manifest["project_id"] == labelled.project_id and manifest["identifiers_included"] is False
+    assert manifest["options"]["splits"] == [70.0, 15.0, 15.0] and manifest["options"]["format"] == "csv"
+    assert manifest["counts"]["scans"] == 18 and manifest["counts"]["excluded"] == {"disputed": 2, "no_class_read": 0}
+    assert sum(sum(v.values()) for v in manifest["counts"]["per_split"].values()) == 18
+    # no model yet: probabilities empty, and the manifest says why
+    assert all(r["model_probability"] == "" for r in rows)
+    assert manifest["model"]["available"] is False and "train" in manifest["model"]["reason"]
+    assert result.scans == 18 and any("model probabilities" in w for w in result.warnings)
+
+
+def test_json_export_matches_the_final_labels(labelled, tmp_path):
+    export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="json"))
+    doc = json.loads((tmp_path / "out" / "labels.json").read_text())
+    finals, _ = final_label_table(labelled)
+    assert [(s["scan_id"], s["label"], s["method"]) for s in doc["scans"]] == [(f.scan_id, f.label, f.method) for f in finals]
+    assert doc["scans"][0]["readers"] == {"alice": ALICE["case0_0"], "bob": BOB["case0_0"]}
+    assert all(s["split"] == "" for s in doc["scans"])
+
+
+def test_model_probabilities_come_from_the_latest_model(labelled, tmp_path):
+    pytest.importorskip("aldesk.learning.models")
+    from aldesk.app.modelling import train
+
+    train(labelled, folds=2)
+    result = export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="csv"))
+    rows = read_csv(tmp_path / "out" / "labels.csv")
+    assert result.manifest["model"]["available"] is True
+    for r in rows:
+        p = {c: float(r[f"p_{c}"]) for c in ("normal", "pneumonia")}
+        assert abs(sum(p.values()) - 1) < 1e-4 and float(r["model_probability"]) == pytest.approx(p[r["label"]], abs=1e-6)
+
+
+def _all_exported_text(out: Path) -> str:
+    """Every exported file read back: CSV/JSON as text, DICOM through pydicom (every element value) and raw."""
+    parts = []
+    for f in sorted(out.rglob("*")):
+        if not f.is_file():
+            continue
+        parts.append(f.relative_to(out).as_posix())
+        parts.append(f.read_bytes().decode("latin-1"))
+        if f.suffix == ".dcm":
+            ds = pydicom.dcmread(f)
+            parts += [str(e.value) for e in ds.iterall() if e.VR not in ("OB", "OW")]
+            parts += [str(e.value) for e in ds.file_meta]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("fmt,dicom_as", [("csv", "dicom"), ("json", "dicom"), ("folders", "dicom"), ("folders", "png")])
+def test_no_identifying_value_of_the_source_in_any_exported_file(labelled, study_folder, tmp_path, fmt, dicom_as):
+    out = tmp_path / "out"
+    result = export_labelled_set(labelled, out, ExportOptions(format=fmt, dicom_as=dicom_as, splits=(0.8, 0.2)))
+    text = _all_exported_text(out)
+    leaks = sorted(s for s in identifying_strings(study_folder) if s in text)
+    assert not leaks
+    if fmt == "folders":
+        files = [f for f in out.rglob("*") if f.suffix in (".dcm", ".png")]
+        assert len(files) == 18
+        suffix = ".dcm" if dicom_as == "dicom" else ".png"
+        assert len([f for f in files if f.suffix == suffix and "case" not in f.name]) >= 10
+        # layout: <split>/<class>/<scan id>.<ext>, matching the index
+        rows = read_csv(out / "labels.csv")
+        for r in rows:
+            assert r["file"].split("/")[:2] == [r["split"], r["label"]] and (out / r["file"]).is_file()
+        if dicom_as == "dicom":
+            dicoms = [pydicom.dcmread(out / r["file"]) for r in rows if r["format"] == "dicom"]
+            assert all(d.PatientIdentityRemoved == "YES" for d in dicoms)
+            keys = {r["patient_key"] for r in rows if r["format"] == "dicom"}
+            assert {str(d.PatientID) for d in dicoms} == keys  # the pseudonymous key, consistent with the CSV
+            # one study per patient in the source -> one remapped study per patient in the export
+            assert len({str(d.StudyInstanceUID) for d in dicoms}) == len(keys)
+            flagged = result.manifest["deidentification"]["burned_in_annotation_yes"]
+            assert len(flagged) == 2 and any("burned-in" in w for w in result.warnings)
+
+
+def test_identifiers_only_when_asked_and_recorded(labelled, tmp_path):
+    export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="folders", include_identifiers=True))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["identifiers_included"] is True and manifest["options"]["include_identifiers"] is True
+    rows = read_csv(tmp_path / "out" / "labels.csv")
+    dicom_rows = [r for r in rows if r["format"] == "dicom"]
+    assert {r["patient_id"] for r in dicom_rows} <= set(PATIENTS) and dicom_rows[0]["sop_instance_uid"]
+    copy = pydicom.dcmread(tmp_path / "out" / dicom_rows[0]["file"])
+    assert str(copy.PatientID) in PATIENTS
+
+
+def test_export_reimported_as_answers_reproduces_the_labels(labelled, study_folder, tmp_path):
+    from aldesk.app.answers import read_labelled_csv
+    from aldesk.app.importer import import_paths
+    from aldesk.app.labelling import final_labels
+    from aldesk.store import Project
+
+    export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="csv", splits=(0.7, 0.15, 0.15)))
+    exported = {r["path"]: (r["label"], r["split"]) for r in read_csv(tmp_path / "out" / "labels.csv")}
+    answers = read_labelled_csv(labelled, tmp_path / "out" / "labels.csv")
+    final = final_labels(labelled)
+    assert {a.scan_id: a.label for a in answers} == final
+    assert {a.split for a in answers} <= {"train", "val", "test"}
+    # into a fresh project of the same files, through the CLI: the same labels come back
+    with Project.create(tmp_path / "fresh", labelled.classes) as fresh:
+        import_paths(fresh, [study_folder], jobs=1)
+    assert main(["label", str(tmp_path / "fresh"), "--csv", str(tmp_path / "out" / "labels.csv"),
+                 "--annotator", "truth"]) == 0
+    with Project.open(tmp_path / "fresh") as fresh:
+        got = {Path(r.relpath).as_posix(): final_labels(fresh)[r.id] for r in fresh.scans.rows()
+               if r.id in final_labels(fresh)}
+    assert got == {p: lab for p, (lab, _split) in exported.items()}
+
+
+def test_splits_never_put_a_patient_in_two_splits(labelled, tmp_path):
+    for seed in range(5):
+        out = tmp_path / f"out{seed}"
+        export_labelled_set(labelled, out, ExportOptions(format="csv", splits=(0.5, 0.25, 0.25), seed=seed))
+        rows = read_csv(out / "labels.csv")
+        splits_of: dict[str, set] = {}
+        for r in rows:
+            if r["patient_key"]:
+                splits_of.setdefault(r["patient_key"], set()).add(r["split"])
+        assert len(splits_of) == 5 and all(len(s) == 1 for s in splits_of.values())  # patient 1 is disputed
+
+
+def test_grouped_stratified_split_balances_classes_and_is_reproducible():
+    rng = np.random.default_rng(1)
+    groups = rng.integers(0, 120, 600).tolist()              # 120 patients, 1-12 scans each
+    y = np.array([g % 3 == 0 for g in groups], dtype=np.int64)  # class depends on the patient
+    a = grouped_stratified_split(y, groups, (0.7, 0.15, 0.15), seed=3)
+    assert np.array_equal(a, grouped_stratified_split(y, groups, (0.7, 0.15, 0.15), seed=3))
+    owner: dict[int, int] = {}
+    for g, s in zip(groups, a.tolist()):
+        assert owner.setdefault(g, s) == s
+    for k, frac in enumerate((0.7, 0.15, 0.15)):
+        for c in (0, 1):
+            share = ((a == k) & (y == c)).sum() / (y == c).sum()
+            assert abs(share - frac) < 0.05, (k, c, share)
+    assert not np.array_equal(a, grouped_stratified_split(y, groups, (0.7, 0.15, 0.15), seed=4))
+
+
+def test_bad_options_and_targets(labelled, project, tmp_path):
+    with pytest.raises(InputFileError, match=r"give 2 \(train,test\) or 3"):
+        parse_splits("50,20,20,10")
+    with pytest.raises(InputFileError, match="give 2 or 3 comma-separated"):
+        parse_splits("a,b")
+    assert parse_splits("80,20") == (0.8, 0.2)
+    with pytest.raises(InputFileError, match="format == 'xml'"):
+        export_labelled_set(labelled, tmp_path / "x", ExportOptions(format="xml"))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ProjectError, match="not empty"):
+        export_labelled_set(labelled, tmp_path / "full", ExportOptions())
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_nothing_labelled_and_missing_files(study, study_folder, tmp_path):
+    with pytest.raises(ProjectError, match="no scan has a final label"):
+        export_labelled_set(study, tmp_path / "out", ExportOptions())
+    label_all(study, "alice", {"case0_0": "normal"})
+    (study_folder / "dicom" / "case0_0.dcm").unlink()
+    with pytest.raises(ProjectError, match="files are missing.*relink"):
+        export_labelled_set(study, tmp_path / "out", ExportOptions(format="folders"))
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial*"))
+
+
+def test_cli_export(labelled, tmp_path, capsys):
+    project_dir = str(labelled.path)
+    assert main(["export", project_dir, str(tmp_path / "o"), "--format", "folders", "--splits", "70,15,15",
+                 "--seed", "2", "--dicom-as", "png"]) == 0
+    text = capsys.readouterr().out
+    assert "exported 18 labelled scans" in text and "identifiers: none" in text
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["options"]["dicom_as"] == "png" and manifest["options"]["seed"] == 2
+    assert main(["export", project_dir, str(tmp_path / "o"), "--format", "csv"]) == 1
+    assert "not empty" in capsys.readouterr().err
