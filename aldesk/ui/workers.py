@@ -82,11 +82,8 @@ class Worker(QRunnable):
                 self.signals.cancelled.emit(self.tag)
             else:
                 self.signals.failed.emit(self.tag, exc)
-        else:
-            if self._stop.is_set():
-                self.signals.cancelled.emit(self.tag)
-            else:
-                self.signals.finished.emit(self.tag, result)
+        else:  # a body that returns after a stop request hands back what it finished (e.g. a partial import)
+            self.signals.finished.emit(self.tag, result)
         finally:
             self._done.set()
 
@@ -175,17 +172,23 @@ class LatestOnly(QObject):
         self._forget(gen)
 
 
+_LIVE: set[Worker] = set()  # fire-and-forget jobs stay referenced until they report back
+
+
 class _Relay(QObject):
     """Lives on the GUI thread and forwards a worker's signals to plain callables there."""
 
-    def __init__(self, on_finished, on_failed, on_progress, on_cancelled):
+    def __init__(self, worker: Worker, on_finished, on_failed, on_progress, on_cancelled):
         super().__init__()
+        self._worker = worker
         self._cbs = (on_finished, on_failed, on_progress, on_cancelled)
 
     def finished(self, _tag: int, result: Any) -> None:
+        _LIVE.discard(self._worker)
         self._cbs[0](result)
 
     def failed(self, _tag: int, exc: BaseException) -> None:
+        _LIVE.discard(self._worker)
         self._cbs[1](exc)
 
     def progress(self, _tag: int, done: int, total: int, message: str) -> None:
@@ -193,6 +196,7 @@ class _Relay(QObject):
             self._cbs[2](done, total, message)
 
     def cancelled(self, _tag: int) -> None:
+        _LIVE.discard(self._worker)
         if self._cbs[3] is not None:
             self._cbs[3]()
 
@@ -203,10 +207,11 @@ def run_in_pool(body: Body, *, on_finished: Callable[[Any], None], on_failed: Ca
                 pool: QThreadPool | None = None) -> Worker:
     """Fire one job on ``pool`` (default: the global pool); callbacks run on the GUI thread.
 
-    Keep the returned Worker while it runs (it holds the signal relay)."""
+    The returned Worker can be cancelled; it is kept alive until it reports back."""
     worker = Worker(body)
-    relay = _Relay(on_finished, on_failed, on_progress, on_cancelled)
+    relay = _Relay(worker, on_finished, on_failed, on_progress, on_cancelled)
     worker.relay = relay
+    _LIVE.add(worker)
     worker.signals.finished.connect(relay.finished)
     worker.signals.failed.connect(relay.failed)
     worker.signals.progress.connect(relay.progress)
