@@ -22,6 +22,8 @@ class CsvRow:
     scan_id: int
     label: str
     split: str | None
+    note: str = ""
+    duration_ms: int | None = None
 
 
 class ScanPathIndex:
@@ -49,8 +51,9 @@ class ScanPathIndex:
 
 
 def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_unknown: bool = False) -> list[CsvRow]:
-    """Rows of a ``path,label[,split]`` CSV matched to scans. Labels are class names (any case),
-    'unsure'/'skip', or class indices 0..C-1."""
+    """Rows of a ``path,label[,split][,note][,duration_ms]`` CSV matched to scans. Labels are class
+    names (any case), 'unsure'/'skip', or class indices 0..C-1; a note is free text, duration_ms the
+    time spent reading in milliseconds."""
     csv_path = Path(csv_path)
     try:
         handle = open(csv_path, newline="", encoding="utf-8-sig")
@@ -92,7 +95,12 @@ def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_un
                     continue
                 seen[scan_id] = line
                 split = (row.get("split") or "").strip().lower() or None
-                rows.append(CsvRow(line, scan_id, label, split))
+                duration = (row.get("duration_ms") or "").strip()
+                if duration and not duration.isdigit():
+                    errors.append(f"line {line}: duration_ms {duration!r} is not a whole number of milliseconds")
+                    continue
+                rows.append(CsvRow(line, scan_id, label, split, (row.get("note") or "").strip(),
+                                   int(duration) if duration else None))
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputFileError(f"{csv_path}: line {reader.line_num}: not a readable CSV ({exc})") from exc
     if errors:

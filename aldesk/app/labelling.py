@@ -8,7 +8,6 @@ import socket
 import numpy as np
 
 from aldesk.app.answers import read_labelled_csv
-from aldesk.review.consensus import majority_labels
 from aldesk.store import Project
 from aldesk.learning.base import UNLABELLED
 
@@ -18,26 +17,44 @@ def workstation_name() -> str:
 
 
 def label_from_csv(project: Project, csv_path: str | os.PathLike, annotator: str) -> dict[str, int]:
-    """Record one reader's labels from a ``path,label`` CSV, all or nothing. Returns added/changed/unchanged."""
+    """Record one reader's labels from a ``path,label[,note][,duration_ms]`` CSV, all or nothing.
+    Returns added/changed/unchanged."""
     rows = read_labelled_csv(project, csv_path)
     annotator_id = project.labels.annotator_id(annotator)
     host = workstation_name()
     return project.labels.add_many(
-        [{"scan_id": r.scan_id, "annotator_id": annotator_id, "value": r.label, "workstation": host} for r in rows],
+        [{"scan_id": r.scan_id, "annotator_id": annotator_id, "value": r.label, "note": r.note,
+          "duration_ms": r.duration_ms, "workstation": host} for r in rows],
         source="csv",
     )
 
 
 def final_labels(project: Project) -> dict[int, str]:
-    """scan id -> the label training uses (majority of readers; disputed scans excluded)."""
-    return majority_labels(((l.scan_id, l.value) for l in project.labels.current()), project.classes)
+    """scan id -> the label training uses: adjudicated, else Dawid–Skene consensus, else majority vote
+    (see aldesk.app.review; a majority tie or only 'unsure' reads give no label)."""
+    from aldesk.app.review import project_consensus
+
+    return {s: f.label for s, f in project_consensus(project).final.items()}
+
+
+def training_labels(project: Project, scan_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(y (n,) int64 class index or UNLABELLED, weights (n,) float64) in ``scan_ids`` order.
+
+    weights are the soft labels as sample weights: 1 for an adjudicated label, the Dawid–Skene
+    posterior (or majority vote share) of the chosen class otherwise, 0 where unlabelled."""
+    from aldesk.app.review import project_consensus
+
+    classes = {c: i for i, c in enumerate(project.classes)}
+    final = project_consensus(project).final
+    ids = np.asarray(scan_ids).tolist()
+    y = np.array([classes[final[s].label] if s in final else UNLABELLED for s in ids], dtype=np.int64)
+    w = np.array([final[s].weight if s in final else 0.0 for s in ids], dtype=np.float64)
+    return y, w
 
 
 def label_vector(project: Project, scan_ids: np.ndarray) -> np.ndarray:
     """(n,) int64 class index per scan in ``scan_ids`` order, UNLABELLED where no final label."""
-    classes = {c: i for i, c in enumerate(project.classes)}
-    final = final_labels(project)
-    return np.array([classes[final[s]] if s in final else UNLABELLED for s in scan_ids.tolist()], dtype=np.int64)
+    return training_labels(project, scan_ids)[0]
 
 
 def read_scan_ids(project: Project) -> set[int]:

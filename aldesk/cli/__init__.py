@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from aldesk import __version__
-from aldesk.cli import export_commands, learning_commands, project_commands
+from aldesk.cli import export_commands, learning_commands, project_commands, review_commands
 from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
 from aldesk.errors import AldeskError, CancelledError
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     project_commands.register(add)
     learning_commands.register(add)
     export_commands.register(add)
+    review_commands.register(add)
     return parser
 
 

@@ -44,10 +44,15 @@ class DawidSkene:
         if not isinstance(self.smoothing, Real) or self.smoothing < 0:
             raise ValueError(f"smoothing == {self.smoothing!r}, must be >= 0")
 
-    def fit(self, ratings) -> "DawidSkene":
+    def fit(self, ratings, truth=None) -> "DawidSkene":
+        """``truth`` : optional (n_items,) int64 class known for sure (an adjudicated label), MISSING
+        elsewhere; those items keep that class and teach the readers' confusion matrices."""
         self._check_params()
         R, k = check_ratings(ratings, self.n_classes)
         n, r = R.shape
+        known = np.full(n, MISSING, dtype=np.int64) if truth is None else np.asarray(truth, dtype=np.int64)
+        if known.shape != (n,) or known.max(initial=MISSING) >= k or known.min(initial=MISSING) < MISSING:
+            raise ValueError(f"truth must be ({n},) class indices 0..{k - 1} or MISSING")
         observed = R != MISSING
         read = observed.any(axis=1)
         counts = category_counts(R, k)
@@ -58,13 +63,17 @@ class DawidSkene:
 
         if not read.any():
             raise ValueError("ratings hold no read at all; nothing to estimate")
+        fixed = np.flatnonzero(known[read] != MISSING)
+        fixed_t = np.eye(k)[known[read][fixed]]
         # start: soft majority vote (the share of votes per class)
         t = counts[read] / counts[read].sum(axis=1, keepdims=True)
+        t[fixed] = fixed_t
         prior, confusion = self._m_step(t, cols_read, k, r)
         self.converged_ = False
         it = 0
         for it in range(1, self.max_iter + 1):
             t, ll = self._e_step(prior, confusion, cols_read, len(Rr), k)
+            t[fixed] = fixed_t
             new_prior, new_confusion = self._m_step(t, cols_read, k, r)
             change = max(np.abs(new_prior - prior).max(), np.abs(new_confusion - confusion).max())
             prior, confusion = new_prior, new_confusion
@@ -73,6 +82,7 @@ class DawidSkene:
                 break
         posterior = np.tile(prior, (n, 1))
         posterior[read], ll = self._e_step(prior, confusion, cols_read, len(Rr), k)
+        posterior[known != MISSING] = np.eye(k)[known[known != MISSING]]
         self.n_iter_ = it
         self.log_likelihood_ = ll
         self.prior_ = prior
