@@ -92,37 +92,38 @@ class FinalLabel:
     scan_id: int
     label: str
     method: str               # adjudicated | consensus | single reader
+    method_detail: str        # adjudicated | dawid-skene | majority (aldesk.app.review)
+    weight: float             # training weight of the label (1 adjudicated; consensus posterior)
     agreement: float | None   # share of voting readers who chose ``label``
     n_readers: int            # readers who gave a class (unsure/skip do not vote)
     readers: dict[str, str]   # reader -> current value (class, unsure or skip)
 
 
 def final_label_table(project: Project) -> tuple[list[FinalLabel], dict[str, int]]:
-    """Final labels as training sees them (``labelling.final_labels``), with how each was reached.
-
-    The method comes from ``labelling.final_label_methods(project) -> {scan id: method}`` when the
-    review code provides it (adjudication); otherwise one voting reader is "single reader" and
-    several "consensus". Returns (rows in scan id order, {reason: n} of read scans left out).
+    """Final labels exactly as training uses them (``aldesk.app.review.project_consensus``, which
+    ``labelling.final_labels`` also reads), with how each was reached: "adjudicated" (a reviewer's
+    decision), "single reader" (one reader gave a class), else "consensus" (Dawid–Skene or majority
+    vote: ``method_detail``). Returns (rows in scan id order, {reason: n} of read scans left out).
     """
-    from aldesk.app import labelling
+    from aldesk.app.review import project_consensus
 
     classes = set(project.classes)
-    final = labelling.final_labels(project)
-    methods_of = getattr(labelling, "final_label_methods", None)
-    methods = methods_of(project) if methods_of else {}
+    final = project_consensus(project).final
     reads: dict[int, dict[str, str]] = {}
     for l in project.labels.current():
         reads.setdefault(l.scan_id, {})[l.annotator] = l.value
     rows = []
     for sid in sorted(final):
-        value = final[sid]
-        label = getattr(value, "label", value)
+        f = final[sid]
         readers = reads.get(sid, {})
         votes = [v for v in readers.values() if v in classes]
-        method = methods.get(sid) or getattr(value, "method", None) or (
-            "single reader" if len(votes) <= 1 else "consensus")
-        agreement = round(votes.count(label) / len(votes), 4) if votes else None
-        rows.append(FinalLabel(int(sid), str(label), str(method), agreement, len(votes), dict(sorted(readers.items()))))
+        if f.source == "adjudicated":
+            method = "adjudicated"
+        else:
+            method = "single reader" if len(votes) <= 1 else "consensus"
+        agreement = round(votes.count(f.label) / len(votes), 4) if votes else None
+        rows.append(FinalLabel(int(sid), f.label, method, f.source, round(float(f.weight), 6), agreement,
+                               len(votes), dict(sorted(readers.items()))))
     excluded = {"disputed": 0, "no_class_read": 0}
     for sid, readers in reads.items():
         if sid in final:
@@ -285,7 +286,7 @@ def export_labelled_set(
             p = probs.get(f.scan_id)
             rec = {
                 "scan_id": f.scan_id, "path": scan["relpath"], "label": f.label, "split": split_of.get(f.scan_id, ""),
-                "method": f.method, "agreement": f.agreement, "n_readers": f.n_readers, "readers": f.readers,
+                "method": f.method, "method_detail": f.method_detail, "weight": f.weight, "agreement": f.agreement, "n_readers": f.n_readers, "readers": f.readers,
                 "patient_key": scan["patient_key"] or "", "format": scan["format"], "modality": scan["modality"] or "",
                 "model_probability": None if p is None else round(float(p[classes.index(f.label)]), 6),
                 "probabilities": None if p is None else {c: round(float(v), 6) for c, v in zip(classes, p)},
@@ -374,7 +375,7 @@ def _burned_in(source: str) -> str:
 
 
 def _columns(options: ExportOptions, classes: list[str], readers: list[str], records: list[dict]) -> list[str]:
-    cols = ["scan_id", "path", "label", "split", "method", "agreement", "n_readers", "patient_key", "format",
+    cols = ["scan_id", "path", "label", "split", "method", "method_detail", "weight", "agreement", "n_readers", "patient_key", "format",
             "modality", "model_probability"] + [f"p_{c}" for c in classes] + [f"reader:{r}" for r in readers]
     if options.format == "folders":
         cols += ["file", "burned_in_annotation"]

@@ -48,36 +48,24 @@ class HandoutResult:
 
 def next_scans_for(project: Project, annotator: str, n: int, *, progress: Progress = no_progress,
                    should_stop: ShouldStop = never_stop) -> tuple[list[int], str]:
-    """The next ``n`` scans for ``annotator``: the active-learning ranking first, then scans still
-    needing a read (not read by this reader, fewer reads than ``reads_per_scan``) in import order.
-    Returns (scan ids, how they were chosen)."""
+    """The next ``n`` scans of ``annotator``'s queue (``aldesk.app.review.annotator_queue``: requested
+    reads, then scans needing another read mixed with unread scans in active-learning ranking order).
+    Returns (scan ids, how the ranking was made)."""
+    from aldesk.app.review import annotator_queue
+
     if n < 1:
         raise ProjectError(f"scans == {n}, must be >= 1")
-    reads_per_scan = max(1, int(project.settings().get("reads_per_scan", 1)))
-    counts: dict[int, int] = {}
-    mine: set[int] = set()
-    for l in project.labels.current():
-        counts[l.scan_id] = counts.get(l.scan_id, 0) + 1
-        if l.annotator == annotator:
-            mine.add(l.scan_id)
-    done = mine | {s for s, k in counts.items() if k >= reads_per_scan}
+    all_ids = project.scans.ids().tolist()
     try:
         from aldesk.app.modelling import rank
 
         ranking = rank(project, batch=n, progress=progress, should_stop=should_stop)
-        first = [r.scan_id for r in ranking.batch if r.scan_id not in done]
-        how = f"active-learning ranking ({ranking.strategy}), then unread scans in import order"
+        first = [r.scan_id for r in ranking.batch]
+        how = f"the reader's queue, unread scans in active-learning order ({ranking.strategy})"
     except (LearningError, ImportError) as exc:
-        first, how = [], f"unread scans in import order (no ranking: {exc})"
-    chosen = list(dict.fromkeys(first))
-    if len(chosen) < n:
-        taken = set(chosen)
-        for sid in project.scans.ids().tolist():
-            if sid not in done and sid not in taken:
-                chosen.append(sid)
-                if len(chosen) == n:
-                    break
-    return chosen[:n], how
+        first, how = [], f"the reader's queue, unread scans in import order (no ranking: {exc})"
+    order = list(dict.fromkeys(first + all_ids))
+    return annotator_queue(project, annotator, order, limit=n), how
 
 
 def handout(
@@ -102,7 +90,9 @@ def handout(
         raise ProjectError("annotator name is empty; give the reader's name, e.g. --annotator dr_lee")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ProjectError(f"{out}: already exists and is not empty; choose a new folder for the hand-out")
-    blind = bool(project.settings().get("blind_reading", True))
+    from aldesk.app.review import review_settings
+
+    blind = bool(review_settings(project)["blind_reading"])
     warnings: list[str] = []
     keep, selection = None, "all scans"
     if scans is not None:

@@ -111,14 +111,22 @@ def export_package(project: Project, out: str | os.PathLike, *, annotator: str |
         labels.append({"id": r["id"], "scan_uid": r["scan_uid"], "annotator": r["annotator"], "value": r["value"],
                        "note": r["note"], "created_at": r["created_at"], "duration_ms": r["duration_ms"],
                        "workstation": r["workstation"], "source": r["source"], "replaced_by": r["replaced_by"]})
+    reviews = project.packages.review_rows()
+    if annotator is not None or since_t is not None:
+        reviews = {}  # reviews are not per reader or per time: only a full package carries them
+    known_roles = dict(project.labels.annotators())
+    for rows_ in reviews.values():
+        for r in rows_:
+            if r.get("reviewer_name"):
+                roles.setdefault(r["reviewer_name"], known_roles.get(r["reviewer_name"], "reviewer"))
+    review_scans = {r["scan_uid"] for rows_ in reviews.values() for r in rows_ if r.get("scan_uid")}
+    for uid, ref in project.packages.scan_refs(review_scans - set(scans)).items():
+        scans[uid] = ref
     members = {"labels.json": _dumps({
         "annotators": [{"name": n, "role": roles[n]} for n in sorted(roles)],
         "scans": list(scans.values()),
         "labels": labels,
     })}
-    reviews = project.packages.review_rows()
-    if annotator is not None or since_t is not None:
-        reviews = {}  # reviews are not per reader or per time: only a full package carries them
     n_reviews = sum(len(v) for v in reviews.values())
     if n_reviews:
         members["reviews.json"] = _dumps({"tables": reviews})
@@ -335,6 +343,11 @@ def read_package(path: str | os.PathLike) -> Package:
                 for k, v in row.items():
                     if not isinstance(v, (str, int, float, type(None))) or isinstance(v, bool):
                         rshape.fail(f"tables.{table}[{i}].{k}", "must be a text, a number or null")
+                if row.get("scan_uid") is not None and row["scan_uid"] not in package.scans:
+                    rshape.fail(f"tables.{table}[{i}].scan_uid", "names a scan missing from labels.json's scan list")
+                name = row.get("reviewer_name")
+                if name is not None and name not in package.annotators:
+                    rshape.fail(f"tables.{table}[{i}].reviewer_name", "names a reader missing from labels.json")
         package.reviews = tables
     return package
 
@@ -437,14 +450,6 @@ def import_package(project: Project, path: str | os.PathLike, *, allow_other_pro
                            f"({', '.join(unknown[:5])}{more}); import those files first "
                            "(`aldesk import PROJECT FOLDER`), then import the package again. Nothing was changed")
     rows = [dict(l, scan_id=scan_ids[l["scan_uid"]]) for l in package.labels]
-    for rows_ in package.reviews.values():
-        for r in rows_:
-            if "scan_uid" in r and r["scan_uid"] not in scan_ids:
-                sid = by_uid.get(r["scan_uid"])
-                if sid is None:
-                    raise PackageError(f"{path}: a review names scan {r['scan_uid']} which is not in this project; "
-                                       "nothing was changed")
-                scan_ids[r["scan_uid"]] = sid
     try:
         counts = project.packages.merge_labels(rows, package.annotators, package.reviews, scan_ids)
     except MergeConflictError as exc:

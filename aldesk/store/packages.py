@@ -27,8 +27,9 @@ from aldesk.errors import ProjectError
 if TYPE_CHECKING:
     from aldesk.store.project import Project
 
-#: Tables of reviews (adjudications) this store knows how to carry, if the schema has them.
-REVIEW_TABLES = ("adjudications",)
+#: Review rows that travel in packages (rows never change and carry a uuid ``id``), if the schema has
+#: them. suspect_labels is derived from the model and is not carried.
+REVIEW_TABLES = ("adjudications", "read_requests")
 
 _LABEL_SQL = (
     "SELECT l.id, s.uid, s.pixel_hash, s.relpath, a.name, a.role, l.value, l.note, l.created_at, "
@@ -95,6 +96,15 @@ class PackageStore:
             by_hash.setdefault(ph, sid)
         return by_uid, by_hash
 
+    def scan_refs(self, uids: Iterable[str]) -> dict[str, dict]:
+        """{uid: {uid, pixel_hash, path (relpath)}} for the given scan uids that exist."""
+        out = {}
+        for uid in uids:
+            row = self._c.execute("SELECT uid, pixel_hash, relpath FROM scans WHERE uid = ?", (uid,)).fetchone()
+            if row:
+                out[row[0]] = {"uid": row[0], "pixel_hash": row[1], "path": row[2]}
+        return out
+
     def export_rows(self) -> list[dict]:
         """Per scan what an export needs: id, uid, root, relpath, format, patient key, modality."""
         cur = self._c.execute(
@@ -143,7 +153,7 @@ class PackageStore:
         counts = MergeCounts()
         with self._p.transaction() as c:
             ann_ids = dict(c.execute("SELECT name, id FROM annotators"))
-            for name in sorted({r["annotator"] for r in rows} - set(ann_ids)):
+            for name in sorted(({r["annotator"] for r in rows} | set(roles)) - set(ann_ids)):
                 ann_ids[name] = c.execute("INSERT INTO annotators(name, role, created_at) VALUES (?, ?, ?)",
                                           (name, roles.get(name, "annotator"), utc_now())).lastrowid
                 counts.annotators_added.append(name)
@@ -275,37 +285,52 @@ class PackageStore:
         os.replace(tmp, dest)
         return dest
 
+    def _referring(self, c: sqlite3.Connection, parent: str) -> list[tuple[str, str, bool]]:
+        """(table, column, nullable) of every foreign key pointing at ``parent``."""
+        out = []
+        for (table,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
+            notnull = {r[1]: bool(r[3]) for r in c.execute(f"PRAGMA table_info({table})")}
+            for fk in c.execute(f"PRAGMA foreign_key_list({table})"):
+                if fk[2] == parent and table != parent:
+                    out.append((table, fk[3], not notnull.get(fk[3], False)))
+        return out
+
     def restrict_copy(self, *, keep_scans: Iterable[int] | None, keep_annotator: str | None,
                       drop_models: bool) -> dict[str, int]:
         """Thin a hand-out copy, in one transaction: only ``keep_scans`` (None: all), only the labels
-        of ``keep_annotator`` (None: everyone's), and no trained models if ``drop_models``.
-        Never call this on a lead's project: it deletes rows. Returns counts of what was removed."""
+        of ``keep_annotator`` and no review rows (None: everyone's), and no trained model nor its
+        suspected label errors if ``drop_models``. Rows of every table that refers to a removed scan
+        go too (found from the schema's foreign keys). Never call this on a lead's project: it deletes
+        rows. Returns counts of what was removed."""
         removed = {"scans": 0, "labels": 0, "models": 0}
         with self._p.transaction() as c:
             if keep_scans is not None:
                 c.execute("CREATE TEMP TABLE IF NOT EXISTS keep_scans(id INTEGER PRIMARY KEY)")
                 c.execute("DELETE FROM keep_scans")
                 c.executemany("INSERT OR IGNORE INTO keep_scans(id) VALUES (?)", ((int(s),) for s in keep_scans))
-                gone = "(SELECT id FROM scans WHERE id NOT IN (SELECT id FROM keep_scans))"
-                removed["labels"] += c.execute(f"DELETE FROM labels WHERE scan_id IN {gone}").rowcount
-                for table in REVIEW_TABLES:
-                    if self.has_table(table):
-                        c.execute(f"DELETE FROM {table} WHERE scan_id IN {gone}")
-                c.execute(f"DELETE FROM features WHERE scan_id IN {gone}")
-                c.execute(f"DELETE FROM previews WHERE scan_id IN {gone}")
-                c.execute(f"UPDATE file_problems SET scan_id = NULL WHERE scan_id IN {gone}")
-                removed["scans"] = c.execute("DELETE FROM scans WHERE id NOT IN (SELECT id FROM keep_scans)").rowcount
-                c.execute("DROP TABLE keep_scans")
+                gone = "(SELECT id FROM scans WHERE id NOT IN (SELECT id FROM temp.keep_scans))"
+                for table, column, nullable in self._referring(c, "scans"):
+                    if nullable:
+                        c.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} IN {gone}")
+                    else:
+                        n = c.execute(f"DELETE FROM {table} WHERE {column} IN {gone}").rowcount
+                        if table == "labels":
+                            removed["labels"] += n
+                removed["scans"] = c.execute("DELETE FROM scans WHERE id NOT IN (SELECT id FROM temp.keep_scans)").rowcount
+                c.execute("DROP TABLE temp.keep_scans")
             if keep_annotator is not None:
-                others = "(SELECT id FROM annotators WHERE name != ?)"
                 for table in REVIEW_TABLES:
                     if self.has_table(table):
                         c.execute(f"DELETE FROM {table}")
-                removed["labels"] += c.execute(f"DELETE FROM labels WHERE annotator_id IN {others}",
-                                               (keep_annotator,)).rowcount
-                c.execute("DELETE FROM annotators WHERE name != ? AND id NOT IN (SELECT annotator_id FROM labels)",
+                removed["labels"] += c.execute(
+                    "DELETE FROM labels WHERE annotator_id IN (SELECT id FROM annotators WHERE name != ?)",
+                    (keep_annotator,)).rowcount
+                refs = [f"SELECT {col} FROM {table}" for table, col, _ in self._referring(c, "annotators")]
+                c.execute(f"DELETE FROM annotators WHERE name != ? AND id NOT IN ({' UNION '.join(refs)})",
                           (keep_annotator,))
             if drop_models:
                 removed["models"] = c.execute("DELETE FROM models").rowcount
+                if self.has_table("suspect_labels"):
+                    c.execute("DELETE FROM suspect_labels")
         self._c.execute("VACUUM")
         return removed
