@@ -78,7 +78,7 @@ class Consensus:
 
 
 def consensus(ratings, n_classes: int | None = None, *, truth=None, min_overlap: int = MIN_OVERLAP,
-              smoothing: float = 1.0, max_iter: int = 1000) -> Consensus:
+              prior_strength: float = 50.0, max_iter: int = 1000) -> Consensus:
     """Dawid–Skene when at least ``min_overlap`` items were read by two or more readers, else majority
     vote (with too little overlap a reader's reliability cannot be told from the data).
 
@@ -89,7 +89,7 @@ def consensus(ratings, n_classes: int | None = None, *, truth=None, min_overlap:
     n_multi = int((counts.sum(axis=1) >= 2).sum())
     has_vote = counts.sum(axis=1) > 0
     if R.shape[1] >= 2 and n_multi >= max(min_overlap, 1):
-        model = DawidSkene(k, smoothing=smoothing, max_iter=max_iter).fit(R, truth)
+        model = DawidSkene(k, prior_strength=prior_strength, max_iter=max_iter).fit(R, truth)
         post = model.posterior_
         labels = np.where(has_vote, post.argmax(axis=1), MISSING).astype(np.int64)
         weights = np.where(has_vote, post.max(axis=1), 0.0)

@@ -2,14 +2,22 @@
 
 A reader who is often wrong counts for less than one who is rarely wrong, and a reader who always
 says "pneumonia" tells little when they say it. Readers may have read any subset of the scans.
-Smoothing (a Dirichlet pseudo-count in every confusion cell and in the class prior) keeps a reader
-with few reads from getting a certain-looking 0 or 1.
+
+Two stages. First a "one-coin" model (one accuracy per reader, errors spread evenly over the other
+classes), which a few reads already estimate well. Then the full model, whose confusion rows get a
+Dirichlet prior of ``prior_strength`` pseudo-reads centred on that reader's one-coin matrix: a reader
+with few reads is judged by their overall accuracy, and class-specific error rates (an over-caller)
+emerge as their reads accumulate. The prior also settles the case the data alone cannot: with three
+readers of whom one guesses, a lopsided class prior and lopsided error rates fit equally well, and
+plain EM drifts to either (measured in tests/benchmarks/bench_consensus.py).
 
 Arrays:
     ratings : (n_items, n_raters) int64, class index or MISSING (-1)
+    truth : optional (n_items,) int64 known class (adjudicated) or MISSING
     posterior_ : (n_items, n_classes) float64, P(true class | every read); the prior for unread items
     confusion_ : (n_raters, n_classes, n_classes) float64, row = true class, column = class given;
                  rows sum to 1
+    one_coin_accuracy_ : (n_raters,) float64, the first stage's accuracy per reader
     prior_ : (n_classes,) float64, class frequencies
 
 Pure: numpy only. Never imports Qt, sqlite or the store.
@@ -27,26 +35,28 @@ from aldesk.review.ratings import MISSING, category_counts, check_ratings
 class DawidSkene:
     """EM over per-reader confusion matrices, started from the (soft) majority vote.
 
-    Parameters are stored as given and checked in ``fit`` (scikit-learn style)."""
+    Parameters are stored as given and checked in ``fit`` (scikit-learn style):
+    prior_strength : pseudo-reads per confusion row (true class), centred on the reader's
+        one-coin matrix; 0 gives plain maximum likelihood (plus one pseudo-count per class prior).
+    """
 
-    def __init__(self, n_classes: int | None = None, *, max_iter: int = 1000, tol: float = 1e-5,
-                 smoothing: float = 1.0):
+    def __init__(self, n_classes: int | None = None, *, max_iter: int = 1000, tol: float = 1e-6,
+                 prior_strength: float = 50.0):
         self.n_classes = n_classes
         self.max_iter = max_iter
         self.tol = tol
-        self.smoothing = smoothing
+        self.prior_strength = prior_strength
 
     def _check_params(self) -> None:
-        if not isinstance(self.max_iter, Integral) or self.max_iter < 1:
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter == {self.max_iter!r}, must be an integer >= 1")
         if not isinstance(self.tol, Real) or self.tol < 0:
             raise ValueError(f"tol == {self.tol!r}, must be >= 0")
-        if not isinstance(self.smoothing, Real) or self.smoothing < 0:
-            raise ValueError(f"smoothing == {self.smoothing!r}, must be >= 0")
+        if not isinstance(self.prior_strength, Real) or self.prior_strength < 0:
+            raise ValueError(f"prior_strength == {self.prior_strength!r}, must be >= 0")
 
     def fit(self, ratings, truth=None) -> "DawidSkene":
-        """``truth`` : optional (n_items,) int64 class known for sure (an adjudicated label), MISSING
-        elsewhere; those items keep that class and teach the readers' confusion matrices."""
+        """``truth`` items keep their class and teach the readers' confusion matrices."""
         self._check_params()
         R, k = check_ratings(ratings, self.n_classes)
         n, r = R.shape
@@ -55,41 +65,71 @@ class DawidSkene:
             raise ValueError(f"truth must be ({n},) class indices 0..{k - 1} or MISSING")
         observed = R != MISSING
         read = observed.any(axis=1)
-        counts = category_counts(R, k)
-        # per reader: the rows they read and the class they gave
-        cols = [(np.flatnonzero(observed[:, j]), R[observed[:, j], j]) for j in range(r)]
-        Rr = R[read]
-        cols_read = [(np.flatnonzero(Rr[:, j] != MISSING), Rr[Rr[:, j] != MISSING, j]) for j in range(r)]
-
         if not read.any():
             raise ValueError("ratings hold no read at all; nothing to estimate")
+        Rr = R[read]
+        # per reader: rows (among read items) they read, and the class they gave
+        cols = [(np.flatnonzero(Rr[:, j] != MISSING), Rr[Rr[:, j] != MISSING, j]) for j in range(r)]
         fixed = np.flatnonzero(known[read] != MISSING)
         fixed_t = np.eye(k)[known[read][fixed]]
-        # start: soft majority vote (the share of votes per class)
-        t = counts[read] / counts[read].sum(axis=1, keepdims=True)
-        t[fixed] = fixed_t
-        prior, confusion = self._m_step(t, cols_read, k, r)
-        self.converged_ = False
-        it = 0
-        for it in range(1, self.max_iter + 1):
-            t, ll = self._e_step(prior, confusion, cols_read, len(Rr), k)
+        counts = category_counts(Rr, k)
+        start = counts / counts.sum(axis=1, keepdims=True)  # soft majority vote
+        start[fixed] = fixed_t
+
+        # stage 1: one accuracy per reader
+        def one_coin_m(t):
+            hits = np.array([t[rows, given].sum() for rows, given in cols])
+            acc = (hits + 1.0) / (np.array([len(rows) for rows, _ in cols]) + 2.0)
+            return acc, self._one_coin_matrices(acc, k)
+
+        prior = self._prior(start)
+        acc, confusion = one_coin_m(start)
+        it1 = 0
+        for it1 in range(1, self.max_iter + 1):
+            t, _ = self._e_step(prior, confusion, cols, len(Rr), k)
             t[fixed] = fixed_t
-            new_prior, new_confusion = self._m_step(t, cols_read, k, r)
+            new_prior, (new_acc, confusion) = self._prior(t), one_coin_m(t)
+            change = max(np.abs(new_prior - prior).max(), np.abs(new_acc - acc).max())
+            prior, acc = new_prior, new_acc
+            if change <= self.tol:
+                break
+        centre = self._one_coin_matrices(acc, k)
+
+        # stage 2: full confusion matrices, shrunk towards the one-coin ones
+        t = start
+        prior, confusion = self._prior(t), self._full_m(t, cols, centre)
+        self.converged_ = False
+        it2 = 0
+        for it2 in range(1, self.max_iter + 1):
+            t, _ = self._e_step(prior, confusion, cols, len(Rr), k)
+            t[fixed] = fixed_t
+            new_prior, new_confusion = self._prior(t), self._full_m(t, cols, centre)
             change = max(np.abs(new_prior - prior).max(), np.abs(new_confusion - confusion).max())
             prior, confusion = new_prior, new_confusion
             if change <= self.tol:
                 self.converged_ = True
                 break
         posterior = np.tile(prior, (n, 1))
-        posterior[read], ll = self._e_step(prior, confusion, cols_read, len(Rr), k)
+        posterior[read], ll = self._e_step(prior, confusion, cols, len(Rr), k)
         posterior[known != MISSING] = np.eye(k)[known[known != MISSING]]
-        self.n_iter_ = it
+        self.n_iter_ = it1 + it2
         self.log_likelihood_ = ll
         self.prior_ = prior
+        self.one_coin_accuracy_ = acc
         self.confusion_ = confusion
         self.posterior_ = posterior
-        self.n_reads_ = np.array([len(rows) for rows, _ in cols], dtype=np.int64)
+        self.n_reads_ = observed.sum(axis=0)
         return self
+
+    @staticmethod
+    def _one_coin_matrices(acc: np.ndarray, k: int) -> np.ndarray:
+        off = (1.0 - acc) / (k - 1)
+        return np.where(np.eye(k, dtype=bool)[None], acc[:, None, None], off[:, None, None])
+
+    @staticmethod
+    def _prior(t: np.ndarray) -> np.ndarray:
+        prior = t.sum(axis=0) + 1.0
+        return prior / prior.sum()
 
     @staticmethod
     def _e_step(prior, confusion, cols, n, k) -> tuple[np.ndarray, float]:
@@ -101,18 +141,15 @@ class DawidSkene:
         norm = top + np.log(np.exp(log_post - top).sum(axis=1, keepdims=True))
         return np.exp(log_post - norm), float(norm.sum())
 
-    def _m_step(self, t, cols, k, r) -> tuple[np.ndarray, np.ndarray]:
-        a = float(self.smoothing)
-        prior = t.sum(axis=0) + a
-        prior = prior / prior.sum()
-        cells = np.full((r, k, k), a)
+    def _full_m(self, t, cols, centre: np.ndarray) -> np.ndarray:
+        k = t.shape[1]
+        cells = float(self.prior_strength) * centre
         for j, (rows, given) in enumerate(cols):
             for true in range(k):
                 cells[j, true] += np.bincount(given, weights=t[rows, true], minlength=k)
         totals = cells.sum(axis=2, keepdims=True)
-        # a reader with no reads of a true class and no smoothing: uniform, not 0/0
-        confusion = np.divide(cells, totals, out=np.full_like(cells, 1.0 / k), where=totals > 0)
-        return prior, confusion
+        # a reader with no reads of a true class and no prior: their one-coin row, not 0/0
+        return np.where(totals > 0, cells / np.where(totals > 0, totals, 1.0), centre)
 
     def predict(self) -> np.ndarray:
         """(n_items,) int64 most probable true class of each fitted item."""
@@ -123,6 +160,6 @@ class DawidSkene:
         return np.einsum("k,rkk->r", self.prior_, self.confusion_)
 
 
-def dawid_skene(ratings, n_classes: int | None = None, **params) -> DawidSkene:
+def dawid_skene(ratings, n_classes: int | None = None, *, truth=None, **params) -> DawidSkene:
     """Fit and return a ``DawidSkene``; the plain-function form of the estimator."""
-    return DawidSkene(n_classes, **params).fit(ratings)
+    return DawidSkene(n_classes, **params).fit(ratings, truth)
