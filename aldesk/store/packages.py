@@ -289,7 +289,7 @@ class PackageStore:
         """(table, column, nullable) of every foreign key pointing at ``parent``."""
         out = []
         for (table,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
-            notnull = {r[1]: bool(r[3]) for r in c.execute(f"PRAGMA table_info({table})")}
+            notnull = {r[1]: bool(r[3] or r[5]) for r in c.execute(f"PRAGMA table_info({table})")}  # pk: no NULL
             for fk in c.execute(f"PRAGMA foreign_key_list({table})"):
                 if fk[2] == parent and table != parent:
                     out.append((table, fk[3], not notnull.get(fk[3], False)))
