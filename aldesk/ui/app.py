@@ -25,6 +25,9 @@ def create_app(argv: list[str] | None = None, theme: str = "dark"):
 
     from aldesk.ui.theme import apply_theme
 
+    # Background threads (retraining, decoding) hand the GIL back to the GUI thread within 1 ms
+    # instead of Python's default 5 ms: each store call on a key press releases and retakes it.
+    sys.setswitchinterval(0.001)
     app = QApplication.instance() or QApplication(argv or ["aldesk"])
     app.setApplicationName("aldesk")
     app.setOrganizationName("aldesk")

@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
         self.viewer = ScanViewer()
         self.viewer.view_changed.connect(self._sync_view_controls)
         self.viewer.frame_changed.connect(self._on_viewer_frame_changed)
+        self.viewer.painted.connect(self._on_viewer_painted)
+        self._prefetch_pending = False
         self.queue_model = ScanQueueModel(None, self)
         self.queue_panel = QueuePanel(self.queue_model)
         self.queue_panel.scan_activated.connect(self._on_queue_scan_activated)
@@ -454,7 +456,12 @@ class MainWindow(QMainWindow):
         self.queue_panel.select_scan(scan_id)
         self._sync_view_controls()
         self.scan_shown.emit(scan_id)
-        QTimer.singleShot(0, self._prefetch)
+        self._prefetch_pending = True  # after this scan is painted: waking decoders now would delay the paint
+
+    def _on_viewer_painted(self, scan_id: int) -> None:
+        if self._prefetch_pending:
+            self._prefetch_pending = False
+            QTimer.singleShot(0, self._prefetch)
 
     def _prefetch(self) -> None:
         if self.project is None:

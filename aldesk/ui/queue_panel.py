@@ -60,9 +60,12 @@ class QueuePanel(QWidget):
         header.setSectionResizeMode(COL_THUMB, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(COL_THUMB, model.thumb_size + 10)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(COL_SCORE, QHeaderView.ResizeMode.ResizeToContents)
+        # fixed widths: ResizeToContents would ask every loaded row for its size on each change
+        header.setSectionResizeMode(COL_SCORE, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(COL_SCORE, 58)
         self.view.setColumnHidden(COL_REASON, True)  # shown as the name's second line and in the tooltip
-        header.setSectionResizeMode(COL_LABEL, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_LABEL, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(COL_LABEL, 78)
         header.setHighlightSections(False)
         self.view.clicked.connect(self._on_view_clicked)
         self.view.selectionModel().currentRowChanged.connect(self._on_view_current_changed)
