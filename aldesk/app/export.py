@@ -8,7 +8,13 @@ No patient data by default: rows carry only the project's pseudonymous patient k
 are de-identified (PS3.15 basic profile, :mod:`aldesk.imaging.deid`) and rasters re-written without
 metadata. ``include_identifiers`` must be asked for and is written into ``manifest.json``.
 The export appears whole or not at all: it is written beside OUT and renamed into place at the end.
-Never modifies the project or a source file.
+Never modifies labels, scans or a source file (applying the model may cache missing feature vectors).
+
+For the GUI's export dialog (aldesk.ui): run ``export_labelled_set(project, out, ExportOptions(format=
+"csv"|"json"|"folders", splits=parse_splits("70,15,15") or None, seed=0, include_identifiers=False,
+dicom_as="dicom"|"png"), progress=..., should_stop=...)`` in a worker on its own Project connection;
+show ``ExportResult.warnings`` (burned-in annotation, images that failed, no model) when it finishes.
+``InputFileError``/``ProjectError`` messages are for the user as they are.
 """
 
 from __future__ import annotations

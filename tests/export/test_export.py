@@ -19,7 +19,7 @@ from aldesk.app.export import (
 )
 from aldesk.cli import main
 from aldesk.errors import InputFileError, ProjectError
-from tests.export.conftest import PATIENTS, identifying_strings, label_all, scan_ids_by_name
+from tests.export.conftest import PATIENTS, identifying_strings, label_all
 
 # alice reads everything; bob reads the DICOMs (agrees except on case1_*); carol reads case2_0 as unsure
 ALICE = {f"case{p}_{k}": ("pneumonia" if p % 2 else "normal") for p in range(6) for k in range(2)} | {
@@ -228,3 +228,13 @@ def test_cli_export(labelled, tmp_path, capsys):
     assert manifest["options"]["dicom_as"] == "png" and manifest["options"]["seed"] == 2
     assert main(["export", project_dir, str(tmp_path / "o"), "--format", "csv"]) == 1
     assert "not empty" in capsys.readouterr().err
+
+
+def test_cancel_leaves_no_export(labelled, tmp_path):
+    from aldesk.errors import CancelledError
+
+    calls = iter(range(1000))
+    with pytest.raises(CancelledError, match="export cancelled"):
+        export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="folders"),
+                            should_stop=lambda: next(calls) >= 5)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial*"))

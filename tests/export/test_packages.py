@@ -17,7 +17,6 @@ from aldesk.app.labelling import final_labels
 from aldesk.app.packages import PackageError, export_package, import_package, read_package
 from aldesk.cli import main
 from aldesk.store import Project
-from tests.app.conftest import write_png
 from tests.export.conftest import label_all, scan_ids_by_name
 
 ALICE = {f"case{p}_{k}": ("pneumonia" if p % 2 else "normal") for p in range(6) for k in range(2)} | {
