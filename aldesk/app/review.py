@@ -337,8 +337,8 @@ class ReviewItem:
     reasons : subset of ["disagreement", "unsure", "second opinion suggested"]
     status : "to decide", "awaiting read" (a read request is open) or "decided"
     impact : 0..1, how much the training label is in doubt: 1 - the consensus probability of its
-             label, scaled so a coin flip is 1 (no label at all is 1); for a suspected label error
-             the model's margin against the label when larger
+             label, scaled so a coin flip is 1 (no label at all is 1); at least the share of readers
+             who said unsure; for a suspected label error at least the model's margin against it
     reads : every reader's current read, side by side (label, note, time spent, when, workstation)
     consensus : the training label now (FinalLabel) or None; posterior: class -> probability
     suspect : the model's flag (SuspectRow) or None
@@ -412,6 +412,9 @@ def _item(scan_id: int, cons: ProjectConsensus, reads: list[ReadRow], suspect: S
         impact = 0.0
     else:
         impact = _uncertainty(post, len(classes))
+        votes = [r for r in reads if r.value != NOT_A_READ]
+        if votes:
+            impact = max(impact, sum(r.value == "unsure" for r in votes) / len(votes))
     if suspect is not None:
         impact = max(impact, float(suspect.margin))
     if decisions:
