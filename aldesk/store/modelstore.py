@@ -35,3 +35,9 @@ class ModelStore:
             return None
         return {"id": row[0], "created_at": row[1], "extractor": row[2], "estimator": row[3], "n_labels": row[4],
                 "metrics": json.loads(row[5]), "arrays": arrays_from_bytes(row[6]) if row[6] else None}
+
+    def history(self) -> list[dict]:
+        """Every trained model, oldest first, without weights: for learning curves."""
+        cur = self._p.conn.execute("SELECT id, created_at, extractor, estimator, n_labels, metrics FROM models ORDER BY id")
+        return [{"id": r[0], "created_at": r[1], "extractor": r[2], "estimator": r[3], "n_labels": r[4],
+                 "metrics": json.loads(r[5])} for r in cur]

@@ -123,8 +123,11 @@ class MainWindow(QMainWindow):
         self._label_slot.addWidget(self.label_panel)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.center = QStackedWidget()
+        self.center.addWidget(self.viewer)
+        self.dashboard = None  # built on first use (matplotlib loads then)
         self.splitter.addWidget(self.queue_panel)
-        self.splitter.addWidget(self.viewer)
+        self.splitter.addWidget(self.center)
         self.splitter.addWidget(self._label_slot)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
@@ -235,6 +238,10 @@ class MainWindow(QMainWindow):
         self.act_overlay.setChecked(True)
         self.act_overlay.setShortcut(QKeySequence("Ctrl+T"))
         self.act_overlay.toggled.connect(self._on_overlay_toggled)
+        self.act_dashboard = m.addAction("&Dashboard")
+        self.act_dashboard.setCheckable(True)
+        self.act_dashboard.setShortcut(QKeySequence("Ctrl+D"))
+        self.act_dashboard.toggled.connect(self._on_dashboard_toggled)
         themes = m.addMenu("&Theme")
         group = QActionGroup(self)
         for name in ("dark", "light"):
@@ -510,6 +517,9 @@ class MainWindow(QMainWindow):
         """Record the reader's label for the scan on screen; only then say saved and move on."""
         if self.project is None or self.current_scan_id is None:
             return
+        if self.dashboard_visible:
+            self.statusBar().showMessage("Back to the scan first (Ctrl+D closes the dashboard)", 4000)
+            return
         scan_id = self.current_scan_id
         note = self.label_panel.note.text().strip()
         duration_ms = int((time.monotonic() - self._shown_at) * 1000)
@@ -594,6 +604,8 @@ class MainWindow(QMainWindow):
         else:
             self.queue_panel.select_scan(self.current_scan_id)
             self.label_panel.set_prediction(self._prediction_text(self.current_scan_id))
+        if self.dashboard_visible:
+            self.refresh_dashboard()
         self.worklist_applied.emit(wl)
 
     def reload_queue(self) -> None:
@@ -709,6 +721,8 @@ class MainWindow(QMainWindow):
             group.addAction(act)
 
     def set_strategy(self, name: str) -> None:
+        if name == self.settings.strategy:
+            return
         self.settings.strategy = name
         self._save_settings()
         self.request_retrain(f"strategy {name}", retrain=False)
@@ -766,6 +780,38 @@ class MainWindow(QMainWindow):
         apply_theme(QApplication.instance(), name)
         self.settings.theme = name
         self._save_settings()
+        if self.dashboard_visible:
+            self.refresh_dashboard()
+
+    # ================================================================== dashboard
+    def show_dashboard(self, on: bool = True) -> None:
+        self.act_dashboard.setChecked(on)
+
+    @property
+    def dashboard_visible(self) -> bool:
+        return self.dashboard is not None and self.center.currentWidget() is self.dashboard
+
+    def _on_dashboard_toggled(self, on: bool) -> None:
+        if on and self.project is not None:
+            if self.dashboard is None:
+                from aldesk.ui.dashboard import DashboardPanel
+
+                self.dashboard = DashboardPanel(theme=self.settings.theme)
+                self.dashboard.strategy_changed.connect(self.set_strategy)
+                self.center.addWidget(self.dashboard)
+            self.refresh_dashboard()
+            self.center.setCurrentWidget(self.dashboard)
+        else:
+            self.center.setCurrentWidget(self.viewer)
+            self.viewer.setFocus()
+
+    def refresh_dashboard(self) -> None:
+        from aldesk.app.dashboard import dashboard_data
+
+        if self.dashboard is None or self.project is None:
+            return
+        self.dashboard.set_strategies(strategy_descriptions(), self.settings.strategy)
+        self.dashboard.set_data(dashboard_data(self.project), self.settings.theme)
 
     # ================================================================== help
     def show_shortcuts(self) -> None:
