@@ -39,9 +39,12 @@ def wait(app, predicate, timeout: float = 120) -> None:
         time.sleep(0.005)
 
 
-def seed_labels(project_path: Path, n: int) -> None:
-    """Label ``n`` demo chest X-rays from the answer key, alternating classes, as READER."""
+def seed_labels(project_path: Path, n: int, step: int = 6) -> None:
+    """Label ``n`` demo chest X-rays from the answer key, alternating classes and two readers, training
+    every ``step`` labels (3-fold CV, as the app does) so the dashboard has a learning curve."""
     from aldesk.app.labelling import record_label
+    from aldesk.app.modelling import train
+    from aldesk.errors import LearningError
     from aldesk.store import Project
     from aldesk.ui.settings import resources_dir
 
@@ -52,20 +55,32 @@ def seed_labels(project_path: Path, n: int) -> None:
     with Project.open(project_path) as project:
         ids = {Path(r.relpath).name: r.id for r in project.scans.rows()}
         picks = [name for pair in zip(*by_class.values()) for name in pair][:n]
-        for name in picks:
+        for i, name in enumerate(picks):
             value = next(c for c, names in by_class.items() if name in names)
-            record_label(project, ids[name], READER, value)
+            record_label(project, ids[name], READER if i % 4 else "dr_lee", value)
+            if (i + 1) % step == 0:
+                try:
+                    train(project, folds=3)
+                except LearningError:
+                    pass  # too few labels of a class for 3 folds yet: no point on the curve
 
 
 def import_report_folder(tmp: Path) -> Path:
     """A folder like a real export: good scans, a note, a non-image DICOM, a truncated file, a duplicate."""
     from aldesk.ui.settings import resources_dir
 
+    import numpy as np
+    from PIL import Image
+
     folder = tmp / "incoming-2026-11"
     folder.mkdir(parents=True)
     demo = resources_dir() / "demo" / "scans"
-    for p in sorted((demo / "chest-xray-mnist").glob("*.png"))[:6]:
-        shutil.copy(p, folder / p.name)
+    npz = SHARED.parent / "pneumoniamnist" / "pneumoniamnist.npz"
+    if npz.is_file():  # new real chest X-rays (validation split: not in the demo)
+        images = np.load(npz)["val_images"][:9]
+        for i, img in enumerate(images):
+            Image.fromarray(img).save(folder / f"cxr_val_{i:03d}.png")
+    shutil.copy(sorted((demo / "chest-xray-mnist").glob("*.png"))[0], folder / "cxr_resent.png")
     shutil.copy(demo / "dicom" / "CT_small.dcm", folder / "CT_small.dcm")
     shutil.copy(demo / "dicom" / "CT_small.dcm", folder / "CT_small_copy.dcm")
     (folder / "README.txt").write_text("export notes\n")
@@ -99,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app(theme=args.theme)
     project_path, _ = ensure_demo_project()
-    seed_labels(project_path, 24)
+    seed_labels(project_path, 36)
 
     settings = Settings(annotator=READER, theme=args.theme)
     win = MainWindow(settings, READER, None)
@@ -111,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     wait(app, lambda: len(applied) >= 2)  # the ranked list after retraining
     chest = next(r.id for r in win.project.scans.rows() if r.relpath.endswith("chest_cr_RG1_J2KI.dcm"))
     win.show_scan(chest)
+    win._apply_worklist(win.worklist)  # as after a re-rank: the scan being read first, then the ranking
     wait(app, lambda: win.viewer.frames is not None and not win.viewer.is_preview)
     pump(app, 0.3)
     win.grab().save(str(out / "main_window.png"))

@@ -112,13 +112,17 @@ class DashboardPanel(QWidget):
         else:
             a1.text(0.5, 0.5, "No labels yet", ha="center", va="center", color=c["fg"], transform=a1.transAxes)
         a1.set_ylabel("labels")
-        fig.autofmt_xdate() if d["labels_over_time"] else None
-        a1.tick_params(axis="x", labelrotation=20)
+        import matplotlib.dates as mdates
+
+        locator = mdates.AutoDateLocator(maxticks=6)
+        a1.xaxis.set_major_locator(locator)
+        a1.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        a1.xaxis.get_offset_text().set_color(c["fg"])
 
         a2.set_title("Reads per reader", fontsize=11)
         readers = list(d["per_reader"])
-        a2.barh(readers, [d["per_reader"][r] for r in readers], color=c["series"][0])
-        a2.invert_yaxis()
+        a2.barh(readers, [d["per_reader"][r] for r in readers], color=c["series"][0], height=0.5)
+        a2.set_ylim(max(len(readers), 3) - 0.5, -0.5)
         a2.set_xlabel("current reads")
 
         a3.set_title("Class balance", fontsize=11)
