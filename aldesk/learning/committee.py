@@ -14,7 +14,17 @@ from numbers import Integral
 import numpy as np
 
 from aldesk.errors import LearningError
-from aldesk.learning.models import DEFAULT_MODEL, TrainedModel, _check_training, _seed, fit_model
+from aldesk.learning.models import (
+    CALIBRATION_FOLDS,
+    DEFAULT_MODEL,
+    LOGISTIC_C,
+    TrainedModel,
+    _check_training,
+    _seed,
+    fit_model,
+    select_C,
+    single_threaded,
+)
 
 DEFAULT_MEMBERS = 5
 
@@ -62,10 +72,19 @@ def fit_committee(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, n_members:
         raise LearningError(f"n_members == {n_members!r}, must be an int >= 2")
     X, y, _, sample_weight = _check_training(X, y, n_classes, sample_weight, class_names)
     rng = np.random.default_rng(_seed(random_state))
+    C = None
+    if name == "logistic":  # choose the regularisation once, on all labels; members only resample
+        counts = np.bincount(y, minlength=n_classes)
+        folds = min(CALIBRATION_FOLDS, int(counts.min()))
+        C = LOGISTIC_C
+        if folds >= 2:
+            with single_threaded():
+                C, _, _ = select_C(X, y, n_classes=n_classes, folds=folds, sample_weight=sample_weight,
+                                   random_state=rng)
     members = []
     for _ in range(n_members):
         idx = stratified_bootstrap(y, n_classes, rng)
         sw = None if sample_weight is None else sample_weight[idx]
         members.append(fit_model(X[idx], y[idx], n_classes=n_classes, name=name, sample_weight=sw,
-                                 random_state=rng, calibrate=False, class_names=class_names))
+                                 random_state=rng, calibrate=False, class_names=class_names, C=C))
     return Committee(members, n_classes, name)

@@ -4,8 +4,8 @@ Pure uncertainty sampling fills a batch of 10 with near copies of the same ambig
 similar slices, a duplicated study); pure diversity wastes labels on easy scans. ``hybrid`` takes the
 ``pool_factor · b`` most uncertain candidates and spreads the batch over them:
 
-* ``diversity="kmeans"`` (default): uncertainty-weighted k-means into b groups, the most uncertain scan
-  of each group (Zhdanov 2019, "diverse mini-batch active learning");
+* ``diversity="kmeans"`` (default): uncertainty-weighted k-means into b groups and, from each group, the
+  scan nearest its centre (Zhdanov 2019, "Diverse mini-batch active learning");
 * ``diversity="kcenter"``: greedy k-center among them with the labelled scans as fixed centres.
 
 Falls back to cold start while no model can be trained, and says so in every reason.
@@ -98,29 +98,29 @@ class HybridStrategy(BaseStrategy):
                 where = "far from" if d >= 1.2 * ref else ("close to" if d <= 0.8 * ref else "at a typical distance from")
                 text += f"; {where} labelled scans ({d / ref:.1f}x typical)"
             if groups is not None:
-                text += f"; best of its group of {groups[i]} similar uncertain scans"
+                text += f"; typical of a group of {groups[i]} similar uncertain scans"
             reasons.append(text)
         return make_result(self.name, data.candidates[chosen], score[chosen], reasons,
                            prefiltered=int(len(top)), diversity=self.diversity)
 
     def _kmeans_pick(self, data: QueryInput, top: np.ndarray, score: np.ndarray, b: int):
-        Xt = data.X[data.candidates[top]]
-        w = score[top] + 1e-12
-        _, labels = weighted_kmeans(Xt, b, data.rng, weights=w)
+        """One scan per uncertainty-weighted k-means group: the member nearest the group's centre."""
+        Xt = data.X[data.candidates[top]].astype(np.float64)
+        centres, labels = weighted_kmeans(Xt, b, data.rng, weights=score[top] + 1e-12)
+        d2 = ((Xt - centres[labels]) ** 2).sum(axis=1)
         sizes = np.bincount(labels)
-        order = np.lexsort((np.arange(len(top)), -w, labels))  # by group, most uncertain first
+        order = np.lexsort((np.arange(len(top)), d2, labels))  # by group, nearest the centre first
         firsts = order[np.r_[True, labels[order][1:] != labels[order][:-1]]]
-        chosen = list(top[firsts])
+        chosen = [int(p) for p in top[firsts]]
         group_size = {int(top[j]): int(sizes[labels[j]]) for j in firsts}
-        if len(chosen) < b:  # fewer distinct groups than wanted (duplicates): fill by k-center
+        if len(chosen) < b:  # fewer distinct groups than wanted (exact duplicates): fill by k-center
             rest = np.setdiff1d(top, chosen)
-            centres = np.concatenate([data.labelled, data.candidates[chosen]]).astype(np.int64)
-            more = k_center_greedy(data.X, centres, data.candidates[rest], b - len(chosen), data.rng)
+            centres_idx = np.concatenate([data.labelled, data.candidates[chosen]]).astype(np.int64)
+            more = k_center_greedy(data.X, centres_idx, data.candidates[rest], b - len(chosen), data.rng)
             for p in np.searchsorted(data.candidates, more):
                 chosen.append(int(p))
                 group_size[int(p)] = 1
-        chosen = np.asarray(chosen, dtype=np.int64)
         groups = np.zeros(len(score), dtype=np.int64)
         for p, g in group_size.items():
             groups[p] = g
-        return chosen, groups
+        return np.asarray(chosen, dtype=np.int64), groups

@@ -35,7 +35,8 @@ MODEL_NAMES = ("logistic", "random_forest", "hist_gradient_boosting", "mlp")
 DEFAULT_MODEL = "logistic"
 ISOTONIC_MIN_LABELS = 1000
 CALIBRATION_FOLDS = 5
-LOGISTIC_C = 1.0
+LOGISTIC_C_GRID = (0.01, 0.1, 1.0)  # inverse L2 strength, chosen per fit by out-of-fold log-loss
+LOGISTIC_C = 0.1  # used when a class has too few labels to cross-validate
 ARRAYS_FORMAT = 1
 
 
@@ -50,8 +51,11 @@ def _seed(random_state) -> int | None:
     return int(random_state)
 
 
-def make_estimator(name: str = DEFAULT_MODEL, random_state=None):
-    """A fresh, unfitted scikit-learn estimator for ``name`` (one of ``MODEL_NAMES``)."""
+def make_estimator(name: str = DEFAULT_MODEL, random_state=None, *, C: float = LOGISTIC_C):
+    """A fresh, unfitted scikit-learn estimator for ``name`` (one of ``MODEL_NAMES``).
+
+    C is the logistic model's inverse regularisation strength (on standardised features).
+    """
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -60,7 +64,7 @@ def make_estimator(name: str = DEFAULT_MODEL, random_state=None):
         from sklearn.linear_model import LogisticRegression
 
         return Pipeline([("scale", StandardScaler()),
-                         ("clf", LogisticRegression(C=LOGISTIC_C, class_weight="balanced", max_iter=1000))])
+                         ("clf", LogisticRegression(C=C, class_weight="balanced", max_iter=1000))])
     if name == "random_forest":
         from sklearn.ensemble import RandomForestClassifier
 
@@ -139,8 +143,8 @@ def single_threaded():
         yield
 
 
-def _fit_estimator(name, X, y, n_classes, sample_weight, seed):
-    est = make_estimator(name, seed)
+def _fit_estimator(name, X, y, n_classes, sample_weight, seed, C=LOGISTIC_C):
+    est = make_estimator(name, seed, C=C)
     if name == "mlp":  # MLPClassifier has no class_weight: balance through the sample weights
         w = _balanced_weights(y, n_classes)
         sample_weight = w if sample_weight is None else w * sample_weight
@@ -169,6 +173,7 @@ class TrainedModel:
         self.ece_uncalibrated_ = float("nan")
         self.n_labels_ = 0
         self.class_counts_ = np.zeros(self.n_classes_, dtype=np.int64)
+        self.cv_log_loss_: dict = {}
 
     @property
     def calibration_(self) -> str:
@@ -310,7 +315,7 @@ def _wrap(estimator, name: str, n_classes: int) -> TrainedModel:
     return EstimatorModel(estimator, name, n_classes)
 
 
-def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds):
+def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C=LOGISTIC_C):
     """(n, C) out-of-fold logits from ``folds`` stratified folds (every fold trains on every class)."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -318,35 +323,69 @@ def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds):
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(np.zeros(len(y)), y):
         sw = None if sample_weight is None else sample_weight[train]
-        est = _fit_estimator(name, X[train], y[train], n_classes, sw, seed)
+        est = _fit_estimator(name, X[train], y[train], n_classes, sw, seed, C)
         logits[test] = _wrap(est, name, n_classes).decision_logits(X[test])
     return logits
 
 
+def _balanced_log_loss(logits: np.ndarray, y: np.ndarray, n_classes: int, sample_weight=None) -> float:
+    w = _balanced_weights(y, n_classes)
+    if sample_weight is not None:
+        w = w * sample_weight
+    return float(-(w * log_softmax(logits)[np.arange(len(y)), y]).sum() / w.sum())
+
+
+def select_C(X, y, *, n_classes: int, folds: int, sample_weight=None, random_state=None,
+             grid=LOGISTIC_C_GRID) -> tuple[float, np.ndarray, dict]:
+    """The logistic C with the lowest class-balanced out-of-fold log-loss, its OOF logits, and all losses.
+
+    The same folds serve every C (paired), and the winner's OOF logits are reused for calibration.
+    """
+    seed = _seed(random_state)
+    losses, oof = {}, {}
+    for c in grid:
+        oof[c] = _oof_logits("logistic", X, y, n_classes, sample_weight, seed, folds, c)
+        losses[c] = _balanced_log_loss(oof[c], y, n_classes, sample_weight)
+    best = min(grid, key=lambda c: (losses[c], c))
+    return best, oof[best], losses
+
+
 def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=None, random_state=None,
-              calibrate: bool = True, class_names=None) -> TrainedModel:
-    """Fit ``name`` on the labelled rows and calibrate it out of fold.
+              calibrate: bool = True, class_names=None, C: float | None = None) -> TrainedModel:
+    """Fit ``name`` on the labelled rows, choose its regularisation and calibrate it, all out of fold.
 
     X : (n_labels, d) float32 features of labelled scans only; y : (n_labels,) class indices.
-    Raises NotEnoughLabelsError (naming the class) when some class has no label. Calibration needs at
-    least 2 labels in every class; with fewer the model is returned uncalibrated (``calibration_ == "none"``).
+    Raises NotEnoughLabelsError (naming the class) when some class has no label. With at least 2 labels
+    in every class the logistic C is chosen from ``LOGISTIC_C_GRID`` by out-of-fold log-loss (unless
+    ``C`` is given) and the probabilities are calibrated on the same out-of-fold predictions; with fewer,
+    C = ``LOGISTIC_C`` and the model is returned uncalibrated (``calibration_ == "none"``).
     """
     if name not in MODEL_NAMES:
         raise LearningError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     X, y, counts, sample_weight = _check_training(X, y, n_classes, sample_weight, class_names)
     rng = np.random.default_rng(_seed(random_state))
     seed = int(rng.integers(2**31 - 1))
+    folds = min(CALIBRATION_FOLDS, int(counts.min()))
+    logits = None
+    losses = {}
     with single_threaded():
-        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed), name, n_classes)
-        folds = min(CALIBRATION_FOLDS, int(counts.min()))
+        if name == "logistic" and C is None:
+            C = LOGISTIC_C
+            if folds >= 2:
+                C, logits, losses = select_C(X, y, n_classes=n_classes, folds=folds, sample_weight=sample_weight,
+                                             random_state=seed)
+        C = LOGISTIC_C if C is None else float(C)
+        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed, C), name, n_classes)
         if calibrate and folds >= 2:
-            logits = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds)
+            if logits is None:
+                logits = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C)
             factory = (IsotonicCalibrator if len(y) >= ISOTONIC_MIN_LABELS else TemperatureScaler)
             model.calibrator_ = make_calibrator(len(y), ISOTONIC_MIN_LABELS).fit(logits, y)
             model.ece_uncalibrated_ = expected_calibration_error(softmax(logits), y)
             model.ece_ = cross_fitted_ece(factory, logits, y, rng)
     model.n_labels_ = len(y)
     model.class_counts_ = counts
+    model.cv_log_loss_ = {float(c): v for c, v in losses.items()}
     return model
 
 
