@@ -62,7 +62,7 @@ class TemperatureScaler:
 
     kind = "temperature"
 
-    def __init__(self, bounds: tuple[float, float] = (0.05, 20.0)):
+    def __init__(self, bounds: tuple[float, float] = (0.1, 10.0)):
         self.bounds = bounds
 
     def fit(self, logits: np.ndarray, y: np.ndarray) -> "TemperatureScaler":

@@ -63,7 +63,8 @@ class ColdStartStrategy(BaseStrategy):
             lab_cluster, _ = nearest(X[data.labelled].astype(np.float64), centres, b_sq=c_sq)
             labelled_in = np.bincount(lab_cluster, minlength=k)
         score = size / m / (1.0 + labelled_in)
-        clusters = [c for c in np.lexsort((np.arange(k), -score)) if medoid[c] >= 0][:b]
+        order = np.lexsort((np.arange(k), -score, labelled_in > 0))  # unlabelled kinds first, big ones first
+        clusters = [c for c in order if medoid[c] >= 0][:b]
         picks = [int(cand[medoid[c]]) for c in clusters]
         scores = [float(score[c]) for c in clusters]
         prefix = f"{note}: " if note else ""

@@ -77,7 +77,7 @@ class ExpectedErrorReduction(BaseStrategy):
         if fitted is None:
             return cold_start_fallback(data, why, self.name)
         rng, cand = data.rng, data.candidates
-        S = np.sort(rng.choice(cand, min(self.n_candidates, len(cand)), replace=False))
+        S = np.sort(rng.choice(cand, min(max(self.n_candidates, data.batch_size), len(cand)), replace=False))
         U = np.sort(rng.choice(cand, min(self.n_evaluation, len(cand)), replace=False))
         n_classes, T = fitted.n_classes_, fitted.temperature_
         ZL = _with_bias(fitted.standardise(data.X[data.labelled]))

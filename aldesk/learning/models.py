@@ -35,6 +35,7 @@ MODEL_NAMES = ("logistic", "random_forest", "hist_gradient_boosting", "mlp")
 DEFAULT_MODEL = "logistic"
 ISOTONIC_MIN_LABELS = 1000
 CALIBRATION_FOLDS = 5
+MIN_CALIBRATION_LABELS = 20  # below this a temperature fitted out of fold is mostly noise: leave T = 1
 LOGISTIC_C_GRID = (0.01, 0.1, 1.0)  # inverse L2 strength, chosen per fit by out-of-fold log-loss
 LOGISTIC_C = 0.1  # used when a class has too few labels to cross-validate
 ARRAYS_FORMAT = 1
@@ -357,8 +358,9 @@ def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=
     X : (n_labels, d) float32 features of labelled scans only; y : (n_labels,) class indices.
     Raises NotEnoughLabelsError (naming the class) when some class has no label. With at least 2 labels
     in every class the logistic C is chosen from ``LOGISTIC_C_GRID`` by out-of-fold log-loss (unless
-    ``C`` is given) and the probabilities are calibrated on the same out-of-fold predictions; with fewer,
-    C = ``LOGISTIC_C`` and the model is returned uncalibrated (``calibration_ == "none"``).
+    ``C`` is given) and, from ``MIN_CALIBRATION_LABELS`` labels on, the probabilities are calibrated on the
+    same out-of-fold predictions; otherwise C = ``LOGISTIC_C`` and/or the model is returned uncalibrated
+    (``calibration_ == "none"``).
     """
     if name not in MODEL_NAMES:
         raise LearningError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
@@ -376,7 +378,7 @@ def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=
                                              random_state=seed)
         C = LOGISTIC_C if C is None else float(C)
         model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed, C), name, n_classes)
-        if calibrate and folds >= 2:
+        if calibrate and folds >= 2 and len(y) >= MIN_CALIBRATION_LABELS:
             if logits is None:
                 logits = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C)
             factory = (IsotonicCalibrator if len(y) >= ISOTONIC_MIN_LABELS else TemperatureScaler)
