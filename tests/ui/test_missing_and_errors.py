@@ -1,0 +1,62 @@
+"""Files that moved, scans that cannot be decoded, and exceptions escaping a slot: all shown, none lost."""
+
+import sys
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from aldesk.store import Project
+
+
+def test_missing_files_filter_lists_them_and_the_viewer_says_why(qtbot, window, real_project):
+    win = window
+    with Project.open(real_project) as p:
+        gone = p.scans.rows()[3]
+    gone.path.unlink()
+    win.frame_cache.clear()
+    win.queue_panel.set_filter("missing")
+    qtbot.waitUntil(lambda: win.queue_model.total == 1, timeout=10_000)
+    assert win.queue_model.scan_id_at(0) == gone.id
+    assert "1 files missing" in win.queue_panel.count_label.text()
+    win.show_scan(gone.id)
+    assert win.viewer.is_preview and win.viewer.scan_id == gone.id  # the stored preview still shows
+    qtbot.waitUntil(lambda: "preview only" in (win.viewer.info.get("label") or ""), timeout=10_000)
+    assert "Full resolution not available" in win.statusBar().currentMessage()
+    win.queue_panel.set_filter("all")
+    assert win.queue_model.total == 12
+
+
+def test_exception_in_a_slot_reaches_the_user(qtbot, window, message_boxes, monkeypatch):
+    win = window
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    win.errors.install_excepthook()
+
+    class Emitter(QObject):
+        fired = Signal()
+
+    em = Emitter()
+
+    def broken_slot():
+        raise RuntimeError("slot exploded")
+
+    em.fired.connect(broken_slot)
+    with qtbot.waitSignal(win.errors.reported) as rep:
+        QTimer.singleShot(0, em.fired.emit)
+    assert "RuntimeError: slot exploded" in rep.args[1]
+    assert message_boxes[-1][1] == "Something went wrong"
+
+
+def test_label_that_cannot_be_saved_is_not_shown_as_saved(qtbot, window, message_boxes, monkeypatch):
+    win = window
+    from aldesk.errors import ProjectBusyError
+    from aldesk.ui import main_window as mw
+
+    def busy(*args, **kwargs):
+        raise ProjectBusyError("another aldesk process is writing to this project; try again when it finishes")
+
+    monkeypatch.setattr(mw.labelling, "record_label", busy)
+    first = win.current_scan_id
+    win.label_current("normal")
+    assert win.current_scan_id == first                     # did not move on
+    assert not win.label_panel.saved_label.text().startswith("Saved")
+    assert message_boxes[-1][1] == "The label was not saved" and "try again" in message_boxes[-1][2]
+    assert win.project.labels.count() == 0
