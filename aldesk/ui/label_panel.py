@@ -53,7 +53,7 @@ class LabelPanel(QWidget):
         grid.addWidget(skip, row, 1)
 
         self.note = QLineEdit()
-        self.note.setPlaceholderText("Note for this scan (N), saved with the label")
+        self.note.setPlaceholderText("Note for this scan (Ctrl+N), saved with the label")
         self.note.setClearButtonEnabled(True)
 
         self.saved_label = QLabel("")

@@ -293,6 +293,10 @@ class MainWindow(QMainWindow):
         self._label_slot.removeWidget(old)
         old.deleteLater()
 
+    def _track(self, job) -> None:
+        """Keep fire-and-forget jobs (demo build, file check) to cancel them when closing."""
+        self._jobs = [j for j in self._jobs if not j.done] + [job]
+
     # ================================================================== projects
     def open_project(self, path: str | os.PathLike) -> bool:
         """Open a project (closing the current one). Returns False (after telling the user) on failure."""
@@ -367,7 +371,7 @@ class MainWindow(QMainWindow):
         from aldesk.ui.demo import ensure_demo_project
 
         self.statusBar().showMessage("Preparing the demo project…")
-        self._jobs.append(run_in_pool(lambda progress, should_stop: ensure_demo_project(progress, should_stop),
+        self._track(run_in_pool(lambda progress, should_stop: ensure_demo_project(progress, should_stop),
                                       on_finished=self._on_demo_ready,
                                       on_failed=lambda exc: self.errors.report("Cannot build the demo project", exc),
                                       on_progress=self._on_retrainer_progress))
@@ -535,7 +539,7 @@ class MainWindow(QMainWindow):
         self._labels_since_retrain += 1
         self._session_labels += 1
         self.label_saved.emit(scan_id, value)
-        if self.queue_panel.current_filter == "to_label":
+        if self.queue_panel.current_filter != "mine":
             self.show_next()
         else:  # a reopened scan: stay on it, show the new history
             self.label_panel.show_scan(value, self.project.labels.history(scan_id), note)
@@ -629,7 +633,7 @@ class MainWindow(QMainWindow):
         elif key == "missing":
             self.queue_model.set_entries(np.zeros(0, np.int64), labels=mine)
             self.statusBar().showMessage("Checking which source files are missing…")
-            self._jobs.append(run_in_pool(missing_body(str(self.project.path)), on_finished=self._on_missing_ready,
+            self._track(run_in_pool(missing_body(str(self.project.path)), on_finished=self._on_missing_ready,
                                           on_failed=lambda exc: self.errors.report("Cannot check files", exc)))
         if self.current_scan_id is not None:
             self.queue_panel.select_scan(self.current_scan_id)

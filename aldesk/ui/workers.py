@@ -137,8 +137,12 @@ class LatestOnly(QObject):
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Ask every job to stop and wait for them (closing the window). True when all ended."""
         self.cancel()
-        self.pool.clear()
-        return self.pool.waitForDone(timeout_ms)
+        self.pool.clear()  # queued jobs that never started will never report: forget them below
+        ended = self.pool.waitForDone(timeout_ms)
+        if ended and self._running:
+            self._running.clear()
+            self.idle.emit()
+        return ended
 
     def _is_current(self, gen: int) -> bool:
         return gen == self.generation

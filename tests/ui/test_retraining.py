@@ -161,3 +161,25 @@ def test_real_retrain_on_open_ranks_in_the_background(qtbot, real_project):
     assert win.current_scan_id == first
     assert len(wl.scores) > 0
     win.close()
+
+
+def test_switching_project_during_a_retrain_leaves_no_stale_job(qtbot, window, real_project, monkeypatch):
+    win = window
+
+    def slow(*args, **kwargs):
+        def body(progress, should_stop):
+            for _ in range(400):
+                if should_stop():
+                    from aldesk.errors import CancelledError
+                    raise CancelledError("switching")
+                time.sleep(0.005)
+        return body
+
+    monkeypatch.setattr(mw, "retrain_body", slow)
+    win.request_retrain("one")
+    win.request_retrain("two")   # queued behind the first
+    qtbot.wait(20)
+    monkeypatch.undo()
+    assert win.open_project(real_project)  # reopening closes the old one: cancel, wait, forget
+    assert not win.retrainer.busy
+    assert not win.progress_bar.isVisible()
