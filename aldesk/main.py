@@ -13,6 +13,11 @@ import argparse
 import sys
 
 GUI_COMMANDS = ("gui", "demo")
+GUI_HELP = """
+desktop app:
+  aldesk                 open the labelling workstation on the demo project
+  aldesk gui [PROJECT]   open the labelling workstation on PROJECT (default: the most recent)
+  aldesk demo            open the demo project (real sample scans, built on first use)"""
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -36,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.project, demo=False)
     from aldesk.cli import main as cli_main
 
+    if argv[0] in ("-h", "--help"):
+        try:
+            return cli_main(argv)
+        finally:  # the CLI's help exits via SystemExit; add the GUI commands it does not know
+            print(GUI_HELP)
     return cli_main(argv)
 
 

@@ -21,7 +21,8 @@ def test_other_commands_and_help_go_to_the_cli(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         entry.main(["--help"])
     assert exc.value.code == 0
-    assert "usage: aldesk" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage: aldesk" in out and "aldesk gui [PROJECT]" in out and "aldesk demo" in out
 
 
 def test_no_display_is_a_clear_message_not_a_crash(monkeypatch, capsys):
