@@ -2,7 +2,6 @@
 
 import time
 
-import pytest
 from PySide6.QtCore import Qt
 
 from aldesk.app.worklist import Worklist
