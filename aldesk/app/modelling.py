@@ -8,7 +8,7 @@ import numpy as np
 
 from aldesk.app.callbacks import Progress, ShouldStop, never_stop, no_progress
 from aldesk.app.features import load_features
-from aldesk.app.labelling import label_vector, read_scan_ids
+from aldesk.app.labelling import read_scan_ids, training_labels
 from aldesk.errors import LearningError
 from aldesk.learning.base import UNLABELLED, standardize
 from aldesk.store import Project
@@ -42,10 +42,12 @@ class Ranking:
 
 
 def _dataset(project: Project, extractor: str, progress: Progress, should_stop: ShouldStop):
+    """(scan ids, standardised X, y with UNLABELLED, soft-label weights) for every scan."""
     ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
     if len(ids) == 0:
         raise LearningError(f"{project.path}: no scans yet; import some with `aldesk import PROJECT FOLDER`")
-    return ids, standardize(X), label_vector(project, ids)
+    y, weights = training_labels(project, ids)
+    return ids, standardize(X), y, weights
 
 
 def rank(
@@ -62,7 +64,7 @@ def rank(
     """The next ``batch`` scans to read, best first, each with its score and reason."""
     from aldesk.learning.strategies import get_strategy
 
-    ids, X, y = _dataset(project, extractor, progress, should_stop)
+    ids, X, y, _ = _dataset(project, extractor, progress, should_stop)
     already_read = read_scan_ids(project)
     candidates = np.array([i for i, s in enumerate(ids.tolist()) if s not in already_read and y[i] == UNLABELLED],
                           dtype=np.int64)
@@ -99,14 +101,16 @@ def train(
     """
     from aldesk.learning.models import cross_validate_model, fit_model
 
-    ids, X, y = _dataset(project, extractor, progress, should_stop)
+    ids, X, y, weights = _dataset(project, extractor, progress, should_stop)
     labelled = y != UNLABELLED
     n_classes = len(project.classes)
     progress(0, 2, "cross-validating")
     metrics = cross_validate_model(X[labelled], y[labelled], n_classes=n_classes, name=model, folds=folds,
                                    random_state=random_state, class_names=project.classes)
     progress(1, 2, "fitting")
+    # soft labels (consensus posteriors) weigh each scan by how sure the readers are of its label
     fitted = fit_model(X[labelled], y[labelled], n_classes=n_classes, name=model, random_state=random_state,
+                       sample_weight=weights[labelled],
                        class_names=project.classes)
     progress(2, 2, "done")
     arrays = fitted.to_arrays() if hasattr(fitted, "to_arrays") else None
