@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aldesk.errors import InputFileError
@@ -27,14 +27,19 @@ class CsvRow:
 
 
 class ScanPathIndex:
-    """Find a scan by absolute path or by path relative to its imported folder."""
+    """Find a scan by absolute path or by path relative to its imported folder.
+
+    A file that was not imported because it duplicates a scan (same UID or same pixels) finds that scan:
+    labelling the copy labels the image.
+    """
 
     def __init__(self, project: Project):
         self.by_abs: dict[str, int] = {}
         self.by_rel: dict[str, list[int]] = {}
-        for scan_id, root, rel in project.scans.iter_paths():
-            self.by_abs[os.path.normpath(os.path.join(root, rel))] = scan_id
-            self.by_rel.setdefault(rel, []).append(scan_id)
+        for source in (project.scans.iter_paths(), project.scans.iter_duplicate_paths()):
+            for scan_id, root, rel in source:
+                self.by_abs[os.path.normpath(os.path.join(root, rel))] = scan_id
+                self.by_rel.setdefault(rel, []).append(scan_id)
 
     def find(self, path: str) -> tuple[int | None, str]:
         """(scan id or None, why not)."""
@@ -64,7 +69,7 @@ def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_un
     index = ScanPathIndex(project)
     rows: list[CsvRow] = []
     errors: list[str] = []
-    seen: dict[int, int] = {}
+    seen: dict[int, int] = {}  # scan id -> index in rows
     with handle:
         try:
             reader = csv.DictReader(handle)
@@ -90,11 +95,16 @@ def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_un
                     if not allow_unknown:
                         errors.append(f"line {line}: {path!r}: {why}")
                     continue
-                if scan_id in seen:
-                    errors.append(f"line {line}: {path!r} is the same scan as line {seen[scan_id]}")
-                    continue
-                seen[scan_id] = line
                 split = (row.get("split") or "").strip().lower() or None
+                if scan_id in seen:  # the same image twice (a copy of the file, or the same path)
+                    first = rows[seen[scan_id]]
+                    if first.label != label:
+                        errors.append(f"line {line}: {path!r} is the same image as line {first.line}, "
+                                      f"labelled {label!r} here but {first.label!r} there")
+                    elif split == "test" and first.split != "test":  # a test image must never train
+                        rows[seen[scan_id]] = replace(first, split="test")
+                    continue
+                seen[scan_id] = len(rows)
                 duration = (row.get("duration_ms") or "").strip()
                 if duration and not duration.isdigit():
                     errors.append(f"line {line}: duration_ms {duration!r} is not a whole number of milliseconds")

@@ -210,6 +210,12 @@ class ScanStore:
         """(scan id, root path, relpath) for every scan, streamed."""
         yield from self._c.execute("SELECT s.id, r.path, s.relpath FROM scans s JOIN roots r ON r.id = s.root_id ORDER BY s.id")
 
+    def iter_duplicate_paths(self) -> Iterator[tuple[int, str, str]]:
+        """(original scan id, root path, relpath) for every file not imported because it duplicates a scan."""
+        yield from self._c.execute(
+            "SELECT p.scan_id, r.path, p.relpath FROM file_problems p JOIN roots r ON r.id = p.root_id "
+            "WHERE p.kind = 'duplicate' AND p.scan_id IS NOT NULL ORDER BY p.scan_id")
+
     def relpaths(self, root_id: int, limit: int | None = None) -> list[str]:
         sql = "SELECT relpath FROM scans WHERE root_id = ? ORDER BY id"
         params: tuple = (root_id,)

@@ -178,3 +178,21 @@ def test_import_missing_path_is_a_clear_error(project, tmp_path):
 
     with pytest.raises(ProjectError, match="does not exist"):
         import_paths(project, [tmp_path / "nope"], jobs=1)
+
+
+def test_a_label_for_a_duplicate_file_labels_the_original_scan(project, tmp_path):
+    from aldesk.app.answers import read_labelled_csv
+    from aldesk.errors import InputFileError
+
+    folder = tmp_path / "d"
+    write_png(folder / "a.png", seed=1)
+    shutil.copy(folder / "a.png", folder / "copy.png")
+    write_png(folder / "b.png", seed=2)
+    import_paths(project, [folder], jobs=1)
+    key = tmp_path / "answers.csv"
+    key.write_text("path,label,split\na.png,normal,pool\ncopy.png,normal,test\nb.png,pneumonia,pool\n")
+    rows = read_labelled_csv(project, key)
+    assert len(rows) == 2 and rows[0].split == "test"  # the copy's test split wins: no leakage
+    key.write_text("path,label\na.png,normal\ncopy.png,pneumonia\n")
+    with pytest.raises(InputFileError, match="line 3: 'copy.png' is the same image as line 2"):
+        read_labelled_csv(project, key)
