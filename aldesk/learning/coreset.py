@@ -14,6 +14,10 @@ from aldesk.learning.base import BaseStrategy, QueryInput, check_random_state, m
 from aldesk.learning.clustering import nearest, sq_norms
 
 
+BOUND_CENTRES = 128  # with more labelled scans, start from an upper bound and refine lazily
+REFINE = 64
+
+
 def k_center_greedy(X: np.ndarray, centres_idx, candidates, b: int, rng=None, *,
                     return_distances: bool = False):
     """Greedy k-center: repeatedly take the candidate farthest from its nearest centre, then make it a centre.
@@ -22,6 +26,10 @@ def k_center_greedy(X: np.ndarray, centres_idx, candidates, b: int, rng=None, *,
     candidates : (m,) indices into X to choose from; b : picks wanted (capped at m).
     With no centres the first pick is drawn with ``rng``. Returns (b,) indices into X in pick order, and
     with ``return_distances`` also (b,) Euclidean distance of each pick to its nearest centre when picked.
+
+    Exact, but lazy when there are many labelled centres: distances to a spread subset of
+    ``BOUND_CENTRES`` of them bound every candidate's true distance from above, and only candidates whose
+    bound could win are measured against all centres (the same picks as the full (m, L) computation).
     """
     rng = check_random_state(rng)
     cand = np.asarray(candidates, dtype=np.int64)
@@ -34,9 +42,16 @@ def k_center_greedy(X: np.ndarray, centres_idx, candidates, b: int, rng=None, *,
     if Xc.dtype != np.float32:
         Xc = Xc.astype(np.float32)
     x_sq = sq_norms(Xc)
+    exact = np.ones(len(cand), dtype=bool)
     if len(centres_idx):
         C = X[centres_idx].astype(np.float32)
-        _, mind = nearest(Xc, C, a_sq=x_sq)
+        c_sq = sq_norms(C)
+        if len(C) > BOUND_CENTRES:
+            sub = np.linspace(0, len(C) - 1, BOUND_CENTRES).astype(np.int64)
+            _, mind = nearest(Xc, C[sub], a_sq=x_sq, b_sq=c_sq[sub])
+            exact[:] = False
+        else:
+            _, mind = nearest(Xc, C, a_sq=x_sq, b_sq=c_sq)
     else:
         mind = np.full(len(cand), np.inf)
     picks = np.empty(b, dtype=np.int64)
@@ -45,7 +60,16 @@ def k_center_greedy(X: np.ndarray, centres_idx, candidates, b: int, rng=None, *,
         if t == 0 and not len(centres_idx):
             i = int(rng.integers(len(cand)))
         else:
-            i = int(np.argmax(mind))
+            while True:
+                i = int(np.argmax(mind))
+                if exact[i]:
+                    break
+                k = min(REFINE, len(cand))
+                top = np.argpartition(-mind, k - 1)[:k]
+                top = top[~exact[top]]
+                _, d_all = nearest(Xc[top], C, a_sq=x_sq[top], b_sq=c_sq)
+                mind[top] = np.minimum(mind[top], d_all)
+                exact[top] = True
         picks[t], dists[t] = i, mind[i]
         d = Xc @ Xc[i]
         d *= -2.0
@@ -53,6 +77,7 @@ def k_center_greedy(X: np.ndarray, centres_idx, candidates, b: int, rng=None, *,
         d += x_sq[i]
         np.minimum(mind, np.maximum(d, 0.0), out=mind)
         mind[i] = -1.0  # never again
+        exact[i] = True
     out = cand[picks]
     if return_distances:
         return out, np.sqrt(np.maximum(dists, 0.0))

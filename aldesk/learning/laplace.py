@@ -87,7 +87,10 @@ class LaplaceCommittee:
         self.name = "logistic (Laplace posterior)"
         W = weight_matrix(model)
         H = model_hessian(model, X_labelled, y_labelled)
-        chol = np.linalg.cholesky(H)  # H = L Lᵀ, so θ = θ̂ + L⁻ᵀ ε has covariance H⁻¹
+        try:
+            chol = np.linalg.cholesky(H)  # H = L Lᵀ, so θ = θ̂ + L⁻ᵀ ε has covariance H⁻¹
+        except np.linalg.LinAlgError:  # numerically indefinite (near-separable data): add a little ridge
+            chol = np.linalg.cholesky(H + np.eye(len(H)) * (1e-6 + 1e-8 * np.trace(H)))
         eps = rng.standard_normal((len(H), n_samples))
         from scipy.linalg import solve_triangular
 

@@ -96,3 +96,17 @@ def test_kcenter_hybrid_also_spreads():
     X, y, dup = _ambiguous_duplicates(1)
     hyb = get_strategy("hybrid", diversity="kcenter").query(X, y, batch_size=8, random_state=0, n_classes=2)
     assert np.isin(hyb.indices, dup).sum() <= 2
+
+
+def test_lazy_k_center_matches_the_full_computation(monkeypatch):
+    from aldesk.learning import coreset
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 8)).astype(np.float32)
+    lab = rng.choice(3000, 300, replace=False)
+    cand = np.setdiff1d(np.arange(3000), lab)
+    lazy, d_lazy = k_center_greedy(X, lab, cand, 20, 0, return_distances=True)  # 300 > BOUND_CENTRES
+    monkeypatch.setattr(coreset, "BOUND_CENTRES", 10_000)
+    full, d_full = k_center_greedy(X, lab, cand, 20, 0, return_distances=True)
+    np.testing.assert_array_equal(lazy, full)
+    np.testing.assert_allclose(d_lazy, d_full, rtol=1e-5)
