@@ -6,14 +6,21 @@ Arrays:
     candidates : (m,) int64 indices into X that may be chosen (default: every unlabelled scan)
 
 ``query`` returns a ``QueryResult`` whose ``indices`` index X (never ``candidates``), best first.
+
+Also here: the call-time validation every strategy shares (``check_query_input``; messages in the
+scikit-learn style, "batch_size == 0, must be >= 1") and ``BaseStrategy``, the skeleton the strategies
+build on. numpy only: the app imports this module at start-up, before scikit-learn is needed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from aldesk.errors import LearningError
 
 UNLABELLED = -1
 
@@ -62,10 +69,6 @@ def standardize(X: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------
 # Call-time validation shared by every strategy (scikit-learn style: constructors only store params).
-
-from numbers import Integral  # noqa: E402
-
-from aldesk.errors import LearningError  # noqa: E402
 
 _CHUNK = 65536  # rows per block when a whole-pool pass would otherwise allocate an (n, d) temporary
 

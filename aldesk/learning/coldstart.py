@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from aldesk.errors import LearningError
-from aldesk.learning.base import BaseStrategy, QueryInput, make_result, ordinal
+from aldesk.learning.base import BaseStrategy, QueryInput, make_result
 from aldesk.learning.clustering import nearest, sq_norms, weighted_kmeans
 from aldesk.learning.coreset import k_center_greedy
 

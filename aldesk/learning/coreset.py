@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from aldesk.errors import LearningError
 from aldesk.learning.base import BaseStrategy, QueryInput, check_random_state, make_result, ordinal
 from aldesk.learning.clustering import nearest, sq_norms
 
