@@ -36,6 +36,9 @@ from aldesk.learning.uncertainty import (
 )
 
 
+PREFILTER_MAX = 10_000  # keeps the k-means cheap for unusually large batches (never below 2·b)
+
+
 class HybridStrategy(BaseStrategy):
     """Uncertainty pre-filter, then a diverse pick among the most uncertain.
 
@@ -77,7 +80,8 @@ class HybridStrategy(BaseStrategy):
         u = SCORE_FUNCTIONS[self.uncertainty](proba)
         score = u * favour_rare_factors(proba, data.class_counts) if self.favour_rare else u
         b = data.batch_size
-        top = top_k(score, self.pool_factor * b)  # positions into candidates, most uncertain first
+        keep = min(self.pool_factor * b, max(PREFILTER_MAX, 2 * b))
+        top = top_k(score, keep)  # positions into candidates, most uncertain first
         if len(top) <= b:
             chosen = top
             groups = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -170,7 +171,7 @@ def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[in
             runs.append({"seed": seed, "labels": [int(v) for v in grid], **curves})
         results["strategies"][name] = {"runs": runs, "seconds": round(time.perf_counter() - started, 2)}
 
-    _summarise(results, grid)
+    summarise(results)
     results["setup"] = {"seeds": seed_list, "initial": initial, "batch": batch, "budget": budget, "model": model,
                         "pool": int(len(pool)), "test": int(len(test_idx)), "n_classes": n_classes,
                         "pool_dropped_for_patient_overlap": dropped}
@@ -202,10 +203,12 @@ def _paired_tests(a: np.ndarray, b: np.ndarray) -> dict:
     return out
 
 
-def _summarise(results: dict, grid: list[int]) -> None:
+def summarise(results: dict) -> dict:
+    """Add aulc, mean curves, labels_to_match_random and the paired comparison with random to every
+    strategy of ``{"strategies": {name: {"runs": [...]}}}`` (also used to merge runs made separately)."""
     strategies = results["strategies"]
+    grid = next(iter(strategies.values()))["runs"][0]["labels"]
     for entry in strategies.values():
-        acc = np.array([_as_float_array(r["accuracy"]) for r in entry["runs"]])
         per_seed = np.array([aulc(grid, r["accuracy"]) for r in entry["runs"]])
         entry["aulc"] = _none_if_nan(np.nanmean(per_seed)) if np.isfinite(per_seed).any() else None
         entry["aulc_sd"] = _none_if_nan(np.nanstd(per_seed)) if np.isfinite(per_seed).any() else None
@@ -213,21 +216,16 @@ def _summarise(results: dict, grid: list[int]) -> None:
         curve = {"labels": list(grid)}
         for m in METRICS:
             vals = np.array([_as_float_array(r[m]) for r in entry["runs"]])
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    curve[m] = [_none_if_nan(v) for v in np.nanmean(vals, axis=0)]
-                    curve[f"{m}_sd"] = [_none_if_nan(v) for v in np.nanstd(vals, axis=0)]
+            with warnings.catch_warnings():  # a step where no seed could train: nan, reported as null
+                warnings.simplefilter("ignore", RuntimeWarning)
+                curve[m] = [_none_if_nan(v) for v in np.nanmean(vals, axis=0)]
+                curve[f"{m}_sd"] = [_none_if_nan(v) for v in np.nanstd(vals, axis=0)]
         entry["mean_curve"] = curve
         entry["final_accuracy"] = curve["accuracy"][-1]
         entry["final_accuracy_sd"] = curve["accuracy_sd"][-1]
-        entry["_acc"] = acc
     random = strategies.get("random")
     target = random["final_accuracy"] if random else None
     for name, entry in strategies.items():
-        entry.pop("_acc")
         entry["labels_to_match_random"] = None
         if target is not None:
             mean = _as_float_array(entry["mean_curve"]["accuracy"])
@@ -237,6 +235,7 @@ def _summarise(results: dict, grid: list[int]) -> None:
             entry["vs_random"] = _paired_tests(_as_float_array(entry["aulc_per_seed"]),
                                                _as_float_array(random["aulc_per_seed"]))
     results["random_final_accuracy"] = target
+    return results
 
 
 def format_table(results: dict) -> str:

@@ -61,7 +61,7 @@ def _run(args):
 
 
 def main(argv=None) -> int:
-    from aldesk.learning.simulation import _summarise, format_table, plot_curves
+    from aldesk.learning.simulation import format_table, plot_curves, summarise
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=10)
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     for part in parts:  # same seeds, same initial sets, same model per seed: runs merge exactly
         for name, entry in part["strategies"].items():
             results["strategies"][name] = {"runs": entry["runs"], "seconds": entry["seconds"]}
-    _summarise(results, parts[0]["strategies"][names[0]]["runs"][0]["labels"])
+    summarise(results)
     results["setup"] = {**parts[0]["setup"], "features": "stand-in: 14x14 block means + 8 intensity stats",
                         "wall_seconds": round(elapsed, 1), "jobs": a.jobs}
     table = format_table(results)
