@@ -273,23 +273,34 @@ def format_table(results: dict) -> str:
 
 
 def plot_curves(results: dict, path) -> None:
-    """Mean accuracy against labels, ±1 sd bands, one line per strategy; writes a PNG to ``path``."""
+    """Mean accuracy against labels, ±1 sd bands, one line per strategy; writes a PNG to ``path``.
+
+    Random sampling is the dashed grey line; the dotted line is its mean final accuracy.
+    """
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 5), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
     strategies = results["strategies"]
-    for name, e in strategies.items():
+    others = [n for n in strategies if n != "random"]
+    palette = colormaps["tab10" if len(others) <= 10 else "tab20"]
+    fig = Figure(figsize=(10, 5.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.08, 0.1, 0.62, 0.8))
+    for name in (["random"] if "random" in strategies else []) + others:
+        e = strategies[name]
         curve = e["mean_curve"]
         x = np.asarray(curve["labels"], dtype=float)
         m = _as_float_array(curve["accuracy"])
         sd = _as_float_array(curve["accuracy_sd"])
-        style = {"color": "0.35", "linestyle": "--"} if name == "random" else {}
+        if name == "random":
+            style = {"color": "0.35", "linestyle": "--", "linewidth": 2.0}
+        else:
+            style = {"color": palette(others.index(name) % palette.N),
+                     "linewidth": 2.4 if name == "hybrid" else 1.3}
         label = f"{name} (AULC {e['aulc']:.3f})" if e.get("aulc") is not None else name
-        (line,) = ax.plot(x, m, label=label, linewidth=1.8 if name in ("random", "hybrid") else 1.2, **style)
-        ax.fill_between(x, m - sd, m + sd, color=line.get_color(), alpha=0.12, linewidth=0)
+        ax.plot(x, m, label=label, **style)
+        ax.fill_between(x, m - sd, m + sd, color=style["color"], alpha=0.08, linewidth=0)
     target = results.get("random_final_accuracy")
     if target is not None:
         ax.axhline(target, color="0.5", linestyle=":", linewidth=1)
@@ -298,6 +309,5 @@ def plot_curves(results: dict, path) -> None:
     ax.set_ylabel("test accuracy")
     ax.set_title(f"Simulated labelling, {len(setup.get('seeds', []))} paired seeds (mean ± 1 sd)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.savefig(str(path))
