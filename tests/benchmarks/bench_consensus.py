@@ -132,7 +132,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=2000, help="scans in the label-error runs")
     parser.add_argument("--features", choices=("blocks", "pixels"), default="blocks")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 500 scans in the label-error runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.n = 1, min(args.n, 500)
 
     images, y = load()
     print(f"PneumoniaMNIST: {len(y)} scans, {y.mean():.0%} pneumonia; {args.seeds} seeds\n")

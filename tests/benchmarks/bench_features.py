@@ -102,7 +102,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--extractors", nargs="+", default=["default", "learned"])
     ap.add_argument("--no-active", action="store_true", help="skip the active-learning campaign")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--quick", action="store_true", help="2 seeds, no active-learning campaign")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.no_active = min(args.seeds, 2), True
 
     with np.load(args.data) as d:
         pool, yp = d["train_images"], d["train_labels"].ravel().astype(np.int64)

@@ -245,7 +245,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--skip-million", action="store_true")
     p.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="the 100k part only, 2 repeats")
     a = p.parse_args(argv)
+    if a.quick:
+        a.skip_million, a.repeat = True, min(a.repeat, 2)
     if a.memory_only:
         print(json.dumps(memory_only()))
         return 0

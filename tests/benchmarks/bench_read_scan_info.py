@@ -1,6 +1,6 @@
 """Benchmark: read_scan_info / read_frames per file on real samples (a script, not a pytest test).
 
-    python tests/imaging/bench_read_scan_info.py [out.json]
+    python tests/benchmarks/bench_read_scan_info.py [--quick] [--json out.json]
 
 Prints the median milliseconds per file and writes them as JSON (default: bench_imaging.json in
 the current folder).
@@ -8,8 +8,8 @@ the current folder).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -38,14 +38,21 @@ def median_ms(func, path, repeat: int) -> float:
     return float(np.median(times) * 1e3)
 
 
-def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "bench_imaging.json")
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", default="bench_imaging.json", help="JSON file (same as --json)")
+    ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats per file")
+    args = ap.parse_args(argv)
+    out = Path(args.json or args.out)
     results = {}
     for label, relpath in FILES.items():
         path = SAMPLES / relpath
         if not path.is_file():
             continue
         repeat = 200 if path.stat().st_size < 2_000_000 else 20
+        if args.quick:
+            repeat = max(5, repeat // 10)
         results[label] = {fn.__name__: median_ms(fn, path, repeat)
                           for fn in (read_scan_info, read_frames)}
         print(f"{label:34s} " + "  ".join(f"{k} {v:7.2f} ms" for k, v in results[label].items()))

@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reading-ms", type=float, default=150.0, help="event-loop time between key presses")
     parser.add_argument("--workdir", help="keep the synthetic projects here (reused when present)")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--quick", action="store_true", help="10,000 scans only, 1 retrain, 40 presses")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.retrains, args.presses = "10000", 1, min(args.presses, 40)
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="aldesk-bench-ui-"))
     os.environ.setdefault("ALDESK_CONFIG_DIR", str(work / "config"))

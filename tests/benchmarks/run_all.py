@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 # name -> (script, quick args, full args)
 BENCHMARKS = {
     "import": ("bench_import.py", ["--n", "1000"], ["--n", "2000", "--memory", "--n-small", "2000", "--n-large", "20000"]),
-    "read_scan_info": ("bench_read_scan_info.py", [], []),
+    "read_scan_info": ("bench_read_scan_info.py", ["--quick"], []),
     "rank": ("bench_rank.py", ["--quick"], []),
     "features": ("bench_features.py", ["--quick"], []),
     "consensus": ("bench_consensus.py", ["--quick"], []),
@@ -61,9 +61,11 @@ def run_one(name: str, script: str, args: list[str], repeats: int) -> dict:
             t = time.perf_counter()
             proc = subprocess.run([sys.executable, str(HERE / script), *args, "--json", str(out)],
                                   capture_output=True, text=True)
-            if proc.returncode != 0 or not out.exists():
+            if proc.returncode != 0:
                 return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"],
                         "returncode": proc.returncode}
+            if not out.exists():
+                return {"error": [f"{script} wrote no --json file"], "returncode": proc.returncode}
             data = json.loads(out.read_text())
             data["_wall_s"] = time.perf_counter() - t
             runs.append(data)
@@ -92,6 +94,39 @@ def merge_runs(runs: list[dict]) -> dict:
     return merged
 
 
+# last key part -> (unit suffix, factor) for scripts whose keys do not carry their unit
+UNIT_OF_FIELD = {
+    "seconds": ("s", 1.0), "reference_seconds": ("reference_s", 1.0), "target_seconds": ("target_s", 1.0),
+    "ratio_to_reference": ("ratio_to_reference", 1.0), "bytes": ("mib", 1 / 2**20),
+    "read_scan_info": ("ms", 1.0), "read_frames": ("ms", 1.0),
+}
+
+
+def _slug(text: str) -> str:
+    out = "".join(c.lower() if c.isalnum() else "_" for c in text)
+    while "__" in out:
+        out = out.replace("__", "_")
+    return out.strip("_")
+
+
+def with_units(name: str, figures: dict) -> dict:
+    """Add unit-carrying aliases (``rank_100k_hybrid_b_100_trained_model_s``) for keys that lack a unit.
+
+    The unit-less originals move under ``_raw`` (kept in the JSON, left out of the table)."""
+    out, raw = {}, {}
+    for key, value in figures.items():
+        head, _, last = key.rpartition(".")
+        if head and last in UNIT_OF_FIELD and isinstance(value, (int, float)) and not isinstance(value, bool):
+            unit, factor = UNIT_OF_FIELD[last]
+            out[f"{name}_{_slug(head)}_{unit}"] = value * factor
+            raw[key] = value
+        else:
+            out[key] = value
+    if raw:
+        out["_raw"] = raw
+    return out
+
+
 def markdown(results: dict, info: dict) -> str:
     lines = [f"Benchmarks of {info['date']} on {info['cpu']}, {info['cores']} cores, {info['memory']}, "
              f"Python {info['python']} (median of repeats).", "", "| benchmark | figure | value |", "|---|---|---|"]
@@ -103,6 +138,8 @@ def markdown(results: dict, info: dict) -> str:
                 continue
             if isinstance(value, float):
                 value = f"{value:.4g}"
+            elif key == "error":
+                value = " ".join(map(str, value)) if isinstance(value, list) else value
             elif isinstance(value, (list, dict)):
                 continue
             lines.append(f"| {bench} | {key} | {value} |")
@@ -127,6 +164,8 @@ def main() -> int:
             continue
         print(f"== {name} ({script}) ...", file=sys.stderr, flush=True)
         results[name] = run_one(name, script, quick if args.quick else full, repeats)
+        if "error" not in results[name]:
+            results[name] = with_units(name, results[name])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2))
     table = markdown(results, info)
