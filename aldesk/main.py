@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.project, demo=False)
     from aldesk.cli import main as cli_main
 
+    if argv[0] == "selftest":  # the CLI never imports Qt: hand it the GUI step from here
+        from aldesk.cli import selftest_command
+        from aldesk.ui.selftest import open_main_window
+
+        selftest_command.gui_check = open_main_window
+
     if argv[0] in ("-h", "--help"):
         try:
             return cli_main(argv)

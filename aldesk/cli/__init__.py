@@ -7,12 +7,16 @@ pipe the output. Ctrl-C stops long work cleanly (a second Ctrl-C aborts at once)
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from aldesk import __version__
-from aldesk.cli import export_commands, learning_commands, project_commands, review_commands
+from aldesk.app.logs import setup_logging
+from aldesk.cli import export_commands, learning_commands, project_commands, review_commands, selftest_command
 from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
 from aldesk.errors import AldeskError, CancelledError
+
+log = logging.getLogger("aldesk.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,21 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     learning_commands.register(add)
     export_commands.register(add)
     review_commands.register(add)
+    selftest_command.register(add)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging()
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_OK
+    log.info("aldesk %s: %s", __version__, args.command)
     try:
         return args.func(args)
     except CancelledError as exc:
         print(f"aldesk: {exc}", file=sys.stderr)
         return EXIT_CANCELLED
     except AldeskError as exc:
+        log.error("%s failed: %s", args.command, exc)
         print(f"aldesk: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

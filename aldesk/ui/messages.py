@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from logging.handlers import RotatingFileHandler
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
@@ -21,19 +20,10 @@ log = logging.getLogger("aldesk.ui")
 
 
 def setup_logging() -> str:
-    """Log to ``<log dir>/aldesk.log`` (rotating); returns the path."""
-    from aldesk.ui.settings import log_dir
+    """Log to ``<log dir>/aldesk.log`` (rotating, see aldesk.app.logs); returns the path."""
+    from aldesk.app.logs import setup_logging as setup
 
-    folder = log_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "aldesk.log"
-    root = logging.getLogger("aldesk")
-    if not any(isinstance(h, RotatingFileHandler) for h in root.handlers):
-        handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-    return str(path)
+    return str(setup())
 
 
 def describe(exc: BaseException) -> tuple[str, str]:
