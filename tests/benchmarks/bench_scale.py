@@ -1,0 +1,224 @@
+"""Scale: a 100,000-scan project opens fast, its queue scrolls smoothly, the app stays small (not a pytest test).
+
+Builds (or reuses, with ``--workdir``) a synthetic project via tests/benchmarks/synthetic_project.py and
+measures, each part in a fresh process so nothing is warm or already imported:
+
+* open_first_queries_s — ``import aldesk.store`` + ``Project.open`` + the first queries the GUI makes
+  (scan count, this reader's labels, the plain work list, the first page of queue rows)   target < 2 s;
+  process_wall_s is the same process's whole life as seen from outside (interpreter start-up included);
+* scroll_frame_ms_max / _p95 / _p50 — ``ScanQueueModel`` in a ``QTableView`` (offscreen), 1,000 scroll
+  steps of a few rows each, every step followed by a synchronous repaint of the viewport (metadata pages
+  and thumbnails are loaded on demand as rows come into view): the worst step is the worst frame;
+* rank_s / train_s — ``aldesk.app.modelling.rank`` (hybrid, batch 10) and ``train`` (5-fold CV + fit)
+  on the whole project (features cached, as after an import);
+* app_maxrss_mib — peak resident memory of a process that opened the real MainWindow on the project
+  and ran a background retrain to the end (the work list the GUI shows)               target < 1.5 GB.
+
+    python tests/benchmarks/bench_scale.py [--quick] [--n 100000] [--workdir DIR] [--json FILE]
+
+``--quick`` uses 10,000 scans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+READER = "bench_reader"
+TARGETS = {"open_first_queries_s": 2.0, "app_maxrss_mib": 1536.0}
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+# ---------------------------------------------------------------------------- phases (child processes)
+def phase_open(project_path: str) -> dict:
+    t0 = time.perf_counter()
+    from aldesk.app import worklist as worklists
+    from aldesk.store import Project
+
+    t_import = time.perf_counter()
+    project = Project.open(project_path)
+    t_open = time.perf_counter()
+    n = project.scans.count()
+    mine = worklists.read_by(project, READER)
+    wl = worklists.plain_worklist(project, READER)
+    t_list = time.perf_counter()
+    first_page = [int(s) for s in wl.to_label[:100].tolist()]
+    rows = project.scans.rows(first_page)
+    preview = project.scans.preview(first_page[0]) if first_page else None
+    t_end = time.perf_counter()
+    project.close()
+    assert len(rows) == len(first_page) and preview is not None
+    return {"scans": n, "labels_mine": len(mine), "import_s": t_import - t0, "open_s": t_open - t_import,
+            "count_and_worklist_s": t_list - t_open, "first_page_s": t_end - t_list,
+            "open_first_queries_s": t_end - t0}
+
+
+def phase_scroll(project_path: str, steps: int) -> dict:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import numpy as np
+    from PySide6.QtWidgets import QAbstractItemView, QApplication, QTableView
+
+    from aldesk.store import Project
+    from aldesk.ui.queue_model import ScanQueueModel
+
+    app = QApplication.instance() or QApplication([])
+    project = Project.open(project_path)
+    model = ScanQueueModel(project)
+    model.set_entries(project.scans.ids())
+    view = QTableView()
+    view.setModel(model)
+    view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+    view.verticalHeader().setDefaultSectionSize(model.thumb_size + 8)
+    view.resize(520, 900)
+    view.show()
+    app.processEvents()
+    bar = view.verticalScrollBar()
+    step_px = 3 * (model.thumb_size + 8)  # three rows per wheel notch, as Qt scrolls by default
+    frames = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        if bar.value() >= bar.maximum() and model.canFetchMore():
+            model.fetchMore()
+        bar.setValue(bar.value() + step_px)
+        view.viewport().repaint()
+        app.processEvents()
+        frames.append((time.perf_counter() - t) * 1000.0)
+    f = np.array(frames)
+    rows_seen = view.rowAt(view.viewport().height() // 2)
+    out = {"scroll_steps": steps, "scroll_frame_ms_max": float(f.max()), "scroll_frame_ms_p95": float(np.percentile(f, 95)),
+           "scroll_frame_ms_p50": float(np.percentile(f, 50)), "scroll_rows_reached": int(rows_seen),
+           "scroll_meta_queries": model.meta_queries, "scroll_thumb_loads": model.thumb_loads}
+    view.close()
+    project.close()
+    return out
+
+
+def phase_app(project_path: str) -> dict:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    sys.path.insert(0, str(REPO))
+    from tests.benchmarks.bench_ui import pump, wait_for
+
+    from aldesk.app.modelling import rank, train
+    from aldesk.store import Project
+    from aldesk.ui.app import create_app
+    from aldesk.ui.main_window import MainWindow
+    from aldesk.ui.settings import Settings
+
+    out: dict = {}
+    with Project.open(project_path) as project:
+        t = time.perf_counter()
+        ranking = rank(project, batch=10)
+        out["rank_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        rank(project, batch=10)
+        out["rank_warm_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        report = train(project)
+        out["train_s"] = time.perf_counter() - t
+        out["rank_strategy"] = ranking.strategy
+        out["train_labels"] = report["labels"]
+    app = create_app()
+    t = time.perf_counter()
+    win = MainWindow(Settings(), READER, Path(project_path), retrain_on_open=False)
+    win.resize(1600, 960)
+    win.show()
+    app.processEvents()
+    out["window_open_s"] = time.perf_counter() - t
+    applied: list = []
+    win.worklist_applied.connect(applied.append)
+    t = time.perf_counter()
+    win.request_retrain("benchmark")
+    if not wait_for(app, lambda: bool(applied), 600):
+        raise RuntimeError("retrain did not finish within 10 minutes")
+    out["gui_retrain_s"] = time.perf_counter() - t
+    pump(app, 0.2)
+    win.close()
+    out["app_maxrss_mib"] = _maxrss_mib()
+    return out
+
+
+def run_phase(phase: str, project: Path, *extra: str) -> dict:
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--phase", phase, str(project), *extra],
+                          capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"phase {phase} failed:\n{proc.stderr[-3000:]}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data[f"{phase}_process_wall_s"] = wall
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000, help="scans in the synthetic project")
+    ap.add_argument("--quick", action="store_true", help="10,000 scans")
+    ap.add_argument("--scroll-steps", type=int, default=1000)
+    ap.add_argument("--workdir", help="keep the synthetic project here (reused when present)")
+    ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--phase", choices=("open", "scroll", "app"), help=argparse.SUPPRESS)
+    ap.add_argument("project", nargs="?", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.phase:
+        if args.phase == "open":
+            out = phase_open(args.project)
+        elif args.phase == "scroll":
+            out = phase_scroll(args.project, args.scroll_steps)
+        else:
+            out = phase_app(args.project)
+        print(json.dumps(out))
+        return 0
+
+    n = 10_000 if args.quick else args.n
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="aldesk-bench-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("ALDESK_CONFIG_DIR", str(work / "config"))
+    os.environ.setdefault("ALDESK_LOG_DIR", str(work / "logs"))
+    sys.path.insert(0, str(REPO))
+    from tests.benchmarks.synthetic_project import build
+
+    results: dict = {"n_scans": n}
+    try:
+        project = work / f"synthetic-{n}"
+        if not (project / "project.sqlite").is_file():
+            print(f"building {n:,} scans…", flush=True)
+            t = time.perf_counter()
+            build(project, n)
+            results["build_s"] = time.perf_counter() - t
+        opened = [run_phase("open", project) for _ in range(3)]  # the first one also warms the OS file cache
+        best = min(opened, key=lambda d: d["open_first_queries_s"])
+        results.update({k: v for k, v in best.items() if k != "scans"})
+        results["open_first_queries_cold_s"] = opened[0]["open_first_queries_s"]
+        print(f"open + first queries {best['open_first_queries_s']:.3f} s (cold {opened[0]['open_first_queries_s']:.3f} s)",
+              flush=True)
+        results.update(run_phase("scroll", project, "--scroll-steps", str(args.scroll_steps)))
+        print(f"scroll: worst frame {results['scroll_frame_ms_max']:.1f} ms, p95 {results['scroll_frame_ms_p95']:.1f} ms",
+              flush=True)
+        results.update(run_phase("app", project))
+        print(f"rank {results['rank_s']:.2f} s, train {results['train_s']:.2f} s, GUI retrain "
+              f"{results['gui_retrain_s']:.2f} s, app peak RSS {results['app_maxrss_mib']:.0f} MiB", flush=True)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    for key, target in TARGETS.items():
+        results[f"{key}_met"] = bool(results.get(key, float("inf")) < target)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
