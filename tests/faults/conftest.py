@@ -1,0 +1,58 @@
+"""Fixtures for the fault tests: a warm helper process that forks workers for SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Zygote:
+    """Client of tests/faults/zygote.py: ``start(...)`` a worker, ``kill(pid)``, ``wait(pid)``."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))], cwd=REPO,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        assert self._read() == {"ready": True}
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the zygote helper process died")
+        return json.loads(line)
+
+    def _send(self, cmd: dict) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def start(self, **cmd) -> int:
+        return int(self._send(cmd)["pid"])
+
+    def wait(self, pid: int) -> dict:
+        return self._send({"wait": pid})
+
+    def kill_and_wait(self, pid: int) -> dict:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return self.wait(pid)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    z = Zygote()
+    yield z
+    z.close()
