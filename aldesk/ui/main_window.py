@@ -262,6 +262,7 @@ class MainWindow(QMainWindow):
         m.addAction("&Keyboard shortcuts", self.show_shortcuts)
         m.addAction("About the &demo scans", self.show_demo_attribution)
         m.addAction("Open &log folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir()))))
+        m.addAction("&About / diagnostics…", self.show_about)
 
     def _build_shortcuts(self) -> None:
         def sc(key, slot):
@@ -825,6 +826,11 @@ class MainWindow(QMainWindow):
             "F  fit      O  1:1      I  invert      R  reset\nF2–F8  window presets\n"
             "PageUp/PageDown, Up/Down  frames\n\nMouse: right-drag window/level · wheel zoom at the cursor · "
             "left- or middle-drag pan · double-click fit"))
+
+    def show_about(self) -> None:
+        from aldesk.ui.about import AboutDialog
+
+        AboutDialog(str(self.project.path) if self.project else None, self).exec()
 
     def show_demo_attribution(self) -> None:
         from aldesk.ui.settings import resources_dir
