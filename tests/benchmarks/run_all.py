@@ -97,9 +97,11 @@ def merge_runs(runs: list[dict]) -> dict:
 # last key part -> (unit suffix, factor) for scripts whose keys do not carry their unit
 UNIT_OF_FIELD = {
     "seconds": ("s", 1.0), "reference_seconds": ("reference_s", 1.0), "target_seconds": ("target_s", 1.0),
-    "ratio_to_reference": ("ratio_to_reference", 1.0), "bytes": ("mib", 1 / 2**20),
-    "read_scan_info": ("ms", 1.0), "read_frames": ("ms", 1.0),
+    "ratio_to_reference": ("ratio_to_reference", 1.0), "bytes": ("mib", 1 / 2**20), "target_bytes": ("target_mib", 1 / 2**20),
+    "read_scan_info": ("read_scan_info_ms", 1.0), "read_frames": ("read_frames_ms", 1.0),
 }
+#: figures left out of the Markdown table (still in benchmarks.json): targets and bookkeeping
+TABLE_SKIP = ("_target_s", "_target_mib", "n_files", "jobs", "pool", "test", "seeds", "n_scans", "repeats")
 
 
 def _slug(text: str) -> str:
@@ -116,9 +118,13 @@ def with_units(name: str, figures: dict) -> dict:
     out, raw = {}, {}
     for key, value in figures.items():
         head, _, last = key.rpartition(".")
-        if head and last in UNIT_OF_FIELD and isinstance(value, (int, float)) and not isinstance(value, bool):
-            unit, factor = UNIT_OF_FIELD[last]
-            out[f"{name}_{_slug(head)}_{unit}"] = value * factor
+        if head and last in UNIT_OF_FIELD:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                unit, factor = UNIT_OF_FIELD[last]
+                out[f"{name}_{_slug(head)}_{unit}"] = value * factor
+            raw[key] = value
+        elif head and last in ("met", "note"):
+            out[f"{name}_{_slug(head)}_{last}"] = value
             raw[key] = value
         else:
             out[key] = value
@@ -134,9 +140,13 @@ def markdown(results: dict, info: dict) -> str:
         if bench == "machine":
             continue
         for key, value in figures.items():
-            if key.startswith("_") or key == "repeats":
+            if key.startswith("_") or key.endswith(TABLE_SKIP) or value is None or key.endswith("_note"):
                 continue
-            if isinstance(value, float):
+            if isinstance(value, str) and key != "error":
+                continue
+            if isinstance(value, bool):
+                value = "yes" if value else "NO"
+            elif isinstance(value, float):
                 value = f"{value:.4g}"
             elif key == "error":
                 value = " ".join(map(str, value)) if isinstance(value, list) else value

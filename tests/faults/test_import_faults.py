@@ -84,3 +84,134 @@ def test_sigkill_during_import_at_random_moments(tmp_path, zygote):
         assert len(set(rels)) == n_files
         assert p.integrity_check() == "ok"
     assert sqlite3.connect(project / PROJECT_DB_NAME).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# --------------------------------------------------------------------------- fuzzed real samples
+SAMPLES = [
+    "DICOMSamples-jl/CT_Explicit_Little.dcm",     # uncompressed CT 512 x 512
+    "DICOMSamples-jl/MR_Implicit_Little.dcm",     # implicit VR
+    "dcm_qa_ts/4.dcm",                            # RLE
+    "dcm_qa_ts/5.dcm",                            # JPEG lossless
+    "pydicom-data/693_J2KR.dcm",                  # JPEG 2000
+    "pydicom-data/OBXXXX1A_rle_2frame.dcm",       # palette colour, 2 frames, RLE
+]
+FILES_PER_EXAMPLE = 4
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+def _huge(data: bytes, draw_value: int, what: str) -> bytes:
+    """Re-write the header with a huge declared size (pixel data unchanged)."""
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    if what == "rows_cols":
+        ds.Rows = ds.Columns = 65535
+    elif what == "frames":
+        ds.NumberOfFrames = str(draw_value)
+    else:
+        ds.BitsAllocated, ds.SamplesPerPixel = 64, 4
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=False)
+    return out.getvalue()
+
+
+def _mutate(data: bytes, kind: str, a: float, b: int) -> bytes:
+    n = len(data)
+    if kind == "truncate":
+        return data[: int(n * a)]
+    if kind == "flip":
+        buf = bytearray(data)
+        rng = random.Random(b)
+        for _ in range(1 + b % 64):
+            buf[rng.randrange(n)] ^= 1 << rng.randrange(8)
+        return bytes(buf)
+    if kind == "flip_header":  # the first KB holds the meta header and the image attributes
+        buf = bytearray(data)
+        rng = random.Random(b)
+        for _ in range(1 + b % 16):
+            buf[rng.randrange(min(n, 1500))] = rng.randrange(256)
+        return bytes(buf)
+    if kind == "pixel_length":  # the Pixel Data element's length field says something else
+        at = data.rfind(PIXEL_DATA_TAG)
+        if at < 0:
+            return data[: n // 2]
+        buf = bytearray(data)
+        # explicit VR OB/OW: tag, VR, 2 reserved bytes, 4-byte length; implicit: tag, 4-byte length
+        pos = at + 8 if data[at + 4:at + 6] in (b"OB", b"OW") else at + 4
+        buf[pos:pos + 4] = (b * 2654435761 % 2**32).to_bytes(4, "little")
+        return bytes(buf)
+    if kind in ("rows_cols", "frames", "bits"):
+        return _huge(data, 10**9 + b, kind)
+    raise AssertionError(kind)
+
+
+def _files_strategy():
+    from hypothesis import strategies as st
+
+    one = st.tuples(st.sampled_from(SAMPLES),
+                    st.sampled_from(["truncate", "flip", "flip_header", "pixel_length", "rows_cols", "frames", "bits"]),
+                    st.floats(0.0, 1.0), st.integers(0, 2**31))
+    return st.lists(one, min_size=FILES_PER_EXAMPLE, max_size=FILES_PER_EXAMPLE)
+
+
+def test_import_of_mutated_real_samples_never_crashes(dicom_samples):
+    import resource
+    import tempfile
+    import tracemalloc
+    from pathlib import Path
+
+    from hypothesis import HealthCheck, given, settings
+
+    from aldesk.app.importer import import_paths
+
+    originals = {name: (dicom_samples / name).read_bytes() for name in SAMPLES if (dicom_samples / name).is_file()}
+    if len(originals) < 3:
+        pytest.skip("too few of the real DICOM samples are present")
+    seen: dict = {"examples": 0, "failed": 0, "imported": 0, "kinds": set(), "codes": set()}
+
+    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(_files_strategy())
+    def run(spec):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "fuzz"
+            folder.mkdir()
+            for i, (name, kind, a, b) in enumerate(spec):
+                if name not in originals:
+                    name = next(iter(originals))
+                (folder / f"{i}_{kind}.dcm").write_bytes(_mutate(originals[name], kind, a, b))
+            project = Project.create(Path(tmp) / "p", ["normal", "pneumonia"])
+            try:
+                tracemalloc.start()
+                t = time.perf_counter()
+                s = import_paths(project, [folder], jobs=2)
+                elapsed = time.perf_counter() - t
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                assert s.status == "done"
+                assert s.files == len(spec), s.to_json()
+                assert s.imported + len(s.problems) == len(spec)
+                for p in s.problems:
+                    assert p["reason"] and p["code"] and Path(p["path"]).parent == folder, p
+                assert elapsed < len(spec) * 2.0, f"{elapsed:.1f} s for {len(spec)} files"
+                assert peak < 200 * 2**20, f"import process traced {peak / 2**20:.0f} MiB"
+                # the worker processes have ended: their peak resident memory stays bounded
+                children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+                assert children_mib < 1024, f"a worker reached {children_mib:.0f} MiB"
+                assert project.integrity_check() == "ok"
+                assert project.scans.count() == s.imported
+            finally:
+                if tracemalloc.is_tracing():
+                    tracemalloc.stop()
+                project.close()
+            seen["kinds"].update(k for _, k, _, _ in spec)
+            seen["codes"].update(p["code"] for p in s.problems)
+            seen["examples"] += 1
+            seen["failed"] += s.failed + s.skipped
+            seen["imported"] += s.imported
+
+    run()
+    print(seen)
+    assert seen["examples"] >= 12 and seen["failed"] > 0 and len(seen["kinds"]) >= 5
