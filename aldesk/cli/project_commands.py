@@ -8,8 +8,17 @@ from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, Bar, Interrup
 def cmd_init(args) -> int:
     from aldesk.app.projects import create_project
 
-    classes = [c for c in args.classes.split(",")]
+    if args.label_set:
+        from aldesk.app.label_sets import get_label_set
+
+        label_set = get_label_set(args.label_set)
+        classes = label_set.classes
+    else:
+        label_set, classes = None, [c for c in args.classes.split(",")]
     with create_project(args.project, classes, name=args.name) as project:
+        if label_set is not None:
+            project.set_meta("label_set", label_set.name)
+            project.set_meta("classes_ordered", "yes" if label_set.ordered else "no")
         print(f"created project {project.name!r} at {project.path} with classes {', '.join(project.classes)}")
     return EXIT_OK
 
@@ -141,7 +150,10 @@ def register(add) -> None:
 
     p = add("init", cmd_init, "create a project folder")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("--classes", required=True, help="comma-separated class names, e.g. normal,pneumonia")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--classes", help="comma-separated class names, e.g. normal,pneumonia")
+    which.add_argument("--label-set", metavar="NAME", help="a shipped label set: normal-abnormal, normal-pneumonia, "
+                       "birads, diabetic-retinopathy (ordered grades)")
     p.add_argument("--name", help="display name (default: the folder name)")
 
     p = add("import", cmd_import, "import DICOM/PNG/JPEG/TIFF files and folders (recursive, incremental)")

@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from aldesk.app.label_sets import resources_dir
 from aldesk.cli.common import EXIT_ERROR, EXIT_OK
 
 DEMO_CLASSES = ["normal", "pneumonia"]
@@ -29,13 +30,6 @@ BATCH = 10
 
 #: set by aldesk.main to a function (project folder) -> one-line description; None = no GUI step
 gui_check: Callable[[Path], str] | None = None
-
-
-def resources_dir() -> Path:
-    env = os.environ.get("ALDESK_RESOURCES_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "resources"
 
 
 def _step_build(work: Path) -> tuple[Path, str]:

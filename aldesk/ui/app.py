@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from aldesk.ui.settings import Settings
+from aldesk.ui.settings import Settings, resources_dir
 
 EXIT_NO_DISPLAY = 2
 
@@ -31,6 +31,12 @@ def create_app(argv: list[str] | None = None, theme: str = "dark"):
     app = QApplication.instance() or QApplication(argv or ["aldesk"])
     app.setApplicationName("aldesk")
     app.setOrganizationName("aldesk")
+    app.setDesktopFileName("aldesk")  # matches packaging/aldesk.desktop on Linux
+    icon = resources_dir() / "icons" / "aldesk.svg"
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
     apply_theme(app, theme)
     return app
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aldesk.app.label_sets import label_sets
 from aldesk.errors import ProjectError
 from aldesk.store.project import validate_class_names
 
@@ -36,6 +39,12 @@ class NewProjectDialog(QDialog):
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
         self.classes = QLineEdit("normal, abnormal")
+        self.label_set = QComboBox()
+        self.label_set.addItem("(type the classes below)", None)
+        for ls in label_sets().values():
+            self.label_set.addItem(ls.title, ls.classes)
+            self.label_set.setItemData(self.label_set.count() - 1, ls.description, Qt.ItemDataRole.ToolTipRole)
+        self.label_set.activated.connect(self._on_label_set_activated)
         self.classes.setToolTip("Two to nine classes get keys 1..9; 'unsure' and 'skip' are always there")
         self.name = QLineEdit("")
         self.name.setPlaceholderText("(the folder's name)")
@@ -44,6 +53,7 @@ class NewProjectDialog(QDialog):
         self.error.setStyleSheet("color: #e07b6a")
         form = QFormLayout(self)
         form.addRow("Project folder", row)
+        form.addRow("Label set", self.label_set)
         form.addRow("Classes", self.classes)
         form.addRow("Name", self.name)
         form.addRow(self.error)
@@ -51,6 +61,11 @@ class NewProjectDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _on_label_set_activated(self, index: int) -> None:
+        classes = self.label_set.itemData(index)
+        if classes:
+            self.classes.setText(", ".join(classes))
 
     def _on_browse_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the new project", self.folder.text())
