@@ -68,4 +68,5 @@ def run(project: str | None = None, *, demo: bool = False) -> int:
         window.open_demo()
     else:
         window.open_project(settings.recent_projects[0])
+    window.maybe_show_tour()
     return app.exec()

@@ -221,13 +221,14 @@ class MainWindow(QMainWindow):
         m.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
 
         m = mb.addMenu("&Label")
-        self.act_undo = m.addAction("&Undo last label", QKeySequence.StandardKey.Undo, self.undo_last)
+        self.act_undo = m.addAction("&Undo last label", self.undo_last)
         m.addAction("&Next scan to label", QKeySequence("N"), self.show_next)
         m.addAction("Write a &note", QKeySequence("Ctrl+N"), self._focus_note)
         self.act_prediction = m.addAction("Show the model's &guess")
         self.act_prediction.setCheckable(True)
-        self.act_prediction.setShortcut(QKeySequence("P"))
         self.act_prediction.toggled.connect(self._on_prediction_action_toggled)
+        m.addSeparator()
+        m.addAction("&Key bindings…", self.edit_key_bindings)
 
         m = mb.addMenu("&View")
         for act in (self.act_fit, self.act_actual, self.act_invert, self.act_reset):
@@ -260,6 +261,7 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&Help")
         m.addAction("&Keyboard shortcuts", self.show_shortcuts)
+        m.addAction("&Tour of the keys", self.show_tour)
         m.addAction("About the &demo scans", self.show_demo_attribution)
         m.addAction("Open &log folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir()))))
         m.addAction("&About / diagnostics…", self.show_about)
@@ -271,10 +273,9 @@ class MainWindow(QMainWindow):
             s.activated.connect(slot)
             return s
 
-        for digit in range(1, 10):
-            sc(str(digit), lambda d=digit: self._on_digit_key(d))
-        sc("U", lambda: self.label_current("unsure"))
-        sc("S", lambda: self.label_current("skip"))
+        self._bound = {f"label_{d}": sc(str(d), lambda d=d: self._on_digit_key(d)) for d in range(1, 10)}
+        self._bound["unsure"] = sc("U", lambda: self.label_current("unsure"))
+        self._bound["skip"] = sc("S", lambda: self.label_current("skip"))
         for key in ("PgDown", "Down"):
             sc(key, lambda: self.viewer.set_frame(self.viewer.frame + 1))
         for key in ("PgUp", "Up"):
@@ -282,6 +283,18 @@ class MainWindow(QMainWindow):
         for i in range(7):
             sc(f"F{i + 2}", lambda i=i: self._apply_preset_index(i + 1))
         sc("Escape", lambda: self.viewer.setFocus())
+        self.apply_key_bindings(self.settings.key_bindings)
+
+    def apply_key_bindings(self, bindings: dict[str, str]) -> None:
+        """Put the workstation's keys (Settings.key_bindings) on the label, undo and guess shortcuts."""
+        from aldesk.ui.settings import valid_key_bindings
+
+        bindings = valid_key_bindings(bindings)
+        for action, shortcut in self._bound.items():
+            shortcut.setKey(QKeySequence(bindings[action]))
+        self.act_undo.setShortcut(QKeySequence(bindings["undo"]))
+        self.act_prediction.setShortcut(QKeySequence(bindings["prediction"]))
+        self.settings.key_bindings = bindings
 
     def _install_label_panel(self, classes: list[str]) -> None:
         old = self.label_panel
@@ -831,6 +844,31 @@ class MainWindow(QMainWindow):
         from aldesk.ui.about import AboutDialog
 
         AboutDialog(str(self.project.path) if self.project else None, self).exec()
+
+    def edit_key_bindings(self) -> None:
+        from aldesk.ui.keys import KeyBindingsDialog
+
+        dialog = KeyBindingsDialog(self.settings.key_bindings, self)
+        if dialog.exec() == KeyBindingsDialog.DialogCode.Accepted:
+            self.apply_key_bindings(dialog.bindings())
+            self._save_settings()
+            self.statusBar().showMessage("Key bindings saved", 4000)
+
+    def show_tour(self) -> bool:
+        """The tour of the keys; True when the reader asked not to see it at start again."""
+        from aldesk.ui.keys import KeyTourDialog
+
+        dialog = KeyTourDialog(self.settings.key_bindings, self.project.classes if self.project else [], self)
+        dialog.exec()
+        return dialog.dont_show_again.isChecked()
+
+    def maybe_show_tour(self) -> None:
+        """At start: the tour once per workstation, until the reader dismisses it for good."""
+        if self.settings.tour_seen:
+            return
+        if self.show_tour():
+            self.settings.tour_seen = True
+            self._save_settings()
 
     def show_demo_attribution(self) -> None:
         from aldesk.ui.settings import resources_dir

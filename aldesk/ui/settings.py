@@ -1,4 +1,4 @@
-"""Per-workstation settings of the desktop app (recent projects, annotator, theme) as one JSON file.
+"""Per-workstation settings of the desktop app (recent projects, annotator, theme, key bindings) as one JSON file.
 
 Lives in the user config folder (platformdirs), or in ``$ALDESK_CONFIG_DIR`` when set (the test
 suite sets it per test). Writes are atomic (temp file + rename), so a crash never leaves half a
@@ -19,6 +19,19 @@ MAX_RECENT = 10
 THEMES = ("dark", "light")
 
 log = logging.getLogger(__name__)
+
+#: action -> key sequence (Qt portable text). label_N labels with the N-th class.
+DEFAULT_KEY_BINDINGS = {**{f"label_{n}": str(n) for n in range(1, 10)},
+                        "unsure": "U", "skip": "S", "prediction": "P", "undo": "Ctrl+Z"}
+
+
+def valid_key_bindings(raw) -> dict[str, str]:
+    """The defaults, overridden by every known action of ``raw`` bound to a non-empty string."""
+    bindings = dict(DEFAULT_KEY_BINDINGS)
+    if isinstance(raw, dict):
+        bindings.update({k: v.strip() for k, v in raw.items()
+                         if k in DEFAULT_KEY_BINDINGS and isinstance(v, str) and v.strip()})
+    return bindings
 
 
 def config_dir() -> Path:
@@ -65,6 +78,8 @@ class Settings:
     strategy: str = "hybrid"
     geometry: str = ""  # base64 of QMainWindow.saveGeometry()
     window_state: str = ""
+    key_bindings: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEY_BINDINGS))
+    tour_seen: bool = False  # the first-run tour of the keys was shown (and dismissed)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
@@ -86,6 +101,8 @@ class Settings:
         settings = cls(**known)
         if settings.theme not in THEMES:
             settings.theme = "dark"
+        settings.key_bindings = valid_key_bindings(settings.key_bindings)
+        settings.tour_seen = settings.tour_seen is True
         settings.recent_projects = [str(p) for p in settings.recent_projects if isinstance(p, str)][:MAX_RECENT]
         return settings
 
