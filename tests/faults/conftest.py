@@ -5,13 +5,32 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for_writer(db: Path, timeout: float) -> bool:
+    """Poll until another connection holds the write lock (True) or ``timeout`` passes (False)."""
+    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+    try:
+        end = time.perf_counter() + timeout
+        while time.perf_counter() < end:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            except sqlite3.OperationalError:  # "database is locked": the worker is writing
+                return True
+            time.sleep(0.0005)
+        return False
+    finally:
+        conn.close()
 
 
 class Zygote:

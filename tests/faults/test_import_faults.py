@@ -18,6 +18,7 @@ import pytest
 
 from aldesk.store import PROJECT_DB_NAME, Project
 from tests.app.conftest import write_png
+from tests.faults.conftest import wait_for_writer
 
 KILLS = 24
 NEW_FILES_PER_ROUND = 25
@@ -62,15 +63,21 @@ def test_sigkill_during_import_at_random_moments(tmp_path, zygote):
 
     killed_mid_run, counts = 0, []
     started = time.perf_counter()
-    for _ in range(KILLS):
+    writing = 0
+    for i in range(KILLS):
         add_files(NEW_FILES_PER_ROUND)
         pid = zygote.start(run="import", project=str(project), folder=str(folder), batch_files=4)
-        time.sleep(rng.uniform(0.0, full * 1.2))
+        if i % 2:
+            time.sleep(rng.uniform(0.0, full * 1.2))
+        else:  # aim at a write transaction: kill once the import holds the write lock
+            writing += wait_for_writer(project / PROJECT_DB_NAME, full * 3)
+            time.sleep(rng.uniform(0.0, 0.005))
         status = zygote.kill_and_wait(pid)
         killed_mid_run += status["killed"]
         counts.append(_check_after_kill(project))
     assert time.perf_counter() - started < 40
     assert killed_mid_run >= KILLS // 2, f"only {killed_mid_run} of {KILLS} kills landed before the import ended"
+    assert writing >= KILLS // 4, f"only {writing} kills landed while the import held the write lock"
     assert counts == sorted(counts), "committed scans went missing after a kill"
 
     from aldesk.app.importer import import_paths

@@ -11,33 +11,16 @@ from __future__ import annotations
 
 import random
 import shutil
-import sqlite3
 import sys
 import time
 from pathlib import Path
 
 from aldesk.store import PROJECT_DB_NAME, Project
+from tests.faults.conftest import wait_for_writer
 
 REPO = Path(__file__).resolve().parents[2]
 KILLS = 24
 N_SCANS = 300
-
-
-def _wait_for_writer(db: Path, timeout: float) -> bool:
-    """Poll until another connection holds the write lock (True) or ``timeout`` passes (False)."""
-    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
-    try:
-        end = time.perf_counter() + timeout
-        while time.perf_counter() < end:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ROLLBACK")
-            except sqlite3.OperationalError:  # "database is locked": the merge is writing
-                return True
-            time.sleep(0.0005)
-        return False
-    finally:
-        conn.close()
 
 
 def _labels_state(project_path: Path) -> tuple:
@@ -106,7 +89,7 @@ def test_sigkill_during_package_merge_is_all_or_nothing(tmp_path, zygote):
         if i % 2:
             time.sleep(rng.uniform(0.0, full * 1.3))
         else:  # aim at the write transaction itself: kill once the merge holds the write lock
-            in_transaction += _wait_for_writer(work / PROJECT_DB_NAME, full * 3)
+            in_transaction += wait_for_writer(work / PROJECT_DB_NAME, full * 3)
             time.sleep(rng.uniform(0.0, 0.01))
         status = zygote.kill_and_wait(pid)
         killed += status["killed"]
