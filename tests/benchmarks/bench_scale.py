@@ -5,7 +5,9 @@ measures, each part in a fresh process so nothing is warm or already imported:
 
 * open_first_queries_s — ``import aldesk.store`` + ``Project.open`` + the first queries the GUI makes
   (scan count, this reader's labels, the plain work list, the first page of queue rows)   target < 2 s;
-  process_wall_s is the same process's whole life as seen from outside (interpreter start-up included);
+  median of fresh processes; open_process_wall_s is one such process's whole life seen from outside
+  (interpreter start-up included). The first open of a day also copies the database as the scheduled
+  backup inside ``Project.open``: open_with_scheduled_backup_s, reported apart (db_mib is its size);
 * scroll_frame_ms_max / _p95 / _p50 — ``ScanQueueModel`` in a ``QTableView`` (offscreen), 1,000 scroll
   steps of a few rows each, every step followed by a synchronous repaint of the viewport (metadata pages
   and thumbnails are loaded on demand as rows come into view): the worst step is the worst frame;
@@ -48,6 +50,8 @@ def phase_open(project_path: str) -> dict:
     from aldesk.store import Project
 
     t_import = time.perf_counter()
+    backups = Path(project_path) / "backups"
+    n_backups = len(list(backups.glob("*"))) if backups.is_dir() else 0
     project = Project.open(project_path)
     t_open = time.perf_counter()
     n = project.scans.count()
@@ -60,7 +64,8 @@ def phase_open(project_path: str) -> dict:
     t_end = time.perf_counter()
     project.close()
     assert len(rows) == len(first_page) and preview is not None
-    return {"scans": n, "labels_mine": len(mine), "import_s": t_import - t0, "open_s": t_open - t_import,
+    made_backup = (len(list(backups.glob("*"))) if backups.is_dir() else 0) > n_backups
+    return {"scans": n, "labels_mine": len(mine), "backup_made": made_backup, "import_s": t_import - t0, "open_s": t_open - t_import,
             "count_and_worklist_s": t_list - t_open, "first_page_s": t_end - t_list,
             "open_first_queries_s": t_end - t0}
 
@@ -197,11 +202,18 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             build(project, n)
             results["build_s"] = time.perf_counter() - t
-        opened = [run_phase("open", project) for _ in range(3)]  # the first one also warms the OS file cache
-        best = min(opened, key=lambda d: d["open_first_queries_s"])
-        results.update({k: v for k, v in best.items() if k != "scans"})
-        results["open_first_queries_cold_s"] = opened[0]["open_first_queries_s"]
-        print(f"open + first queries {best['open_first_queries_s']:.3f} s (cold {opened[0]['open_first_queries_s']:.3f} s)",
+        results["db_mib"] = (project / "project.sqlite").stat().st_size / 2**20
+        # the first open of a day also makes the scheduled backup (a copy of the whole database, inside
+        # Project.open): reported apart; the target applies to the ordinary opens
+        opened = [run_phase("open", project) for _ in range(4)]
+        first = opened[0]
+        if first["backup_made"]:
+            results["open_with_scheduled_backup_s"] = first["open_first_queries_s"]
+        plain = [d for d in opened if not d["backup_made"]]
+        best = sorted(plain, key=lambda d: d["open_first_queries_s"])[len(plain) // 2]  # median
+        results.update({k: v for k, v in best.items() if k not in ("scans", "backup_made")})
+        print(f"open + first queries {best['open_first_queries_s']:.3f} s"
+              + (f" (with the day's scheduled backup {first['open_first_queries_s']:.2f} s)" if first["backup_made"] else ""),
               flush=True)
         results.update(run_phase("scroll", project, "--scroll-steps", str(args.scroll_steps)))
         print(f"scroll: worst frame {results['scroll_frame_ms_max']:.1f} ms, p95 {results['scroll_frame_ms_p95']:.1f} ms",
