@@ -1,0 +1,166 @@
+"""The reviewer's screens: the review queue model, the adjudication panel, the agreement view."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from aldesk.app import review
+from aldesk.app.importer import import_paths
+from aldesk.app.labelling import record_label
+from aldesk.store import Project
+from tests.app.conftest import write_png
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "resources" / "screenshots"
+
+# scan index -> (dr_a, dr_b): 0 and 1 disputed, 2 unsure, 3..7 agree
+READS = [("normal", "pneumonia"), ("pneumonia", "normal"), ("normal", "unsure"),
+         ("normal", "normal"), ("pneumonia", "pneumonia"), ("normal", "normal"),
+         ("pneumonia", "pneumonia"), ("normal", "normal")]
+NOTES = {0: ("clear lungs", "right lower lobe opacity"), 1: ("patchy left base", "")}
+
+
+@pytest.fixture
+def review_project(tmp_path) -> Path:
+    """Eight scans read by dr_a and dr_b (dr_b is the reviewer): two disputes, one unsure."""
+    folder = tmp_path / "scans"
+    for i in range(len(READS)):
+        write_png(folder / f"cxr_{i}.png", seed=i, size=64)
+    path = tmp_path / "review-project"
+    with Project.create(path, ["normal", "pneumonia"]) as project:
+        summary = import_paths(project, [folder], jobs=1)
+        assert summary.imported == len(READS), summary.problems
+        by_name = {Path(r.relpath).name: r.id for r in project.scans.rows()}
+        for i, (a, b) in enumerate(READS):
+            scan = by_name[f"cxr_{i}.png"]
+            na, nb = NOTES.get(i, ("", ""))
+            record_label(project, scan, "dr_a", a, note=na, duration_ms=4000)
+            record_label(project, scan, "dr_b", b, note=nb, duration_ms=6000)
+        review.set_role(project, "dr_b", "reviewer")
+    return path
+
+
+def scan_named(project_path, name: str) -> int:
+    with Project.open(project_path) as p:
+        return next(r.id for r in p.scans.rows() if Path(r.relpath).name == name)
+
+
+# ====================================================================================== the model
+def test_review_queue_model_rows_columns_and_roles_without_a_widget(review_project):
+    from aldesk.ui.review_panel import (COL_IMPACT, COL_READS, COL_REASONS, COL_SCAN, COL_STATUS, HEADERS,
+                                        ImpactRole, ItemRole, ReasonsRole, ReviewQueueModel, ScanIdRole, StatusRole)
+
+    with Project.open(review_project) as p:
+        items = review.review_queue(p)
+    model = ReviewQueueModel()
+    model.set_items(items)
+    assert model.rowCount() == 3 and model.columnCount() == len(HEADERS)
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(len(HEADERS))] == list(HEADERS)
+    names = [model.index(r, COL_SCAN).data() for r in range(3)]
+    assert sorted(names) == ["cxr_0.png", "cxr_1.png", "cxr_2.png"]
+    by_name = {model.index(r, COL_SCAN).data(): r for r in range(3)}
+    r0 = by_name["cxr_0.png"]
+    assert model.index(r0, COL_SCAN).data(ScanIdRole) == scan_named(review_project, "cxr_0.png")
+    assert model.index(r0, COL_REASONS).data(ReasonsRole) == ["disagreement"]
+    assert model.index(r0, COL_REASONS).data() == "disagreement"
+    assert model.index(r0, COL_STATUS).data(StatusRole) == "to decide"
+    assert model.index(r0, COL_READS).data() == "normal · pneumonia"
+    assert "unsure" in model.index(by_name["cxr_2.png"], COL_REASONS).data(ReasonsRole)
+    impacts = [model.index(r, COL_IMPACT).data(ImpactRole) for r in range(3)]
+    assert impacts == sorted(impacts, reverse=True)  # most in doubt first
+    assert model.index(r0, COL_IMPACT).data() == f"{impacts[r0]:.2f}"
+    assert model.index(r0, 0).data(ItemRole).scan_id == model.index(r0, 0).data(ScanIdRole)
+    assert "right lower lobe opacity" in model.index(r0, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.counts() == {"to decide": 3, "awaiting read": 0}
+    assert model.remove_scan(model.index(r0, 0).data(ScanIdRole)) and model.rowCount() == 2
+
+
+# ====================================================================================== the panel
+@pytest.fixture
+def panel(qtbot, review_project):
+    from aldesk.ui.review_panel import ReviewPanel
+
+    w = ReviewPanel(review_project, "dr_b")
+    qtbot.addWidget(w)
+    w.resize(1500, 900)
+    with qtbot.waitSignal(w.queue_loaded, timeout=10_000):
+        pass
+    yield w
+    w.shutdown()
+
+
+def select(panel, name: str) -> int:
+    from aldesk.ui.review_panel import COL_SCAN
+
+    row = next(r for r in range(panel.model.rowCount()) if panel.model.index(r, COL_SCAN).data() == name)
+    panel.select_row(row)
+    return panel.current.scan_id
+
+
+def test_panel_shows_both_readers_labels_and_notes_side_by_side(panel):
+    assert panel.model.rowCount() == 3
+    assert panel.current is not None  # the first (most in doubt) scan is on screen at once
+    select(panel, "cxr_0.png")
+    assert sorted(panel.reads_view.labels()) == [("dr_a", "normal", "clear lungs"),
+                                                  ("dr_b", "pneumonia", "right lower lobe opacity")]
+    texts = [c.note.text() for c in panel.reads_view.cards]
+    assert "right lower lobe opacity" in texts and "clear lungs" in texts
+    assert panel.viewer.scan_id == panel.current.scan_id
+    assert "Deciding as dr_b (reviewer)" in panel.reviewer_label.text()
+    select(panel, "cxr_1.png")
+    assert sorted(panel.reads_view.labels()) == [("dr_a", "pneumonia", "patchy left base"), ("dr_b", "normal", "")]
+
+
+def test_adjudicating_from_the_panel_stores_the_final_label_and_leaves_the_queue(qtbot, panel, review_project):
+    scan = select(panel, "cxr_0.png")
+    panel.choose("pneumonia")
+    panel.reason.setText("opacity confirmed on the lateral view")
+    with qtbot.waitSignal(panel.decided) as sig:
+        qtbot.mouseClick(panel.decide_button, Qt.MouseButton.LeftButton)
+    assert sig.args == [scan, "pneumonia"]
+    with Project.open(review_project) as p:
+        decisions = review.review_item(p, scan).decisions
+    assert [(d.value, d.reason, d.reviewer) for d in decisions] == [
+        ("pneumonia", "opacity confirmed on the lateral view", "dr_b")]
+    assert panel.model.row_of(scan) == -1 and panel.model.rowCount() == 2
+    assert panel.current is not None and panel.current.scan_id != scan  # on to the next scan
+    assert "final label pneumonia" in panel.status_label.text()
+    with qtbot.waitSignal(panel.queue_loaded, timeout=10_000):
+        panel.refresh()
+    assert panel.model.row_of(scan) == -1  # the store agrees: decided scans leave the queue
+
+
+def test_a_decision_needs_a_reason_and_a_reviewer(qtbot, panel, review_project, message_boxes):
+    scan = select(panel, "cxr_1.png")
+    assert panel.decide("normal", "   ") is None
+    assert "reason" in message_boxes[-1][2]
+    panel.set_reviewer("dr_a")
+    assert "only a reviewer or lead" in panel.reviewer_label.text()
+    assert panel.decide("normal", "looks fine") is None
+    assert "only a reviewer or lead" in message_boxes[-1][2]
+    assert panel.model.row_of(scan) >= 0
+    with Project.open(review_project) as p:
+        assert review.review_item(p, scan).decisions == []
+
+
+def test_requesting_a_read_from_the_panel(qtbot, panel, review_project):
+    scan = select(panel, "cxr_2.png")
+    panel.request_reason.setText("second look at the costophrenic angle")
+    with qtbot.waitSignal(panel.read_requested):
+        qtbot.mouseClick(panel.request_button, Qt.MouseButton.LeftButton)
+    with Project.open(review_project) as p:
+        item = review.review_item(p, scan)
+    assert [(q.reviewer, q.reason, q.status) for q in item.requests] == [
+        ("dr_b", "second look at the costophrenic angle", "open")]
+    row = panel.model.row_of(scan)
+    from aldesk.ui.review_panel import COL_STATUS
+
+    assert panel.model.index(row, COL_STATUS).data() == "awaiting read"
+    assert panel.model.counts() == {"to decide": 2, "awaiting read": 1}
+    assert "Read requested by dr_b" in panel.reads_view.context.text()
+    panel.waiting_check.setChecked(False)  # hide what waits for a read
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 2 and panel.model.row_of(scan) == -1, timeout=10_000)
