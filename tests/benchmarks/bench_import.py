@@ -150,7 +150,10 @@ def main() -> None:
     ap.add_argument("--n-small", type=int, default=2000)
     ap.add_argument("--n-large", type=int, default=20000)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--quick", action="store_true", help="1,000 files, no memory comparison")
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.memory = min(args.n, 1000), False
 
     folder = args.data / f"n{args.n}"
     t = time.perf_counter()

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 
 # name -> (script, quick args, full args)
 BENCHMARKS = {
-    "import": ("bench_import.py", ["--n", "1000"], ["--n", "2000", "--memory", "--n-small", "2000", "--n-large", "20000"]),
+    "import": ("bench_import.py", ["--quick"], ["--n", "2000", "--memory", "--n-small", "2000", "--n-large", "20000"]),
     "read_scan_info": ("bench_read_scan_info.py", ["--quick"], []),
     "rank": ("bench_rank.py", ["--quick"], []),
     "features": ("bench_features.py", ["--quick"], []),
