@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from aldesk.app import labelling, worklist as worklists
 from aldesk.errors import AldeskError
 from aldesk.store import Project
+from aldesk.ui import package_actions
 from aldesk.ui.decoding import FrameCache
 from aldesk.ui.label_panel import LabelPanel
 from aldesk.ui.messages import ErrorReporter
@@ -216,6 +217,12 @@ class MainWindow(QMainWindow):
         m.addAction("Open &demo project", self.open_demo)
         m.addSeparator()
         self.act_import = m.addAction("&Import folder…", QKeySequence("Ctrl+I"), self.import_dialog)
+        m.addSeparator()  # labels out and in: aldesk.ui.package_actions (export, packages)
+        self.act_export = m.addAction("&Export labelled set…", QKeySequence("Ctrl+E"),
+                                      lambda: package_actions.export_labelled_set_dialog(self))
+        m.addAction("Export annotation &package…", lambda: package_actions.export_package_dialog(self))
+        m.addAction("&Merge annotation package…", lambda: package_actions.import_package_dialog(self))
+        m.addSeparator()
         m.addAction("Switch &reader…", self.switch_annotator_dialog)
         m.addSeparator()
         m.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)

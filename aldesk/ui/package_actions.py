@@ -1,0 +1,322 @@
+"""File-menu actions that move labels out of and into a project: export the labelled set, write an
+annotation package, merge one (the GUI side of ``aldesk export`` and ``aldesk package export|import``).
+
+Each runs its use case in a worker on its own Project connection behind a small progress dialog and
+reports failures through the window's ErrorReporter, whose text is the use case's own message
+(``PackageError`` says what is wrong with the file and that nothing was changed). A package from
+another project is only merged after the user confirmed that both hold the same scans.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aldesk.ui.workers import run_in_pool
+
+PACKAGE_FILTER = "aldesk annotation packages (*.aldpkg);;All files (*)"
+
+
+@dataclass
+class OtherProject:
+    """The package was made from another project; merging needs the user's word (allow_other_project)."""
+
+    path: str
+    package_project: str
+    this_project: str
+
+
+# ------------------------------------------------------------------ worker bodies (no Qt)
+def package_export_body(project_path: str, out: str, annotator: str | None, since: str | None):
+    def body(progress, should_stop):
+        from aldesk.app.packages import export_package
+        from aldesk.store import Project
+
+        with Project.open(project_path) as project:
+            return export_package(project, out, annotator=annotator, since=since)
+
+    return body
+
+
+def package_import_body(project_path: str, package: str, allow_other_project: bool = False):
+    """Merge ``package``; returns ImportResult, or OtherProject when it comes from another project and
+    ``allow_other_project`` is false (nothing was changed then)."""
+
+    def body(progress, should_stop):
+        from aldesk.app.packages import PackageError, import_package, read_package
+        from aldesk.store import Project
+
+        with Project.open(project_path) as project:
+            try:
+                return import_package(project, package, allow_other_project=allow_other_project)
+            except PackageError:
+                if not allow_other_project:
+                    head = read_package(package).head  # raises the same error again if the file is bad
+                    if head.get("project_id") != project.project_id:
+                        return OtherProject(package, str(head.get("project_name") or head.get("project_id")),
+                                            project.name)
+                raise
+
+    return body
+
+
+# ------------------------------------------------------------------ a busy dialog
+class BusyDialog(QDialog):
+    """Modal, indeterminate progress for a short job that cannot be interrupted (a merge is one
+    transaction). After ``exec()``: ``result`` or ``error`` is set. ``done`` fires either way."""
+
+    done = Signal()
+
+    def __init__(self, title: str, text: str, body, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setMinimumWidth(460)
+        self.result = None
+        self.error: BaseException | None = None
+        self.reported = False
+        label = QLabel(text)
+        label.setWordWrap(True)
+        bar = QProgressBar()
+        bar.setRange(0, 0)
+        note = QLabel("All or nothing: if anything is wrong, the project is left unchanged.")
+        note.setObjectName("Muted")
+        layout = QVBoxLayout(self)
+        layout.addWidget(label)
+        layout.addWidget(bar)
+        layout.addWidget(note)
+        self.worker = run_in_pool(body, on_finished=self._on_worker_finished, on_failed=self._on_worker_failed)
+
+    def _on_worker_finished(self, result) -> None:
+        self.result, self.reported = result, True
+        self.done.emit()
+        self.accept()
+
+    def _on_worker_failed(self, exc: BaseException) -> None:
+        self.error, self.reported = exc, True
+        self.done.emit()
+        self.accept()
+
+    def reject(self) -> None:
+        if self.worker.done:
+            super().reject()  # Esc while running is ignored: the job ends in moments and must report
+
+
+def run_busy(parent: QWidget | None, title: str, text: str, body):
+    """Run ``body`` behind a BusyDialog; returns (result, error)."""
+    dlg = BusyDialog(title, text, body, parent)
+    if not dlg.reported:
+        dlg.exec()
+    return dlg.result, dlg.error
+
+
+# ------------------------------------------------------------------ export the labelled set
+def export_labelled_set_dialog(window) -> None:
+    """File ▸ Export labelled set…: options, cancellable export, then the summary with Open folder."""
+    from aldesk.app.labelling import final_labels
+    from aldesk.ui.export_dialog import ExportDialog, ExportSummaryDialog
+
+    if window.project is None:
+        window.errors.report("Export", "Open a project first (File menu).")
+        return
+    try:
+        n = len(final_labels(window.project))
+    except Exception:  # noqa: BLE001 - only a hint in the dialog; the export reports real problems
+        n = None
+    if n == 0:
+        window.errors.report("Nothing to export", "No scan has a final label yet. Label some scans (or merge the "
+                             "readers' packages) first.")
+        return
+    dlg = ExportDialog(window.project.path, window, errors=window.errors, classes=window.project.classes,
+                       n_labelled=n)
+    if dlg.exec() == QDialog.DialogCode.Accepted and dlg.result is not None:
+        window.statusBar().showMessage(f"Exported {dlg.result.scans:,} scans to {dlg.result.out}", 10_000)
+        ExportSummaryDialog(dlg.result, window).exec()
+
+
+# ------------------------------------------------------------------ annotation packages
+class PackageExportDialog(QDialog):
+    """Where to write the package, and whose labels: all readers or one, optionally since a date."""
+
+    def __init__(self, project_path: str | Path, readers: list[str], parent: QWidget | None = None,
+                 *, reader: str | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Export annotation package")
+        self.setMinimumWidth(560)
+        project_path = Path(project_path)
+        intro = QLabel("Writes the labels, notes and reviews of this copy (no images) to one .aldpkg file. "
+                       "Merge it into the lead's project with File ▸ Merge annotation package…")
+        intro.setWordWrap(True)
+        intro.setObjectName("Muted")
+        who = reader if reader in readers else None
+        stem = f"{project_path.name}-{who or 'all'}-{time.strftime('%Y%m%d-%H%M')}.aldpkg"
+        self.out_edit = QLineEdit(str(project_path.parent / stem))
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._on_browse_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.out_edit, 1)
+        row.addWidget(browse)
+        self.reader_box = QComboBox()
+        self.reader_box.addItem("All readers", None)
+        for name in readers:
+            self.reader_box.addItem(name, name)
+        if who:
+            self.reader_box.setCurrentIndex(self.reader_box.findData(who))
+        self.since_edit = QLineEdit()
+        self.since_edit.setPlaceholderText("e.g. 2026-01-31 (empty: every label)")
+        self.validation = QLabel("")
+        self.validation.setStyleSheet("color: #e0675f;")
+        self.validation.setWordWrap(True)
+        self.validation.setVisible(False)
+        form = QFormLayout()
+        form.addRow("Package file", row)
+        form.addRow("Labels of", self.reader_box)
+        form.addRow("Given since", self.since_edit)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = buttons.addButton("Export package", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.validation)
+        layout.addWidget(buttons)
+
+    def _on_browse_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Write annotation package", self.out_edit.text(), PACKAGE_FILTER)
+        if path:
+            self.out_edit.setText(path if path.endswith(".aldpkg") else path + ".aldpkg")
+
+    def values(self) -> tuple[str, str | None, str | None]:
+        """(out, annotator or None, since or None); raises InputFileError with a message for the user."""
+        from aldesk.app.packages import parse_since
+        from aldesk.errors import InputFileError
+
+        out = self.out_edit.text().strip()
+        if not out:
+            raise InputFileError("Choose where to write the package.")
+        since = self.since_edit.text().strip() or None
+        try:
+            parse_since(since)
+        except InputFileError as exc:
+            raise InputFileError(str(exc).replace("--since", "Given since", 1)) from None
+        return str(Path(out).expanduser()), self.reader_box.currentData(), since
+
+    def accept(self) -> None:
+        from aldesk.errors import InputFileError
+
+        try:
+            out, _, _ = self.values()
+        except InputFileError as exc:
+            self.validation.setText(str(exc))
+            self.validation.setVisible(True)
+            return
+        if Path(out).exists() and QMessageBox.question(
+                self, "Replace package?", f"{out} exists. Replace it?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+            return
+        super().accept()
+
+
+def export_package_dialog(window, *, dialog: PackageExportDialog | None = None):
+    """File ▸ Export annotation package…; returns the PackageSummary (None if cancelled or failed)."""
+    if window.project is None:
+        window.errors.report("Export package", "Open a project first (File menu).")
+        return None
+    readers = [name for name, _ in window.project.labels.annotators()]
+    dlg = dialog or PackageExportDialog(window.project.path, readers, window, reader=None)
+    if dialog is None and dlg.exec() != QDialog.DialogCode.Accepted:
+        return None
+    out, annotator, since = dlg.values()
+    summary, error = run_busy(window, "Exporting annotation package", f"Writing {Path(out).name}…",
+                              package_export_body(str(window.project.path), out, annotator, since))
+    if error is not None:
+        window.errors.report("Package not written", error)
+        return None
+    text = (f"Wrote {summary.labels:,} labels ({summary.current:,} current) on {summary.scans:,} scans by "
+            f"{', '.join(summary.annotators) or 'nobody'}"
+            + (f" and {summary.reviews:,} reviews" if summary.reviews else "") + f" to\n{summary.path}")
+    QMessageBox.information(window, "Annotation package written", text)
+    window.statusBar().showMessage(f"Package written: {summary.path}", 10_000)
+    return summary
+
+
+def merge_text(result) -> str:
+    c = result.counts
+    parts = [f"{c.added:,} labels added", f"{c.unchanged:,} already here"]
+    if c.history_updated:
+        parts.append(f"{c.history_updated:,} history links updated")
+    if c.resolved:
+        parts.append(f"{c.resolved:,} conflicting current labels resolved (newest wins, history kept)")
+    if c.reviews_added:
+        parts.append(f"{c.reviews_added:,} reviews added")
+    text = f"Merged {Path(result.path).name}: " + ", ".join(parts) + "."
+    if c.annotators_added:
+        text += f"\nNew readers: {', '.join(c.annotators_added)}."
+    if not c.added and not c.history_updated and not c.reviews_added:
+        text += "\nNothing new: this package was merged before (merging again changes nothing)."
+    return text
+
+
+def import_package_dialog(window, path: str | None = None):
+    """File ▸ Merge annotation package…; returns the ImportResult (None if cancelled or refused)."""
+    if window.project is None:
+        window.errors.report("Merge package", "Open a project first (File menu).")
+        return None
+    if path is None:
+        path, _ = QFileDialog.getOpenFileName(window, "Merge an annotation package into this project",
+                                              str(Path(window.project.path).parent), PACKAGE_FILTER)
+        if not path:
+            return None
+    project_path = str(window.project.path)
+    title, text = "Merging annotation package", f"Merging {Path(path).name} into {window.project.name}…"
+    result, error = run_busy(window, title, text, package_import_body(project_path, path))
+    if isinstance(result, OtherProject):
+        answer = QMessageBox.question(
+            window, "Package from another project",
+            f"{Path(path).name} was made from the project “{result.package_project}”, not from “{result.this_project}”."
+            "\n\nMerge it anyway? Only do this when both projects hold the same scans (they are matched by "
+            "SOP Instance UID or pixel content); scans not in this project stop the merge.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return None
+        result, error = run_busy(window, title, text, package_import_body(project_path, path, True))
+    if error is not None:
+        window.errors.report("Package not merged — the project is unchanged", error)
+        return None
+    QMessageBox.information(window, "Annotation package merged", merge_text(result))
+    refresh_after_merge(window)
+    return result
+
+
+def refresh_after_merge(window) -> None:
+    """Show the merged labels: rebuild the work list and queue, re-show the scan, re-rank in the background."""
+    from aldesk.app import worklist as worklists
+
+    if window.project is None:
+        return
+    window.worklist = worklists.plain_worklist(window.project, window.annotator)
+    window.reload_queue()
+    if window.current_scan_id is not None:
+        window.show_scan(window.current_scan_id)
+    else:
+        window.show_next()
+    window.request_retrain("labels merged")
