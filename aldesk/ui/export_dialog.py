@@ -44,6 +44,31 @@ PRIVACY_ON = "ON: Patient ID, name and birth date WILL be written; recorded in m
 WARNING_STYLE = "color: #d9a441;"
 
 
+GUI_WORDING = (  # the use cases' hints name CLI commands; the GUI names its own menu entries
+    ("run `aldesk train PROJECT`", "Model ▸ Retrain and re-rank now"),
+    ("`aldesk import PROJECT FOLDER`", "File ▸ Import folder…"),
+    ("`aldesk package export PROJECT OUT.aldpkg`", "File ▸ Export annotation package…"),
+    ("pass --allow-other-project", "confirm when asked"),
+)
+
+
+def for_the_gui(text: str) -> str:
+    """A use case's message with its CLI hints replaced by the GUI's menu entries."""
+    for cli, gui in GUI_WORDING:
+        text = text.replace(cli, gui)
+    return text
+
+
+def report(errors: ErrorReporter, title: str, exc: BaseException) -> None:
+    """Expected failures (AldeskError) in GUI wording; anything else with its traceback, as a bug."""
+    from aldesk.errors import AldeskError
+
+    if isinstance(exc, AldeskError):
+        errors.report(title, for_the_gui(str(exc)))
+    else:
+        errors.report(title, exc)
+
+
 def export_body(project_path: str, out: str, options):
     """The worker body: a plain function of (progress, should_stop) -> ExportResult."""
 
@@ -321,7 +346,7 @@ class ExportDialog(QDialog):
         self._finish_run()
         self.validate()
         self.status.setText("The export failed; nothing was written.")
-        self.errors.report("Export failed", exc)
+        report(self.errors, "Export failed", exc)
         self.export_failed.emit(exc)
 
     def _on_worker_cancelled(self) -> None:
@@ -383,7 +408,7 @@ class ExportSummaryDialog(QDialog):
         layout.addWidget(head)
         layout.addWidget(where)
         layout.addWidget(self.details)
-        self.warnings = QLabel("\n".join(f"⚠ {w}" for w in result.warnings))
+        self.warnings = QLabel("\n".join(f"⚠ {for_the_gui(w)}" for w in result.warnings))
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet(WARNING_STYLE)
         self.warnings.setVisible(bool(result.warnings))

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aldesk.ui.export_dialog import report
 from aldesk.ui.workers import run_in_pool
 
 PACKAGE_FILTER = "aldesk annotation packages (*.aldpkg);;All files (*)"
@@ -249,7 +250,7 @@ def export_package_dialog(window, *, dialog: PackageExportDialog | None = None):
     summary, error = run_busy(window, "Exporting annotation package", f"Writing {Path(out).name}…",
                               package_export_body(str(window.project.path), out, annotator, since))
     if error is not None:
-        window.errors.report("Package not written", error)
+        report(window.errors, "Package not written", error)
         return None
     text = (f"Wrote {summary.labels:,} labels ({summary.current:,} current) on {summary.scans:,} scans by "
             f"{', '.join(summary.annotators) or 'nobody'}"
@@ -300,7 +301,7 @@ def import_package_dialog(window, path: str | None = None):
             return None
         result, error = run_busy(window, title, text, package_import_body(project_path, path, True))
     if error is not None:
-        window.errors.report("Package not merged — the project is unchanged", error)
+        report(window.errors, "Package not merged — the project is unchanged", error)
         return None
     QMessageBox.information(window, "Annotation package merged", merge_text(result))
     refresh_after_merge(window)

@@ -269,3 +269,69 @@ def test_screenshot_of_the_export_dialog(qtbot, study, tmp_path):
     finally:
         app.setStyleSheet(sheet)
         app.setPalette(palette)
+
+
+def test_stopping_an_export_keeps_the_dialog_open_and_writes_nothing(qtbot, study, tmp_path, monkeypatch):
+    import threading
+
+    from aldesk.app.callbacks import check_stop
+    from aldesk.ui import export_dialog
+
+    started = threading.Event()
+
+    def slow_body(project_path, out, options):
+        def body(progress, should_stop):
+            started.set()
+            for i in range(2000):
+                progress(i, 2000, "images")
+                check_stop(should_stop, "export")
+                threading.Event().wait(0.005)
+            raise AssertionError("the stop request was not seen")
+        return body
+
+    monkeypatch.setattr(export_dialog, "export_body", slow_body)
+    dlg = make_dialog(qtbot, study, tmp_path / "stopped")
+    dlg.show()
+    assert dlg.start_export() and not dlg.format_box.isEnabled() and dlg.cancel_button.text() == "Stop"
+    assert started.wait(10)
+    with qtbot.waitSignal(dlg.export_cancelled, timeout=10_000):
+        dlg.cancel_button.click()                       # Stop: asks the worker, the dialog stays
+        assert dlg.isVisible() and "Stopping" in dlg.status.text()
+    assert dlg.isVisible() and "nothing was written" in dlg.status.text() and dlg.export_button.isEnabled()
+    assert not (tmp_path / "stopped").exists()
+
+
+def test_a_package_with_scans_this_project_lacks_says_to_import_them_first(open_window, study, tmp_path,
+                                                                         message_boxes):
+    from aldesk.app.importer import import_paths
+    from aldesk.app.labelling import record_label
+    from aldesk.app.packages import export_package
+    from aldesk.store import Project
+    from aldesk.ui import package_actions
+
+    with Project.open(study) as master:
+        master.packages.copy_database(tmp_path / "site")
+    with Project.open(tmp_path / "site") as site:
+        import_paths(site, [write_png(tmp_path / "extra" / "new.png", seed=99).parent], jobs=1)
+        new_id = max(site.scans.ids().tolist())
+        record_label(site, new_id, "dr_b", "normal")
+        export_package(site, tmp_path / "site.aldpkg")
+    before = current_labels(study)
+    win = open_window(study)
+    assert package_actions.import_package_dialog(win, str(tmp_path / "site.aldpkg")) is None
+    _, title, text = message_boxes[-1]
+    assert "not in this project" in text and "File ▸ Import folder…" in text and "Nothing was changed" in text
+    assert current_labels(study) == before
+
+
+def test_cli_hints_in_warnings_become_menu_entries(qtbot, study, tmp_path):
+    from aldesk.ui.export_dialog import ExportSummaryDialog
+
+    dlg = make_dialog(qtbot, study, tmp_path / "w")
+    with qtbot.waitSignal(dlg.export_done, timeout=60_000) as blocker:
+        dlg.start_export()
+    result = blocker.args[0]
+    assert any("aldesk train" in w for w in result.warnings)        # no model yet
+    summary = ExportSummaryDialog(result)
+    qtbot.addWidget(summary)
+    assert "Model ▸ Retrain" in summary.warnings.text() and "aldesk train" not in summary.warnings.text()
