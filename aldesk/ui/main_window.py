@@ -294,7 +294,7 @@ class MainWindow(QMainWindow):
 
     def apply_key_bindings(self, bindings: dict[str, str]) -> None:
         """Put the workstation's keys (Settings.key_bindings) on the label, undo and guess shortcuts."""
-        from aldesk.ui.settings import valid_key_bindings
+        from aldesk.ui.settings import DEFAULT_KEY_BINDINGS, valid_key_bindings
 
         bindings = valid_key_bindings(bindings)
         for action, shortcut in self._bound.items():
@@ -302,6 +302,12 @@ class MainWindow(QMainWindow):
         self.act_undo.setShortcut(QKeySequence(bindings["undo"]))
         self.act_prediction.setShortcut(QKeySequence(bindings["prediction"]))
         self.settings.key_bindings = bindings
+        if bindings == DEFAULT_KEY_BINDINGS:
+            first = "1–9 label"
+        else:
+            first = "/".join(bindings[f"label_{d}"] for d in range(1, 10)) + " label"
+        self.hint.setText(f"{first} · {bindings['unsure']} unsure · {bindings['skip']} skip · "
+                          f"{bindings['undo']} undo · right-drag W/L · wheel zoom")
 
     def _install_label_panel(self, classes: list[str]) -> None:
         old = self.label_panel

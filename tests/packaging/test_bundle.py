@@ -5,7 +5,6 @@ Skips when PyInstaller is not installed (CI's ``.[test]`` environment); install 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -20,7 +19,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    if importlib.util.find_spec("PyInstaller") is None:
+    try:
+        import PyInstaller  # noqa: F401
+    except ImportError:
         pytest.skip("PyInstaller not installed (pip install -e '.[bundle]'); bundle not built")
     out = tmp_path_factory.mktemp("bundle")
     exe = build_bundle.build(out / "dist", out / "work")

@@ -39,6 +39,7 @@ def test_rebound_keys_label_and_the_old_key_does_nothing(qtbot, window, real_pro
     qtbot.keyClick(window.viewer, Qt.Key.Key_Q)
     assert label_values(real_project)[second] == "unsure"
     assert window.act_undo.shortcut() == QKeySequence("Ctrl+Z")
+    assert "Q unsure" in window.hint.text() and window.hint.text().startswith("A/2/3/")
 
 
 def test_key_bindings_dialog_refuses_a_clash_and_saves(qtbot, window, monkeypatch):
