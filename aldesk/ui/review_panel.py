@@ -180,12 +180,8 @@ class ReadCard(QFrame):
         who = QLabel(f"<b>{read.annotator}</b> <span style='color:#8d939b'>· {read.role}</span>")
         self.label = QLabel(read.value)
         self.label.setObjectName("ReadLabel")
-        font = self.label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.5)
-        font.setBold(True)
-        self.label.setFont(font)
-        if read.value in ("unsure", "skip"):
-            self.label.setStyleSheet("color: #e0b65c;")
+        colour = "#e0b65c" if read.value in ("unsure", "skip") else "#e3e5e8"
+        self.label.setStyleSheet(f"font-size: 15pt; font-weight: 600; color: {colour};")
         self.note = QLabel(read.note if read.note else "no note")
         self.note.setObjectName("ReadNote")
         self.note.setWordWrap(True)
@@ -201,7 +197,8 @@ class ReadCard(QFrame):
         layout.setSpacing(4)
         layout.addWidget(who)
         layout.addWidget(self.label)
-        layout.addWidget(self.note, 1)
+        layout.addWidget(self.note)
+        layout.addStretch(1)
         layout.addWidget(meta)
         self.setMinimumWidth(170)
 
@@ -322,10 +319,11 @@ class ReviewPanel(QWidget):
         self.view.setShowGrid(False)
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the end of a file name: its number
         self.view.verticalHeader().setVisible(False)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(COL_SCAN, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_IMPACT, 58), (COL_STATUS, 96), (COL_REASONS, 150), (COL_READS, 140)):
+        for col, width in ((COL_IMPACT, 62), (COL_STATUS, 88), (COL_REASONS, 100), (COL_READS, 160)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
         header.setHighlightSections(False)
@@ -362,7 +360,7 @@ class ReviewPanel(QWidget):
         middle.addWidget(below)
         middle.setStretchFactor(0, 3)
         middle.setStretchFactor(1, 1)
-        middle.setSizes([560, 240])
+        middle.setSizes([640, 220])
 
         # ---- right: the decision
         right = QWidget()
@@ -432,7 +430,7 @@ class ReviewPanel(QWidget):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([430, 800, 280])
+        self.splitter.setSizes([580, 740, 280])
         self.splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -164,3 +164,53 @@ def test_requesting_a_read_from_the_panel(qtbot, panel, review_project):
     assert "Read requested by dr_b" in panel.reads_view.context.text()
     panel.waiting_check.setChecked(False)  # hide what waits for a read
     qtbot.waitUntil(lambda: panel.model.rowCount() == 2 and panel.model.row_of(scan) == -1, timeout=10_000)
+
+
+# ====================================================================================== agreement
+def test_agreement_view_shows_the_kappas_the_use_case_computes(qtbot, review_project):
+    from aldesk.ui.agreement_view import AgreementView
+
+    with Project.open(review_project) as p:
+        expected = review.agreement(p, n_boot=200)
+    view = AgreementView(review_project, theme="dark", n_boot=200)
+    qtbot.addWidget(view)
+    view.resize(1400, 800)
+    with qtbot.waitSignal(view.computed, timeout=30_000) as sig:
+        pass  # computed in a worker with its own connection
+    report = sig.args[0]
+    pair = expected["pairs"][0]
+    assert (pair["a"], pair["b"]) == ("dr_a", "dr_b")
+    assert report["pairs"][0]["cohen_kappa"] == pytest.approx(pair["cohen_kappa"])
+    assert view.pair_kappas() == {("dr_a", "dr_b"): f"{pair['cohen_kappa']:.3f}"}
+    pair_row = view.pairs.texts()[0]
+    assert pair_row[2] == str(pair["n"]) == "7"
+    assert pair_row[4] == f"[{pair['cohen_kappa_ci'][0]:.3f}, {pair['cohen_kappa_ci'][1]:.3f}]"
+    overall = {row[0]: row for row in view.overall.texts()}
+    assert overall["Fleiss' κ"][1] == f"{expected['fleiss_kappa']:.3f}"
+    assert overall["Krippendorff's α (nominal)"][1] == f"{expected['krippendorff_alpha']:.3f}"
+    assert overall["Fleiss' κ"][3] == str(expected["n_multi_read"])
+    assert overall["Fleiss' κ"][4] == "moderate"  # 0.417, Landis & Koch
+    readers = {row[0]: row for row in view.readers.texts()}
+    assert set(readers) == {"dr_a", "dr_b"} and readers["dr_b"][1] == "reviewer" and readers["dr_b"][3] == "1"
+    vs = {v["reader"]: v for v in expected["vs_consensus"]}
+    assert readers["dr_a"][5] == f"{vs['dr_a']['cohen_kappa']:.3f}"
+    titles = [a.get_title() for a in view._figure.axes]
+    assert titles[0].startswith("dr_a") and titles[1].startswith("dr_b")  # a confusion matrix per reader
+    view.shutdown()
+
+
+def test_agreement_view_with_one_reader_and_bootstrap_zero(qtbot, tmp_path):
+    from aldesk.ui.agreement_view import AgreementView
+
+    write_png(tmp_path / "s" / "a.png", seed=1)
+    path = tmp_path / "p"
+    with Project.create(path, ["normal", "pneumonia"]) as p:
+        import_paths(p, [tmp_path / "s"], jobs=1)
+        record_label(p, int(p.scans.ids()[0]), "dr_a", "normal")
+    view = AgreementView(path, n_boot=0)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        pass
+    assert view.pairs.texts()[0][0] == "Only one reader so far"
+    assert "no intervals" in view.summary.text()
+    view.shutdown()
