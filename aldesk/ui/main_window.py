@@ -222,6 +222,7 @@ class MainWindow(QMainWindow):
                                       lambda: package_actions.export_labelled_set_dialog(self))
         m.addAction("Export annotation &package…", lambda: package_actions.export_package_dialog(self))
         m.addAction("&Merge annotation package…", lambda: package_actions.import_package_dialog(self))
+        m.addAction("&Hand out to a reader…", lambda: package_actions.handout_dialog(self))
         m.addSeparator()
         m.addAction("Switch &reader…", self.switch_annotator_dialog)
         m.addSeparator()

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aldesk.ui.export_dialog import report
+from aldesk.ui.export_dialog import for_the_gui, report
 from aldesk.ui.workers import run_in_pool
 
 PACKAGE_FILTER = "aldesk annotation packages (*.aldpkg);;All files (*)"
@@ -86,24 +86,47 @@ class BusyDialog(QDialog):
 
     done = Signal()
 
-    def __init__(self, title: str, text: str, body, parent: QWidget | None = None):
+    def __init__(self, title: str, text: str, body, parent: QWidget | None = None, *,
+                 note: str = "All or nothing: if anything is wrong, the project is left unchanged.",
+                 cancellable: bool = False):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.setMinimumWidth(460)
         self.result = None
         self.error: BaseException | None = None
+        self.cancelled = False
         self.reported = False
         label = QLabel(text)
         label.setWordWrap(True)
-        bar = QProgressBar()
-        bar.setRange(0, 0)
-        note = QLabel("All or nothing: if anything is wrong, the project is left unchanged.")
-        note.setObjectName("Muted")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)
+        self.note = QLabel(note)
+        self.note.setObjectName("Muted")
+        self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(label)
-        layout.addWidget(bar)
-        layout.addWidget(note)
-        self.worker = run_in_pool(body, on_finished=self._on_worker_finished, on_failed=self._on_worker_failed)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.note)
+        self.cancellable = cancellable
+        if cancellable:
+            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+            self.stop_button = buttons.button(QDialogButtonBox.StandardButton.Cancel)
+            self.stop_button.setText("Stop")
+            buttons.rejected.connect(self.reject)
+            layout.addWidget(buttons)
+        self.worker = run_in_pool(body, on_finished=self._on_worker_finished, on_failed=self._on_worker_failed,
+                                  on_progress=self._on_worker_progress, on_cancelled=self._on_worker_cancelled)
+
+    def _on_worker_progress(self, done: int, total: int, message: str) -> None:
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(done)
+            self.bar.setFormat(f"%v of %m {message}")
+
+    def _on_worker_cancelled(self) -> None:
+        self.cancelled, self.reported = True, True
+        self.done.emit()
+        self.accept()
 
     def _on_worker_finished(self, result) -> None:
         self.result, self.reported = result, True
@@ -117,12 +140,17 @@ class BusyDialog(QDialog):
 
     def reject(self) -> None:
         if self.worker.done:
-            super().reject()  # Esc while running is ignored: the job ends in moments and must report
+            super().reject()
+        elif self.cancellable:  # Stop / Esc: ask the job to stop; the dialog closes when it has
+            self.worker.cancel()
+            self.stop_button.setEnabled(False)
+            self.note.setText("Stopping…")
+        # else: Esc while an uninterruptible job runs is ignored; it ends in moments and must report
 
 
-def run_busy(parent: QWidget | None, title: str, text: str, body):
-    """Run ``body`` behind a BusyDialog; returns (result, error)."""
-    dlg = BusyDialog(title, text, body, parent)
+def run_busy(parent: QWidget | None, title: str, text: str, body, **kwargs):
+    """Run ``body`` behind a BusyDialog; returns (result, error); both None when the user stopped it."""
+    dlg = BusyDialog(title, text, body, parent, **kwargs)
     if not dlg.reported:
         dlg.exec()
     return dlg.result, dlg.error
@@ -321,3 +349,148 @@ def refresh_after_merge(window) -> None:
     else:
         window.show_next()
     window.request_retrain("labels merged")
+
+
+# ------------------------------------------------------------------ hand-out
+def handout_body(project_path: str, out: str, annotator: str, scans: int | None, with_scans: bool):
+    def body(progress, should_stop):
+        from aldesk.app.handout import handout
+        from aldesk.store import Project
+
+        with Project.open(project_path) as project:
+            return handout(project, out, annotator=annotator, scans=scans, with_scans=with_scans,
+                           progress=progress, should_stop=should_stop)
+
+    return body
+
+
+class HandoutDialog(QDialog):
+    """Prepare a reader's offline copy: who, where, how many scans, with or without the scan files."""
+
+    def __init__(self, project_path: str | Path, readers: list[str], parent: QWidget | None = None):
+        from PySide6.QtWidgets import QCheckBox, QSpinBox
+
+        super().__init__(parent)
+        self.setWindowTitle("Hand out to a reader")
+        self.setMinimumWidth(600)
+        self.project_path = Path(project_path)
+        intro = QLabel("Makes a copy of this project for a reader working on an offline workstation. When reading "
+                       "is blind, the copy holds no other reader's labels and no model. The reader labels in the "
+                       "copy, then File ▸ Export annotation package…; you bring their work back with File ▸ Merge "
+                       "annotation package…")
+        intro.setWordWrap(True)
+        intro.setObjectName("Muted")
+        self.reader_box = QComboBox()
+        self.reader_box.setEditable(True)
+        self.reader_box.addItems(readers)
+        self.reader_box.setCurrentText("")
+        self.reader_box.lineEdit().setPlaceholderText("the reader's name, e.g. dr_lee")
+        self.reader_box.currentTextChanged.connect(self._on_reader_changed)
+        self.out_edit = QLineEdit()
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._on_browse_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.out_edit, 1)
+        row.addWidget(browse)
+        self.limit_check = QCheckBox("Only the next")
+        self.scans_box = QSpinBox()
+        self.scans_box.setRange(1, 1_000_000)
+        self.scans_box.setValue(200)
+        self.scans_box.setEnabled(False)
+        self.limit_check.toggled.connect(self.scans_box.setEnabled)
+        limit = QHBoxLayout()
+        limit.addWidget(self.limit_check)
+        limit.addWidget(self.scans_box)
+        limit.addWidget(QLabel("scans of the reader's queue (otherwise every scan)"))
+        limit.addStretch(1)
+        self.copy_check = QCheckBox("Copy the scan files into the hand-out (for a workstation without the data)")
+        self.validation = QLabel("")
+        self.validation.setStyleSheet("color: #e0675f;")
+        self.validation.setWordWrap(True)
+        self.validation.setVisible(False)
+        form = QFormLayout()
+        form.addRow("Reader", self.reader_box)
+        form.addRow("Into folder", row)
+        form.addRow("Scans", limit)
+        form.addRow("", self.copy_check)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        buttons.addButton("Hand out", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.validation)
+        layout.addWidget(buttons)
+        self._auto_out = ""
+        self._on_reader_changed("")
+
+    def _on_reader_changed(self, name: str) -> None:
+        if self.out_edit.text() in ("", self._auto_out):  # follow the name until the user picks a folder
+            who = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name.strip()) or "reader"
+            self._auto_out = str(self.project_path.parent / f"{self.project_path.name}-handout-{who}")
+            self.out_edit.setText(self._auto_out)
+
+    def _on_browse_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Hand out into which (new or empty) folder?",
+                                                  str(self.project_path.parent))
+        if folder:
+            self.out_edit.setText(folder)
+
+    def values(self) -> tuple[str, str, int | None, bool]:
+        """(out, reader, scans or None, copy files); raises InputFileError with a message for the user."""
+        from aldesk.errors import InputFileError
+
+        reader = self.reader_box.currentText().strip()
+        if not reader:
+            raise InputFileError("Give the reader's name (as they will sign in on the workstation).")
+        out = self.out_edit.text().strip()
+        if not out:
+            raise InputFileError("Choose a new folder for the hand-out.")
+        path = Path(out).expanduser()
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise InputFileError(f"{path} already exists and is not empty; choose a new folder for the hand-out.")
+        return str(path), reader, self.scans_box.value() if self.limit_check.isChecked() else None, \
+            self.copy_check.isChecked()
+
+    def accept(self) -> None:
+        from aldesk.errors import InputFileError
+
+        try:
+            self.values()
+        except InputFileError as exc:
+            self.validation.setText(str(exc))
+            self.validation.setVisible(True)
+            return
+        super().accept()
+
+
+def handout_dialog(window, *, dialog: HandoutDialog | None = None):
+    """File ▸ Hand out to a reader…; returns the HandoutResult (None if cancelled, stopped or failed)."""
+    if window.project is None:
+        window.errors.report("Hand out", "Open a project first (File menu).")
+        return None
+    readers = [name for name, _ in window.project.labels.annotators()]
+    dlg = dialog or HandoutDialog(window.project.path, readers, window)
+    if dialog is None and dlg.exec() != QDialog.DialogCode.Accepted:
+        return None
+    out, reader, scans, with_scans = dlg.values()
+    result, error = run_busy(window, "Preparing the hand-out", f"Preparing {reader}'s copy in {out}…",
+                             handout_body(str(window.project.path), out, reader, scans, with_scans),
+                             note="Stop at any time: the folder appears whole or not at all.",
+                             cancellable=True)
+    if error is not None:
+        report(window.errors, "Hand-out not prepared", error)
+        return None
+    if result is None:
+        window.statusBar().showMessage("Hand-out stopped", 8000)
+        return None
+    text = (f"{result.annotator}'s copy is ready in\n{result.out}\n\n{result.scans:,} scans ({result.selection})"
+            + (f", {result.files_copied:,} files copied" if result.files_copied else "")
+            + (". Blind: other readers' labels and the model were left out." if result.blind else ".")
+            + "\n\nOn the workstation: File ▸ Open project… on that folder, label, then File ▸ Export annotation "
+              "package…. Back here: File ▸ Merge annotation package….")
+    if result.warnings:
+        text += "\n\n" + "\n".join(f"⚠ {for_the_gui(w)}" for w in result.warnings)
+    QMessageBox.information(window, "Hand-out ready", text)
+    return result

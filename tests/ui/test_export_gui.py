@@ -335,3 +335,54 @@ def test_cli_hints_in_warnings_become_menu_entries(qtbot, study, tmp_path):
     summary = ExportSummaryDialog(result)
     qtbot.addWidget(summary)
     assert "Model ▸ Retrain" in summary.warnings.text() and "aldesk train" not in summary.warnings.text()
+
+
+def test_hand_out_then_merge_back_is_the_leads_round_trip(qtbot, open_window, study, tmp_path, message_boxes):
+    from aldesk.app.labelling import record_label
+    from aldesk.store import Project
+    from aldesk.ui import package_actions
+    from aldesk.ui.package_actions import HandoutDialog, PackageExportDialog
+
+    lead = open_window(study, annotator="dr_a")
+    dlg = HandoutDialog(lead.project.path, ["dr_a"], lead)
+    qtbot.addWidget(dlg)
+    dlg.reader_box.setCurrentText("dr_lee")
+    assert dlg.out_edit.text().endswith("study-handout-dr_lee")      # follows the reader's name
+    assert not dlg.scans_box.isEnabled()
+    dlg.limit_check.setChecked(True)
+    assert dlg.scans_box.isEnabled()
+    dlg.limit_check.setChecked(False)                                 # every scan (all were read once already)
+    dlg.copy_check.setChecked(True)
+    result = package_actions.handout_dialog(lead, dialog=dlg)
+    assert result is not None and result.scans == 12 and result.files_copied == 12 and result.blind
+    assert message_boxes[-1][1] == "Hand-out ready" and "File ▸ Merge annotation package" in message_boxes[-1][2]
+
+    copy = Path(dlg.out_edit.text())
+    with Project.open(copy) as site:                                  # dr_lee labels offline
+        assert {l.annotator for l in site.labels.current()} <= {"dr_lee"}   # blind: no one else's labels
+        for sid in site.scans.ids().tolist()[:4]:
+            record_label(site, sid, "dr_lee", "pneumonia")
+    site_win = open_window(copy, annotator="dr_lee")
+    pkg_dialog = PackageExportDialog(site_win.project.path, ["dr_lee"], site_win, reader="dr_lee")
+    qtbot.addWidget(pkg_dialog)
+    pkg_dialog.out_edit.setText(str(tmp_path / "lee.aldpkg"))
+    assert package_actions.export_package_dialog(site_win, dialog=pkg_dialog).labels == 4
+    merged = package_actions.import_package_dialog(lead, str(tmp_path / "lee.aldpkg"))
+    assert merged is not None and merged.counts.added == 4
+    assert sum(a == "dr_lee" for _, a, _ in current_labels(study)) == 4
+
+
+def test_hand_out_needs_a_reader_and_a_new_folder(qtbot, open_window, study, tmp_path):
+    from aldesk.ui.package_actions import HandoutDialog
+
+    win = open_window(study)
+    dlg = HandoutDialog(win.project.path, [], win)
+    qtbot.addWidget(dlg)
+    dlg.accept()
+    assert dlg.result() != HandoutDialog.DialogCode.Accepted and "reader's name" in dlg.validation.text()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("x")
+    dlg.reader_box.setCurrentText("dr_x")
+    dlg.out_edit.setText(str(tmp_path / "busy"))
+    dlg.accept()
+    assert "not empty" in dlg.validation.text()
