@@ -267,6 +267,10 @@ class MainWindow(QMainWindow):
         self.strategy_menu.aboutToShow.connect(self._fill_strategy_menu)
         self.strategy_menu.setToolTipsVisible(True)
 
+        m = mb.addMenu("&Review")
+        m.addAction("&Disputed scans (adjudication)…", QKeySequence("Ctrl+Shift+R"), lambda: self.show_review("review"))
+        m.addAction("&Agreement between readers…", QKeySequence("Ctrl+Shift+A"), lambda: self.show_review("agreement"))
+
         m = mb.addMenu("&Help")
         m.addAction("&Keyboard shortcuts", self.show_shortcuts)
         m.addAction("&Tour of the keys", self.show_tour)
@@ -844,6 +848,17 @@ class MainWindow(QMainWindow):
             return
         self.dashboard.set_strategies(strategy_descriptions(), self.settings.strategy)
         self.dashboard.set_data(dashboard_data(self.project), self.settings.theme)
+
+    # ================================================================== review
+    def show_review(self, kind: str = "review"):
+        """The reviewer's screen or the agreement view, in a window of its own (aldesk.ui.review_panel)."""
+        from aldesk.ui.review_panel import open_window
+
+        if self.project is None:
+            self.errors.report("Review", "Open a project first (File menu).")
+            return None
+        return open_window(self, kind, str(self.project.path), self.annotator, errors=self.errors,
+                           theme=self.settings.theme)
 
     # ================================================================== help
     def show_shortcuts(self) -> None:

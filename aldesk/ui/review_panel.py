@@ -624,3 +624,46 @@ class ReviewPanel(QWidget):
     def closeEvent(self, event) -> None:  # noqa: N802
         self.shutdown()
         super().closeEvent(event)
+
+
+# ====================================================================================== windows
+_OPEN: dict[tuple[int, str], QWidget] = {}
+
+
+def open_window(owner: QWidget, kind: str, project_path: str | os.PathLike, reviewer: str, *,
+                errors: ErrorReporter | None = None, theme: str = "dark") -> QWidget:
+    """Show the review screen (``kind='review'``) or the agreement view (``'agreement'``) in a window
+    of its own over ``owner``; a second call raises (and refreshes) the open one. The window works on
+    its own Project connection and closes it when closed."""
+    from aldesk.ui.agreement_view import AgreementView
+
+    key = (id(owner), kind)
+    path = str(project_path)
+    win = _OPEN.get(key)
+    if win is not None and win.project_path == path:
+        if kind == "review":
+            win.set_reviewer(reviewer)
+        win.refresh()
+        win.show()
+        win.raise_()
+        win.activateWindow()
+        return win
+    if win is not None:
+        win.close()
+    if kind == "review":
+        win = ReviewPanel(path, reviewer, owner, errors=errors)
+        win.setWindowTitle(f"aldesk — review — {Path(path).name}")
+        win.resize(1600, 960)
+    elif kind == "agreement":
+        win = AgreementView(path, owner, theme=theme, errors=errors)
+        win.setWindowTitle(f"aldesk — agreement — {Path(path).name}")
+        win.resize(1500, 880)
+    else:
+        raise ValueError(f"kind == {kind!r}, must be 'review' or 'agreement'")
+    win.setWindowFlag(Qt.WindowType.Window, True)
+    win.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+    _OPEN[key] = win
+    wid = id(win)
+    win.destroyed.connect(lambda *_: _OPEN.pop(key) if id(_OPEN.get(key)) == wid else None)
+    win.show()
+    return win

@@ -214,3 +214,32 @@ def test_agreement_view_with_one_reader_and_bootstrap_zero(qtbot, tmp_path):
     assert view.pairs.texts()[0][0] == "Only one reader so far"
     assert "no intervals" in view.summary.text()
     view.shutdown()
+
+
+# ====================================================================================== main window
+def test_review_menu_opens_the_review_and_agreement_windows(qtbot, window):
+    from aldesk.ui.agreement_view import AgreementView
+    from aldesk.ui.review_panel import ReviewPanel
+
+    win = window
+    ids = [int(s) for s in win.project.scans.ids()[:2]]
+    record_label(win.project, ids[0], "dr_x", "normal", note="clear")
+    record_label(win.project, ids[0], "dr_y", "pneumonia", note="opacity")
+    review.set_role(win.project, "dr_test", "lead")
+    menu = next(a.menu() for a in win.menuBar().actions() if a.text() == "&Review")
+    actions = {a.text(): a for a in menu.actions()}
+    actions["&Disputed scans (adjudication)…"].trigger()
+    panel = next(w for w in win.findChildren(ReviewPanel))
+    assert panel.isWindow() and panel.isVisible() and panel.reviewer == "dr_test"
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=10_000)
+    assert sorted(panel.reads_view.labels()) == [("dr_x", "normal", "clear"), ("dr_y", "pneumonia", "opacity")]
+    assert win.show_review("review") is panel  # a second call raises the same window
+    assert panel.decide("pneumonia", "lead's call") is not None
+    assert [d.value for d in review.review_item(win.project, ids[0]).decisions] == ["pneumonia"]
+    actions["&Agreement between readers…"].trigger()
+    view = next(w for w in win.findChildren(AgreementView))
+    with qtbot.waitSignal(view.computed, timeout=30_000):
+        pass
+    assert view.isWindow() and list(view.pair_kappas()) == [("dr_x", "dr_y")]
+    panel.close()
+    view.close()
