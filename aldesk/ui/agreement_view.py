@@ -37,8 +37,16 @@ DEFAULT_BOOTSTRAP = 1000
 # Landis & Koch (1977): the words study reports use for kappa
 BANDS = ((0.0, "poor"), (0.20, "slight"), (0.40, "fair"), (0.60, "moderate"), (0.80, "substantial"),
          (1.0001, "almost perfect"))
-BAND_COLOURS = {"poor": "#d77a6a", "slight": "#d77a6a", "fair": "#e0b65c", "moderate": "#e0b65c",
-                "substantial": "#7fc79a", "almost perfect": "#7fc79a"}
+_BAND_TONE = {"poor": "bad", "slight": "bad", "fair": "fair", "moderate": "fair", "substantial": "good",
+              "almost perfect": "good"}
+_TONES = {"dark": {"bad": "#d77a6a", "fair": "#e0b65c", "good": "#7fc79a"},
+          "light": {"bad": "#b5473a", "fair": "#9a6a08", "good": "#2e8b57"}}
+BAND_COLOURS = {word: _TONES["dark"][tone] for word, tone in _BAND_TONE.items()}
+
+
+def band_colour(word: str, theme: str = "dark") -> str | None:
+    tone = _BAND_TONE.get(word)
+    return _TONES.get(theme, _TONES["dark"])[tone] if tone else None
 
 
 def agreement_body(project_path: str, n_boot: int):
@@ -112,10 +120,10 @@ class _Table(QTableWidget):
                 for r in range(self.rowCount())]
 
 
-def _kappa_cell(x: float | None, ci=None) -> tuple:
+def _kappa_cell(x: float | None, ci=None, theme: str = "dark") -> tuple:
     word = band(x)
     tip = f"{word} agreement (Landis & Koch)" if word else "not defined on these scans"
-    return fmt(x), BAND_COLOURS.get(word), tip + (f"; CI {fmt_ci(ci)}" if ci else "")
+    return fmt(x), band_colour(word, theme), tip + (f"; CI {fmt_ci(ci)}" if ci else "")
 
 
 class AgreementView(QWidget):
@@ -259,14 +267,14 @@ class AgreementView(QWidget):
         for key, name in (("fleiss_kappa", "Fleiss' κ"), ("krippendorff_alpha", "Krippendorff's α (nominal)"),
                           ("krippendorff_alpha_ordinal", "Krippendorff's α (ordinal)")):
             if key in report:
-                value, colour, tip = _kappa_cell(report[key], report.get(f"{key}_ci"))
+                value, colour, tip = _kappa_cell(report[key], report.get(f"{key}_ci"), self.theme)
                 rows.append([name, (value, colour, tip), fmt_ci(report.get(f"{key}_ci")), n,
                              (band(report[key]), colour)])
         self.overall.fill(rows)
 
         pair_rows = []
         for p in report["pairs"]:
-            pair_rows.append([p["a"], p["b"], p["n"], _kappa_cell(p["cohen_kappa"], p.get("cohen_kappa_ci")),
+            pair_rows.append([p["a"], p["b"], p["n"], _kappa_cell(p["cohen_kappa"], p.get("cohen_kappa_ci"), self.theme),
                               fmt_ci(p.get("cohen_kappa_ci")), fmt_pct(p["percent_agreement"]),
                               "—" if not p.get("percent_agreement_ci") else
                               f"[{fmt_pct(p['percent_agreement_ci'][0])}, {fmt_pct(p['percent_agreement_ci'][1])}]"])
@@ -279,7 +287,7 @@ class AgreementView(QWidget):
         for r in report.get("readers", []):
             v = vs.get(r["name"], {})
             reader_rows.append([r["name"], r.get("role", ""), r.get("reads", 0), r.get("unsure", 0), v.get("n", 0),
-                                _kappa_cell(v.get("cohen_kappa"), v.get("cohen_kappa_ci")),
+                                _kappa_cell(v.get("cohen_kappa"), v.get("cohen_kappa_ci"), self.theme),
                                 fmt_ci(v.get("cohen_kappa_ci")), fmt_pct(v.get("percent_agreement")),
                                 fmt(r.get("accuracy")), r.get("confusion_source", "")])
         self.readers.fill(reader_rows, max_rows=10)

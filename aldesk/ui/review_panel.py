@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStyledItemDelegate,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -50,8 +51,25 @@ StatusRole = Qt.ItemDataRole.UserRole + 3
 ReasonsRole = Qt.ItemDataRole.UserRole + 4
 ItemRole = Qt.ItemDataRole.UserRole + 5
 
-STATUS_COLOURS = {"to decide": QColor(224, 182, 92), "awaiting read": QColor(127, 176, 224),
-                  "decided": QColor(127, 199, 154)}
+# colours of the read cards, per theme (the app's QSS has no rules for them)
+CARD_COLOURS = {
+    "dark": {"border": "#3a3f46", "agree": "#7fc79a", "disagree": "#d77a6a", "none": "#8d939b", "label": "#e3e5e8",
+             "unsure": "#e0b65c", "muted": "#8d939b", "empty": "#6b7078"},
+    "light": {"border": "#c9ced6", "agree": "#2e8b57", "disagree": "#b5473a", "none": "#8a9099", "label": "#1f2328",
+              "unsure": "#9a6a08", "muted": "#5f6670", "empty": "#8a9099"},
+}
+
+
+def _theme_colours() -> dict[str, str]:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    name = app.property("aldesk_theme") if app is not None else None
+    return CARD_COLOURS.get(name or "dark", CARD_COLOURS["dark"])
+
+
+STATUS_COLOURS = {"dark": {"to decide": "#e0b65c", "awaiting read": "#7fb0e0", "decided": "#7fc79a"},
+                  "light": {"to decide": "#9a6a08", "awaiting read": "#1f5fa8", "decided": "#2e8b57"}}
 
 
 def review_queue_body(project_path: str, include_waiting: bool = True):
@@ -158,10 +176,19 @@ class ReviewQueueModel(QAbstractTableModel):
             lines += [f"{r.annotator}: {r.value}" + (f" — {r.note}" if r.note else "") for r in item.reads]
             return "\n".join(lines)
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATUS:
-            return QBrush(STATUS_COLOURS.get(item.status, QColor(180, 180, 180)))
+            colours = STATUS_COLOURS["light" if _theme_colours() is CARD_COLOURS["light"] else "dark"]
+            return QBrush(QColor(colours.get(item.status, "#8d939b")))
         if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_IMPACT:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+
+class _ElideRight(QStyledItemDelegate):
+    """The reads column keeps its start ("2× normal · pneu…"); file names elide in the middle."""
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
 
 
 # ====================================================================================== reads side by side
@@ -173,21 +200,25 @@ class ReadCard(QFrame):
         self.setObjectName("ReadCard")
         self.read = read
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        accent = {True: "#7fc79a", False: "#d77a6a", None: "#8d939b"}[agrees_with_consensus]
-        self.setStyleSheet("QFrame#ReadCard { border: 1px solid #3a3f46; border-radius: 6px; "
+        k = _theme_colours()
+        accent = {True: k["agree"], False: k["disagree"], None: k["none"]}[agrees_with_consensus]
+        self.setToolTip({True: "Agrees with the training label now", False: "Differs from the training label now",
+                         None: "No training label to compare with"}[agrees_with_consensus])
+        self.setStyleSheet(f"QFrame#ReadCard {{ border: 1px solid {k['border']}; border-radius: 6px; "
                            f"border-top: 3px solid {accent}; }}"
                            "QFrame#ReadCard QLabel { background: transparent; }")
-        who = QLabel(f"<b>{read.annotator}</b> <span style='color:#8d939b'>· {read.role}</span>")
+        muted = k["muted"]
+        who = QLabel(f"<b>{read.annotator}</b> <span style='color:{muted}'>· {read.role}</span>")
         self.label = QLabel(read.value)
         self.label.setObjectName("ReadLabel")
-        colour = "#e0b65c" if read.value in ("unsure", "skip") else "#e3e5e8"
+        colour = k["unsure"] if read.value in ("unsure", "skip") else k["label"]
         self.label.setStyleSheet(f"font-size: 15pt; font-weight: 600; color: {colour};")
         self.note = QLabel(read.note if read.note else "no note")
         self.note.setObjectName("ReadNote")
         self.note.setWordWrap(True)
         self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         if not read.note:
-            self.note.setStyleSheet("color: #6b7078; font-style: italic;")
+            self.note.setStyleSheet(f"color: {k['empty']}; font-style: italic;")
         when = read.created_at.replace("T", " ")[:16]
         took = f" · {read.duration_ms / 1000:.0f} s" if read.duration_ms else ""
         meta = QLabel(f"{when}{took}" + (f" · {read.workstation}" if read.workstation else ""))
@@ -254,7 +285,7 @@ class ReadsView(QWidget):
         if item.posterior:
             parts.append("consensus " + ", ".join(f"{k} {v:.0%}" for k, v in item.posterior.items()))
         if item.suspect is not None:
-            parts.append(f"<span style='color:#e0b65c'>model suggests {item.suspect.suggested} "
+            parts.append(f"<span style='color:{_theme_colours()['unsure']}'>model suggests {item.suspect.suggested} "
                          f"(margin {item.suspect.margin:.2f})</span>")
         lines = [" · ".join(parts)]
         for d in item.decisions:
@@ -327,6 +358,9 @@ class ReviewPanel(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
         header.setHighlightSections(False)
+        self._elide_right = _ElideRight(self.view)
+        for col in (COL_REASONS, COL_READS):
+            self.view.setItemDelegateForColumn(col, self._elide_right)
         self.view.selectionModel().currentRowChanged.connect(self._on_view_current_changed)
         left = QWidget()
         left.setObjectName("QueuePanel")
@@ -421,6 +455,11 @@ class ReviewPanel(QWidget):
         rv.addWidget(self.request_button)
         rv.addWidget(self.status_label)
         rv.addStretch(1)
+        keys = QLabel("Ctrl+1…9 choose the final label · Enter in the reason (or Ctrl+Enter) saves · "
+                      "F5 recomputes the queue. A final label overrides every reader and trains with weight 1.")
+        keys.setObjectName("Muted")
+        keys.setWordWrap(True)
+        rv.addWidget(keys)
         right.setMinimumWidth(260)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
