@@ -862,9 +862,14 @@ class MainWindow(QMainWindow):
 
     # ================================================================== help
     def show_shortcuts(self) -> None:
+        b = self.settings.key_bindings
+        labels = "1–9" if all(b[f"label_{d}"] == str(d) for d in range(1, 10)) else \
+            "/".join(b[f"label_{d}"] for d in range(1, 10))
         QMessageBox.information(self, "Keyboard shortcuts", (
-            "1–9  label with the class on that key\nU  unsure      S  skip\nCtrl+Z  undo the last label\n"
-            "N  next scan      Ctrl+N  write a note\nP  show/hide the model's guess\n\n"
+            f"{labels}  label with the class on that key\n{b['unsure']}  unsure      {b['skip']}  skip\n"
+            f"{b['undo']}  undo the last label\n"
+            f"N  next scan      Ctrl+N  write a note\n{b['prediction']}  show/hide the model's guess\n"
+            "(change them in Label ▸ Key bindings…)\n\n"
             "F  fit      O  1:1      I  invert      R  reset\nF2–F8  window presets\n"
             "PageUp/PageDown, Up/Down  frames\n\nMouse: right-drag window/level · wheel zoom at the cursor · "
             "left- or middle-drag pan · double-click fit"))

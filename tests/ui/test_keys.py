@@ -93,3 +93,10 @@ def test_tour_comes_back_when_not_dismissed_for_good(qtbot, window, monkeypatch)
     monkeypatch.setattr(KeyTourDialog, "exec", exec_keep)
     window.maybe_show_tour()
     assert window.settings.tour_seen is False and Settings.load().tour_seen is False
+
+
+def test_shortcuts_help_shows_the_bindings(qtbot, window, message_boxes):
+    window.apply_key_bindings(dict(DEFAULT_KEY_BINDINGS, skip="K", prediction="G"))
+    window.show_shortcuts()
+    text = message_boxes[-1][2]
+    assert text.startswith("1–9  label") and "K  skip" in text and "G  show/hide" in text
