@@ -44,6 +44,9 @@ from aldesk.ui.workers import LatestOnly
 
 COL_SCAN, COL_IMPACT, COL_STATUS, COL_REASONS, COL_READS = range(5)
 HEADERS = ("Scan", "Impact", "Status", "Why", "Reads")
+HEADER_TIPS = ("The scan's file", "How much its training label is in doubt, 0–1 (1: a coin flip or no label)",
+               "to decide, or awaiting the read you asked for", "disagreement, unsure, or second opinion suggested "
+               "(the model suspects the label)", "Every reader's current read")
 
 ScanIdRole = Qt.ItemDataRole.UserRole + 1
 ImpactRole = Qt.ItemDataRole.UserRole + 2
@@ -138,6 +141,8 @@ class ReviewQueueModel(QAbstractTableModel):
     def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[section]
         return None
 
     def flags(self, index):
@@ -381,6 +386,12 @@ class ReviewPanel(QWidget):
 
         # ---- middle: the scan, and every read side by side under it
         self.viewer = ScanViewer()
+        for key, slot in (("F", self.viewer.fit), ("R", self.viewer.reset),
+                          ("I", lambda: self.viewer.set_invert(not self.viewer.invert))):
+            sc = QShortcut(QKeySequence(key), self.viewer)
+            sc.setContext(Qt.ShortcutContext.WidgetShortcut)  # typing a reason never moves the image
+            sc.activated.connect(slot)
+        self.viewer.setToolTip("Right-drag window/level · wheel zoom · drag pan · F fit · I invert · R reset")
         self.scan_title = QLabel("")
         self.scan_title.setObjectName("SectionTitle")
         self.reads_view = ReadsView()
@@ -530,11 +541,13 @@ class ReviewPanel(QWidget):
             index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
         self.view.scrollTo(index)
         if self.current is None or self.current.scan_id != self.model.item_at(row).scan_id:
-            self.show_scan(self.model.item_at(row).scan_id)
+            self.show_item(self.model.item_at(row))
 
     def _on_view_current_changed(self, current, _previous) -> None:
         if current.isValid():
-            self.show_scan(int(current.data(ScanIdRole)))
+            # the queue's item was computed in the worker (undecided, so no decisions yet): no
+            # consensus rerun on the GUI thread when the reviewer walks down the list
+            self.show_item(current.data(ItemRole))
 
     # ------------------------------------------------------------------ one scan
     def show_scan(self, scan_id: int) -> None:
@@ -546,8 +559,11 @@ class ReviewPanel(QWidget):
         self.show_item(item)
 
     def show_item(self, item: review.ReviewItem | None) -> None:
+        same = item is not None and self.current is not None and item.scan_id == self.current.scan_id
         self.current = item
         self.reads_view.show_item(item)
+        if same:  # the queue was recomputed under the reviewer: keep the label and reason being typed
+            return
         self.status_label.setText("")
         self.reason.clear()
         self.request_reason.clear()
@@ -647,6 +663,7 @@ class ReviewPanel(QWidget):
                 self.select_row(min(max(row, 0), len(self.model.items) - 1))
             else:
                 self.show_item(None)
+        self.request_reason.clear()
         self._update_count()
         self.read_requested.emit(scan_id)
         self.status_label.setText(f"Saved ✓  another read requested for {Path(item.path).name}")
@@ -670,7 +687,7 @@ _OPEN: dict[tuple[int, str], QWidget] = {}
 
 
 def open_window(owner: QWidget, kind: str, project_path: str | os.PathLike, reviewer: str, *,
-                errors: ErrorReporter | None = None, theme: str = "dark") -> QWidget:
+                errors: ErrorReporter | None = None, theme: str = "dark") -> QWidget | None:
     """Show the review screen (``kind='review'``) or the agreement view (``'agreement'``) in a window
     of its own over ``owner``; a second call raises (and refreshes) the open one. The window works on
     its own Project connection and closes it when closed."""
@@ -690,7 +707,11 @@ def open_window(owner: QWidget, kind: str, project_path: str | os.PathLike, revi
     if win is not None:
         win.close()
     if kind == "review":
-        win = ReviewPanel(path, reviewer, owner, errors=errors)
+        try:
+            win = ReviewPanel(path, reviewer, owner, errors=errors)
+        except AldeskError as exc:
+            (errors or ErrorReporter(owner)).report("Cannot open the review screen", exc)
+            return None
         win.setWindowTitle(f"aldesk — review — {Path(path).name}")
         win.resize(1600, 960)
     elif kind == "agreement":

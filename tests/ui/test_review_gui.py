@@ -243,3 +243,14 @@ def test_review_menu_opens_the_review_and_agreement_windows(qtbot, window):
     assert view.isWindow() and list(view.pair_kappas()) == [("dr_x", "dr_y")]
     panel.close()
     view.close()
+
+
+def test_a_recomputed_queue_keeps_the_scan_and_the_reason_being_typed(qtbot, panel):
+    scan = select(panel, "cxr_1.png")
+    panel.choose("normal")
+    panel.reason.setText("half typed")
+    with qtbot.waitSignal(panel.queue_loaded, timeout=10_000):
+        panel.refresh()
+    assert panel.current.scan_id == scan
+    assert panel.reason.text() == "half typed" and panel.chosen == "normal"
+    assert panel.model.headerData(1, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole).startswith("How much")
