@@ -55,6 +55,18 @@ class ScanPathIndex:
         return None, "no imported scan has this path (relative to its imported folder)"
 
 
+def _first_bad_utf8_line(path: Path) -> int:
+    """The line number of the first line that is not UTF-8 (the decoder reads ahead in blocks, so the
+    CSV reader's own line count is no help here)."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
+
+
 def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_unknown: bool = False) -> list[CsvRow]:
     """Rows of a ``path,label[,split][,note][,duration_ms]`` CSV matched to scans. Labels are class
     names (any case), 'unsure'/'skip', or class indices 0..C-1; a note is free text, duration_ms the
@@ -111,7 +123,10 @@ def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_un
                     continue
                 rows.append(CsvRow(line, scan_id, label, split, (row.get("note") or "").strip(),
                                    int(duration) if duration else None))
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"{csv_path}: line {_first_bad_utf8_line(csv_path)}: not UTF-8 text ({exc.reason}); "
+                                 "save the file as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from exc
+        except csv.Error as exc:
             raise InputFileError(f"{csv_path}: line {reader.line_num}: not a readable CSV ({exc})") from exc
     if errors:
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""

@@ -14,6 +14,12 @@ def create_project(path: str | os.PathLike, classes: list[str], name: str | None
     return Project.create(path, classes, name=name)
 
 
+def scheduled_backup(path: str | os.PathLike, progress=None, should_stop=None) -> Path | None:
+    """Worker body for the daily backup, on its own connection so the caller's thread never waits."""
+    with Project.open(path) as project:
+        return project.backup_if_due()
+
+
 def missing_scans(project: Project) -> list[tuple[int, str]]:
     """(scan id, expected path) for every scan whose source file is no longer where it was imported from."""
     return [(sid, os.path.join(root, rel)) for sid, root, rel in project.scans.iter_paths()

@@ -66,6 +66,8 @@ def print_json(obj) -> None:
 def open_project(path: str):
     from aldesk.store import Project
 
-    return Project.open(path)
+    project = Project.open(path)
+    project.backup_if_due()  # the daily safety copy (seconds on a very large project, once a day)
+    return project
 
 

@@ -210,10 +210,7 @@ class Project:
                 conn.close()
                 raise ProjectError(f"{path}: needs an upgrade (schema {version}) but is read-only; copy it somewhere writable")
             status = _migrate(conn, path, version)
-        project = cls(path, conn, status)
-        if not readonly:
-            project.backup_if_due()
-        return project
+        return cls(path, conn, status)
 
     def close(self) -> None:
         self.conn.close()
@@ -253,14 +250,17 @@ class Project:
         return dest
 
     def backup_if_due(self, max_age_hours: float = 24.0) -> Path | None:
-        """Scheduled backup: one a day at most, made when the project is opened and has changed since."""
+        """Scheduled backup: one a day at most, and only if the project changed since the last one.
+
+        Not part of ``open``: copying a large project takes seconds, so the GUI runs this in a worker after
+        the window shows and the CLI after opening."""
         newest = newest_backup(self.path)
         db = self.path / PROJECT_DB_NAME
         if newest is not None:
             age_h = (datetime.now().timestamp() - newest.stat().st_mtime) / 3600
             if age_h < max_age_hours or db.stat().st_mtime <= newest.stat().st_mtime:
                 return None
-        if self.scans.count() == 0:
+        if self.status.readonly or self.scans.count() == 0:
             return None  # nothing worth keeping yet
         return self.backup("scheduled")
 

@@ -20,10 +20,8 @@ CASES = {
     # name: (file bytes, the line the error must name, text the message must contain)
     "missing header": (b"img_0.png,normal\nimg_1.png,pneumonia\n", 1, "header must name the columns"),
     "wrong column": (b"path,diagnosis\nimg_0.png,normal\n", 1, "'path' and 'label'"),
-    "bad UTF-8": pytest.param(
-        b"path,label\nimg_0.png,normal\nimg_1.png,pneumonia\nimg_\xff\xfe.png,normal\n", 4, "not a readable CSV",
-        marks=pytest.mark.xfail(strict=True, reason="answers.read_labelled_csv says 'line 0': the text layer decodes "
-                                "the whole 8 KB chunk before csv has read line 1 (issue 8 follow-up)")),
+    "bad UTF-8": (b"path,label\nimg_0.png,normal\nimg_1.png,pneumonia\nimg_\xff\xfe.png,normal\n", 4,
+                  "not UTF-8 text"),
     "unknown label": (b"path,label\nimg_0.png,normal\nimg_1.png,cat\n", 3, "label 'cat' is not a class"),
     "duplicate conflicting rows": (b"path,label\nimg_0.png,normal\nimg_1.png,normal\nimg_0.png,pneumonia\n", 4,
                                    "same image as line 2"),

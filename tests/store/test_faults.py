@@ -78,13 +78,16 @@ def test_read_only_medium_opens_read_only_with_a_clear_message(tmp_path, monkeyp
 def test_scheduled_backup_made_when_due(tmp_path):
     with Project.create(tmp_path / "p", ["a", "b"]) as p:
         _add_scans(p, 2)
+    from aldesk.app.projects import scheduled_backup
+
     with Project.open(tmp_path / "p"):
         pass
+    assert list_backups(tmp_path / "p") == []  # opening stays fast: never copies the database
+    made = scheduled_backup(tmp_path / "p")
     backups = list_backups(tmp_path / "p")
-    assert len(backups) == 1 and "scheduled" in backups[0].name
-    with Project.open(tmp_path / "p"):
-        pass
-    assert len(list_backups(tmp_path / "p")) == 1  # not due again within a day
+    assert backups == [made] and "scheduled" in made.name
+    assert scheduled_backup(tmp_path / "p") is None  # not due again within a day
+    assert len(list_backups(tmp_path / "p")) == 1
 
 
 LABELLER = textwrap.dedent("""
