@@ -9,6 +9,7 @@ saved. Only a reviewer or lead may decide: the use case says so, and its message
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -652,7 +653,9 @@ class ReviewPanel(QWidget):
         except AldeskError as exc:
             self.errors.report("The read request was not saved", exc)
             return None
-        item = review.review_item(self.project, scan_id)
+        # the consensus did not change: only the status and the requests (no rerun on the GUI thread)
+        item = dataclasses.replace(self.current, status="awaiting read",
+                                   requests=self.project.reviews.read_requests(scan_id))
         if self.waiting_check.isChecked():
             self.model.update_item(item)
             self.show_item(item)
