@@ -65,6 +65,15 @@ def retrain_body(project_path: str, annotator: str, strategy: str, retrain: bool
     return body
 
 
+def backup_body(project_path: str):
+    def body(progress, should_stop):
+        from aldesk.app.projects import scheduled_backup
+
+        return scheduled_backup(project_path)
+
+    return body
+
+
 def missing_body(project_path: str):
     def body(progress, should_stop):
         from aldesk.app.projects import missing_scans
@@ -355,9 +364,16 @@ class MainWindow(QMainWindow):
         if project.status.migrated_from is not None or project.status.readonly:
             self.statusBar().showMessage(project.status.describe(), 10_000)
         self.project_opened.emit(str(path))
+        # the daily safety copy can take seconds on a large project: never on the UI thread
+        self._track(run_in_pool(backup_body(str(path)), on_finished=self._on_backup_done,
+                                on_failed=lambda exc: self.errors.report("Automatic backup failed", exc)))
         if self.retrain_on_open and project.scans.count():
             self.request_retrain("project opened", retrain=True)
         return True
+
+    def _on_backup_done(self, made) -> None:
+        if made is not None:
+            self.statusBar().showMessage(f"Daily backup saved: {made.name}", 5_000)
 
     def _close_project(self) -> None:
         if self.project is None:
