@@ -945,5 +945,7 @@ class MainWindow(QMainWindow):
         self._save_settings()
         for job in self._jobs:
             job.cancel()
+        for job in self._jobs:  # a backup being written must finish before its folder may go away
+            job.wait(60)
         self._close_project()
         super().closeEvent(event)
