@@ -54,10 +54,11 @@ _ADJ_SQL = ("SELECT d.id, d.scan_id, a.name, d.value, d.reason, d.created_at, d.
             "FROM adjudications d JOIN annotators a ON a.id = d.reviewer_id")
 
 # Met: a reader with no label on the scan before the request now has a current read (not a skip).
+# "Before" includes the same millisecond: a request is made after the reads it answers.
 _REQ_READ = (
     "EXISTS (SELECT 1 FROM labels l WHERE l.scan_id = r.scan_id AND l.replaced_by IS NULL AND l.value != 'skip' "
     "AND NOT EXISTS (SELECT 1 FROM labels o WHERE o.scan_id = l.scan_id AND o.annotator_id = l.annotator_id "
-    "AND o.created_at < r.created_at))"
+    "AND o.created_at <= r.created_at))"
 )
 _REQ_ADJ = "EXISTS (SELECT 1 FROM adjudications d WHERE d.scan_id = r.scan_id AND d.created_at >= r.created_at)"
 _REQ_SQL = (
