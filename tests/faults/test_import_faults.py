@@ -20,7 +20,7 @@ from aldesk.store import PROJECT_DB_NAME, Project
 from tests.app.conftest import write_png
 from tests.faults.conftest import wait_for_writer
 
-KILLS = 24
+KILLS = 50
 NEW_FILES_PER_ROUND = 25
 
 

@@ -19,7 +19,7 @@ from aldesk.store import PROJECT_DB_NAME, Project
 from tests.faults.conftest import wait_for_writer
 
 REPO = Path(__file__).resolve().parents[2]
-KILLS = 24
+KILLS = 50
 N_SCANS = 300
 
 
