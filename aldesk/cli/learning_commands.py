@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aldesk.cli.common import EXIT_CANCELLED, EXIT_OK, Bar, Interrupt, open_project, print_json
+from aldesk.cli.common import EXIT_OK, Bar, Interrupt, open_project, print_json
 
 
 def cmd_features(args) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 from aldesk.errors import LearningError
 from aldesk.learning.base import BaseStrategy, QueryInput, check_random_state, class_label, make_result, ordinal
 from aldesk.learning.models import DEFAULT_MODEL
-from aldesk.learning.querymodel import candidate_proba, cold_start_fallback, resolve_model
+from aldesk.learning.querymodel import model_proba
 from aldesk.learning.uncertainty import check_model_params
 
 
@@ -93,11 +93,9 @@ class BadgeStrategy(BaseStrategy):
         check_model_params(self)
 
     def _query(self, data: QueryInput, model):
-        fitted, why = resolve_model(data, model, estimator=self.estimator, calibrate=self.calibrate,
-                                    class_names=self.class_names, min_labels_per_class=self.min_labels_per_class)
-        if fitted is None:
-            return cold_start_fallback(data, why, self.name)
-        proba = candidate_proba(fitted, data)
+        proba, fallback = model_proba(self, data, model)
+        if fallback is not None:
+            return fallback
         picks, dist = kmeanspp_badge(data.X, proba, data.candidates, data.batch_size, data.rng, return_distances=True)
         pos = np.searchsorted(data.candidates, picks)
         reasons = []

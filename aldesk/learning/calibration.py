@@ -49,7 +49,6 @@ def expected_calibration_error(proba, y, n_bins: int = 10) -> float:
     conf = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == y).astype(np.float64)
     bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
     gap = np.abs(np.bincount(bins, weights=correct, minlength=n_bins) - np.bincount(bins, weights=conf, minlength=n_bins))
     return float(gap.sum() / len(y))
 

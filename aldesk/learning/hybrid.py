@@ -26,7 +26,7 @@ from aldesk.learning.base import BaseStrategy, QueryInput, make_result, ordinal,
 from aldesk.learning.clustering import weighted_kmeans
 from aldesk.learning.coreset import k_center_greedy, typical_distance
 from aldesk.learning.models import DEFAULT_MODEL
-from aldesk.learning.querymodel import candidate_proba, cold_start_fallback, resolve_model
+from aldesk.learning.querymodel import model_proba
 from aldesk.learning.uncertainty import (
     SCORE_FUNCTIONS,
     SCORE_LABELS,
@@ -72,11 +72,9 @@ class HybridStrategy(BaseStrategy):
         check_model_params(self)
 
     def _query(self, data: QueryInput, model):
-        fitted, why = resolve_model(data, model, estimator=self.estimator, calibrate=self.calibrate,
-                                    class_names=self.class_names, min_labels_per_class=self.min_labels_per_class)
-        if fitted is None:
-            return cold_start_fallback(data, why, self.name)
-        proba = candidate_proba(fitted, data)
+        proba, fallback = model_proba(self, data, model)
+        if fallback is not None:
+            return fallback
         u = SCORE_FUNCTIONS[self.uncertainty](proba)
         score = u * favour_rare_factors(proba, data.class_counts) if self.favour_rare else u
         b = data.batch_size

@@ -116,3 +116,16 @@ def cold_start_fallback(data: QueryInput, why: str, requested: str):
     result = ColdStartStrategy().select(data, note=why)
     result.details.update({"requested": requested, "fallback": "cold_start", "fallback_reason": why})
     return result
+
+
+def model_proba(strategy, data: QueryInput, model):
+    """Candidate probabilities from the given (or freshly fitted) model, or, while no model can be trained,
+    the cold-start result to return instead: ``(proba, None)`` or ``(None, fallback)``.
+
+    ``strategy`` carries the model parameters every model-based strategy stores (estimator, calibrate,
+    class_names, min_labels_per_class) and its name for the fallback's reasons."""
+    fitted, why = resolve_model(data, model, estimator=strategy.estimator, calibrate=strategy.calibrate,
+                                class_names=strategy.class_names, min_labels_per_class=strategy.min_labels_per_class)
+    if fitted is None:
+        return None, cold_start_fallback(data, why, strategy.name)
+    return candidate_proba(fitted, data), None

@@ -144,6 +144,7 @@ def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[in
             in_pool = np.zeros(n, dtype=bool)
             in_pool[pool] = True
             curves = {m: [] for m in METRICS}
+            trained = None  # the model fitted at the previous step; it ranks the next batch
             for step, target in enumerate(grid):
                 if should_stop():
                     raise CancelledError(f"simulation stopped after {done} of {total} steps; nothing was saved")

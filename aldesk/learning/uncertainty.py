@@ -13,7 +13,7 @@ import numpy as np
 from aldesk.errors import LearningError
 from aldesk.learning.base import BaseStrategy, QueryInput, class_label, make_result, ordinal, top_k
 from aldesk.learning.models import DEFAULT_MODEL, MODEL_NAMES
-from aldesk.learning.querymodel import candidate_proba, cold_start_fallback, resolve_model
+from aldesk.learning.querymodel import model_proba
 
 
 def _check_proba(proba) -> np.ndarray:
@@ -104,11 +104,9 @@ class UncertaintyStrategy(BaseStrategy):
         check_model_params(self)
 
     def _query(self, data: QueryInput, model):
-        fitted, why = resolve_model(data, model, estimator=self.estimator, calibrate=self.calibrate,
-                                    class_names=self.class_names, min_labels_per_class=self.min_labels_per_class)
-        if fitted is None:
-            return cold_start_fallback(data, why, self.name)
-        proba = candidate_proba(fitted, data)
+        proba, fallback = model_proba(self, data, model)
+        if fallback is not None:
+            return fallback
         u = SCORE_FUNCTIONS[self.measure](proba)
         score = u * favour_rare_factors(proba, data.class_counts) if self.favour_rare else u
         best = top_k(score, data.batch_size)
