@@ -61,6 +61,7 @@ class ScanQueueModel(QAbstractTableModel):
         self.scores: dict[int, float] = {}
         self.reasons: dict[int, str] = {}
         self.labels: dict[int, str] = {}
+        self.unread = 0  # listed scans this reader has not read
         self._loaded = 0
         self._meta: OrderedDict[int, ScanRow] = OrderedDict()
         self._thumbs: OrderedDict[int, QPixmap] = OrderedDict()
@@ -72,6 +73,7 @@ class ScanQueueModel(QAbstractTableModel):
         self.beginResetModel()
         self.project = project
         self.ids = np.zeros(0, dtype=np.int64)
+        self.unread = 0
         self._loaded = 0
         self._meta.clear()
         self._thumbs.clear()
@@ -86,16 +88,21 @@ class ScanQueueModel(QAbstractTableModel):
         self.reasons = dict(reasons or {})
         if labels is not None:
             self.labels = dict(labels)
+        read = np.fromiter(self.labels, dtype=np.int64, count=len(self.labels))
+        self.unread = int(len(self.ids) - np.isin(self.ids, read).sum())
         self._loaded = min(len(self.ids), PAGE)
         self.endResetModel()
 
     def set_label(self, scan_id: int, value: str | None) -> None:
         """This reader's value for a scan changed (labelled, changed, undone)."""
+        was_read = scan_id in self.labels
         if value is None:
             self.labels.pop(scan_id, None)
         else:
             self.labels[scan_id] = value
         row = self.row_of(scan_id, load=False)
+        if row >= 0:  # keeps "N to label" true between rankings
+            self.unread += int(was_read) - int(value is not None)
         if 0 <= row < self._loaded:
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
 

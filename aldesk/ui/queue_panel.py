@@ -120,7 +120,8 @@ class QueuePanel(QWidget):
 
     def _update_count(self, *args) -> None:
         noun = {"to_label": "to label", "mine": "labelled by you", "all": "scans", "missing": "files missing"}
-        self.count_label.setText(f"{self.model.total:,} {noun.get(self.current_filter, 'scans')}")
+        shown = self.model.unread if self.current_filter == "to_label" else self.model.total
+        self.count_label.setText(f"{shown:,} {noun.get(self.current_filter, 'scans')}")
 
     def _on_filter_box_changed(self, _index: int) -> None:
         self.filter_changed.emit(self.current_filter)

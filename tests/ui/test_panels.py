@@ -38,6 +38,12 @@ def test_queue_panel_follows_the_model_and_reports_picks(qtbot, queue):
     assert sig.args == [int(ids[3])]
     queue.model.set_entries(ids[:5])
     assert queue.count_label.text() == "5 to label"
+    queue.model.set_label(int(ids[1]), "normal")  # labelled: one fewer to read, before any re-ranking
+    assert queue.count_label.text() == "4 to label"
+    queue.model.set_label(int(ids[1]), "pneumonia")  # changed, still read
+    assert queue.count_label.text() == "4 to label"
+    queue.model.set_label(int(ids[1]), None)  # undone
+    assert queue.count_label.text() == "5 to label"
 
 
 def test_queue_panel_select_scan_is_silent_and_filter_emits(qtbot, queue):
