@@ -58,6 +58,12 @@ class Bar:
     def close(self):
         self._bar.close()
 
+    def __enter__(self) -> "Bar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, ensure_ascii=False))

@@ -13,11 +13,8 @@ def cmd_export(args) -> int:
     options = ExportOptions(format=args.format, splits=parse_splits(args.splits), seed=args.seed,
                             include_identifiers=args.include_identifiers, dicom_as=args.dicom_as)
     with open_project(args.project) as project, Interrupt() as stop:
-        bar = Bar("export", "scan", quiet=args.quiet or args.json)
-        try:
+        with Bar("export", "scan", quiet=args.quiet or args.json) as bar:
             result = export_labelled_set(project, args.out, options, progress=bar, should_stop=stop)
-        finally:
-            bar.close()
     if args.json:
         print_json(result.to_json())
         return EXIT_OK
@@ -67,12 +64,9 @@ def cmd_package_handout(args) -> int:
     from aldesk.app.handout import handout
 
     with open_project(args.project) as project, Interrupt() as stop:
-        bar = Bar("hand-out", "file", quiet=args.quiet or args.json)
-        try:
+        with Bar("hand-out", "file", quiet=args.quiet or args.json) as bar:
             result = handout(project, args.out, annotator=args.annotator, scans=args.scans,
                              with_scans=args.with_scans, progress=bar, should_stop=stop)
-        finally:
-            bar.close()
     if args.json:
         print_json(result.to_json())
         return EXIT_OK

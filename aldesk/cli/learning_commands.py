@@ -13,12 +13,9 @@ def cmd_features(args) -> int:
 
     options = {"path": args.onnx} if args.onnx else {}
     with open_project(args.project) as project, Interrupt() as stop:
-        bar = Bar("features", "scan", quiet=args.quiet)
-        try:
+        with Bar("features", "scan", quiet=args.quiet) as bar:
             result = extract_features(project, args.extractor, options=options, jobs=args.jobs,
                                       progress=bar, should_stop=stop)
-        finally:
-            bar.close()
     print(f"{result.extractor} (version {result.version}): {result.computed} computed, "
           f"{result.cached} already cached, {result.dim} values per scan")
     return EXIT_OK
@@ -38,12 +35,9 @@ def cmd_train(args) -> int:
     from aldesk.app.modelling import train
 
     with open_project(args.project) as project, Interrupt() as stop:
-        bar = Bar("train", "step", quiet=args.quiet)
-        try:
+        with Bar("train", "step", quiet=args.quiet) as bar:
             report = train(project, model=args.model, extractor=args.extractor, folds=args.folds,
                            progress=bar, should_stop=stop)
-        finally:
-            bar.close()
     if args.json:
         print_json(report)
         return EXIT_OK
@@ -60,12 +54,9 @@ def cmd_rank(args) -> int:
     from aldesk.app.modelling import rank
 
     with open_project(args.project) as project, Interrupt() as stop:
-        bar = Bar("features", "scan", quiet=args.quiet or args.json)
-        try:
+        with Bar("features", "scan", quiet=args.quiet or args.json) as bar:
             ranking = rank(project, strategy=args.strategy, batch=args.batch, extractor=args.extractor,
                            random_state=args.seed, favour_rare=args.favour_rare, progress=bar, should_stop=stop)
-        finally:
-            bar.close()
     if args.json:
         print_json(ranking.to_json())
         return EXIT_OK
@@ -95,19 +86,13 @@ def cmd_simulate(args) -> int:
             from aldesk.app.importer import import_paths
 
             with open_project(args.project) as project:
-                bar = Bar("import", "file", quiet=args.quiet)
-                try:
+                with Bar("import", "file", quiet=args.quiet) as bar:
                     import_paths(project, [images], jobs=args.jobs, progress=bar, should_stop=stop)
-                finally:
-                    bar.close()
         with open_project(args.project) as project:
-            bar = Bar("simulate", "step", quiet=args.quiet)
-            try:
+            with Bar("simulate", "step", quiet=args.quiet) as bar:
                 output = simulate_project(project, answers, strategies=strategies, seeds=args.seeds,
                                           initial=args.initial, batch=args.batch, budget=args.budget, out=args.out,
                                           extractor=args.extractor, model=args.model, progress=bar, should_stop=stop)
-            finally:
-                bar.close()
     print(output.table)
     print(f"results: {output.results_path}\ncurves:  {output.curves_path}")
     return EXIT_OK

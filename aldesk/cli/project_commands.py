@@ -27,12 +27,9 @@ def cmd_import(args) -> int:
     from aldesk.app.importer import import_paths
 
     with open_project(args.project) as project, Interrupt() as stop:
-        bar = Bar("import", "file", quiet=args.quiet)
-        try:
+        with Bar("import", "file", quiet=args.quiet) as bar:
             summary = import_paths(project, args.paths, jobs=args.jobs, max_pixels=args.max_pixels,
                                    progress=bar, should_stop=stop)
-        finally:
-            bar.close()
     if args.json:
         print_json(summary.to_json())
     else:

@@ -74,12 +74,9 @@ def cmd_queue(args) -> int:
         if args.ranked:
             from aldesk.app.modelling import rank
 
-            bar = Bar("features", "scan", quiet=args.quiet or args.json)
-            try:
+            with Bar("features", "scan", quiet=args.quiet or args.json) as bar:
                 result = rank(project, strategy=args.strategy, batch=max(args.limit or 50, 1),
                               extractor=args.extractor, progress=bar, should_stop=stop)
-            finally:
-                bar.close()
             ranking = [r.scan_id for r in result.batch] + [int(s) for s in ranking]
         queue = annotator_queue(project, args.annotator, ranking, limit=args.limit)
         paths = {r.id: str(r.path) for r in project.scans.rows(queue)}
@@ -171,12 +168,9 @@ def cmd_review(args) -> int:
         return _usage("review", "give --list, --find-errors, or --scan ID (with --final LABEL or --request-read)")
     with open_project(args.project) as project, Interrupt() as stop:
         if args.find_errors:
-            bar = Bar("label errors", "step", quiet=args.quiet or args.json)
-            try:
+            with Bar("label errors", "step", quiet=args.quiet or args.json) as bar:
                 report = review.find_suspect_labels(project, extractor=args.extractor, folds=args.folds,
                                                     progress=bar, should_stop=stop)
-            finally:
-                bar.close()
             if args.json:
                 print_json(report.to_json())
             else:
