@@ -46,6 +46,14 @@ class OtherProject:
 
 
 # ------------------------------------------------------------------ worker bodies (no Qt)
+
+def _has_project(window, title: str) -> bool:
+    """Every File-menu action here needs an open project; say so once, the same way, when there is none."""
+    if window.project is None:
+        window.errors.report(title, "Open a project first (File menu).")
+        return False
+    return True
+
 def package_export_body(project_path: str, out: str, annotator: str | None, since: str | None):
     def body(progress, should_stop):
         from aldesk.app.packages import export_package
@@ -162,8 +170,7 @@ def export_labelled_set_dialog(window) -> None:
     from aldesk.app.labelling import final_labels
     from aldesk.ui.export_dialog import ExportDialog, ExportSummaryDialog
 
-    if window.project is None:
-        window.errors.report("Export", "Open a project first (File menu).")
+    if not _has_project(window, "Export"):
         return
     try:
         n = len(final_labels(window.project))
@@ -267,8 +274,7 @@ class PackageExportDialog(QDialog):
 
 def export_package_dialog(window, *, dialog: PackageExportDialog | None = None):
     """File ▸ Export annotation package…; returns the PackageSummary (None if cancelled or failed)."""
-    if window.project is None:
-        window.errors.report("Export package", "Open a project first (File menu).")
+    if not _has_project(window, "Export package"):
         return None
     readers = [name for name, _ in window.project.labels.annotators()]
     dlg = dialog or PackageExportDialog(window.project.path, readers, window, reader=None)
@@ -307,8 +313,7 @@ def merge_text(result) -> str:
 
 def import_package_dialog(window, path: str | None = None):
     """File ▸ Merge annotation package…; returns the ImportResult (None if cancelled or refused)."""
-    if window.project is None:
-        window.errors.report("Merge package", "Open a project first (File menu).")
+    if not _has_project(window, "Merge package"):
         return None
     if path is None:
         path, _ = QFileDialog.getOpenFileName(window, "Merge an annotation package into this project",
@@ -468,8 +473,7 @@ class HandoutDialog(QDialog):
 
 def handout_dialog(window, *, dialog: HandoutDialog | None = None):
     """File ▸ Hand out to a reader…; returns the HandoutResult (None if cancelled, stopped or failed)."""
-    if window.project is None:
-        window.errors.report("Hand out", "Open a project first (File menu).")
+    if not _has_project(window, "Hand out"):
         return None
     readers = [name for name, _ in window.project.labels.annotators()]
     dlg = dialog or HandoutDialog(window.project.path, readers, window)
