@@ -45,14 +45,15 @@ class OtherProject:
     this_project: str
 
 
-# ------------------------------------------------------------------ worker bodies (no Qt)
-
 def _has_project(window, title: str) -> bool:
     """Every File-menu action here needs an open project; say so once, the same way, when there is none."""
     if window.project is None:
         window.errors.report(title, "Open a project first (File menu).")
         return False
     return True
+
+
+# ------------------------------------------------------------------ worker bodies (no Qt)
 
 def package_export_body(project_path: str, out: str, annotator: str | None, since: str | None):
     def body(progress, should_stop):
