@@ -1,7 +1,8 @@
 """Read CSV files that name scans by path (label files, answer keys) and match them to scans.
 
-A path may be absolute, or relative to the folder it was imported from. Every problem names the
-file and the line, and nothing is recorded unless the whole file is good.
+A path may be absolute, or relative to the folder it was imported from; a ``scan_key`` column (as
+in this project's own de-identified exports) names scans by their pseudonymous key instead. Every
+problem names the file and the line, and nothing is recorded unless the whole file is good.
 """
 
 from __future__ import annotations
@@ -34,12 +35,23 @@ class ScanPathIndex:
     """
 
     def __init__(self, project: Project):
+        self.project = project
+        self._by_key: dict[str, int] | None = None
         self.by_abs: dict[str, int] = {}
         self.by_rel: dict[str, list[int]] = {}
         for source in (project.scans.iter_paths(), project.scans.iter_duplicate_paths()):
             for scan_id, root, rel in source:
                 self.by_abs[os.path.normpath(os.path.join(root, rel))] = scan_id
                 self.by_rel.setdefault(rel, []).append(scan_id)
+
+    def find_key(self, key: str) -> tuple[int | None, str]:
+        """(scan id or None, why not) for a scan key of this project's exports."""
+        if self._by_key is None:
+            from aldesk.app.export import scan_keys
+
+            self._by_key = {k: sid for sid, k in scan_keys(self.project).items()}
+        sid = self._by_key.get(key.strip())
+        return (sid, "") if sid is not None else (None, "no scan of this project has this scan key")
 
     def find(self, path: str) -> tuple[int | None, str]:
         """(scan id or None, why not)."""
@@ -86,14 +98,16 @@ def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_un
         try:
             reader = csv.DictReader(handle)
             header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            if "path" not in header or "label" not in header:
+            by_key = "path" not in header and "scan_key" in header
+            if ("path" not in header and not by_key) or "label" not in header:
                 raise InputFileError(
-                    f"{csv_path}: line 1: the header must name the columns 'path' and 'label' "
+                    f"{csv_path}: line 1: the header must name the columns 'path' (or 'scan_key') and 'label' "
                     f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})")
             reader.fieldnames = header
             for row in reader:
                 line = reader.line_num
-                path, raw = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+                path = (row.get("scan_key" if by_key else "path") or "").strip()
+                raw = (row.get("label") or "").strip()
                 if not path and not raw:
                     continue
                 label = by_name.get(raw.lower())
@@ -102,7 +116,7 @@ def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_un
                 if label is None:
                     errors.append(f"line {line}: label {raw!r} is not a class of this project ({', '.join(classes)})")
                     continue
-                scan_id, why = index.find(path)
+                scan_id, why = index.find_key(path) if by_key else index.find(path)
                 if scan_id is None:
                     if not allow_unknown:
                         errors.append(f"line {line}: {path!r}: {why}")

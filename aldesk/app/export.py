@@ -4,9 +4,14 @@ Each exported scan carries its final label and how it was reached, every reader'
 agreement between readers, the latest model's probabilities (when a stored model can be reloaded)
 and a split that is stratified by class and grouped by patient (no patient in two splits).
 
-No patient data by default: rows carry only the project's pseudonymous patient key; DICOM copies
-are de-identified (PS3.15 basic profile, :mod:`aldesk.imaging.deid`) and rasters re-written without
-metadata. ``include_identifiers`` must be asked for and is written into ``manifest.json``.
+No patient data by default, in contents or names: rows name a scan by its pseudonymous ``scan_key``
+(its UID remapped under a key derived from the project's private salt, equal to the SOP Instance UID
+of its de-identified DICOM copy), its study and series by remapped UIDs (``study_key``,
+``series_key``) and its patient by the project's salted ``patient_key``; never by a path, since file
+and folder names are identifiers too. DICOM copies are de-identified (PS3.15 basic profile,
+:mod:`aldesk.imaging.deid`), rasters re-written without metadata, and files named by scan id.
+``include_identifiers`` must be asked for (adds ``path`` and the identifier columns, copies the
+original files) and is written into ``manifest.json``.
 The export appears whole or not at all: it is written beside OUT and renamed into place at the end.
 Never modifies labels, scans or a source file (applying the model may cache missing feature vectors).
 
@@ -224,6 +229,14 @@ def uid_secret(project: Project) -> bytes:
     return hmac.new(bytes.fromhex(project.patient_salt), b"aldesk-export-uid-v1", hashlib.sha256).digest()
 
 
+def scan_keys(project: Project, secret: bytes | None = None) -> dict[int, str]:
+    """{scan id: pseudonymous scan key} for every scan (see :func:`aldesk.imaging.deid.scan_key`)."""
+    from aldesk.imaging.deid import scan_key
+
+    secret = uid_secret(project) if secret is None else secret
+    return {r["id"]: scan_key(r["uid"], secret) for r in project.packages.export_rows()}
+
+
 def _safe_name(name: str) -> str:
     cleaned = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in name).strip(" .")
     return cleaned or "_"
@@ -254,6 +267,8 @@ def export_labelled_set(
     folders ``[<split>/]<class>/<scan id>.dcm|.png``. Raises ProjectError when there is nothing to
     export or (folders) source files are missing; CancelledError when ``should_stop()``.
     """
+    from aldesk.imaging.deid import remap_uid, scan_key
+
     options.check()
     out = Path(out)
     classes = project.classes
@@ -262,11 +277,12 @@ def export_labelled_set(
         raise ProjectError(f"{project.path}: no scan has a final label yet; nothing to export")
     scans = {r["id"]: r for r in project.packages.export_rows()}
     if options.format == "folders":
-        missing = [os.path.join(scans[f.scan_id]["root"], scans[f.scan_id]["relpath"]) for f in finals
+        missing = [f.scan_id for f in finals
                    if not os.path.isfile(os.path.join(scans[f.scan_id]["root"], scans[f.scan_id]["relpath"]))]
         if missing:
-            raise ProjectError(f"{len(missing)} labelled scans' files are missing (e.g. {missing[0]}); if the data "
-                               "moved, run `aldesk relink PROJECT NEW_ROOT`. Nothing was exported")
+            raise ProjectError(f"{len(missing)} labelled scans' files are missing (e.g. scan {missing[0]}; "
+                               "`aldesk missing PROJECT` lists them); if the data moved, run "
+                               "`aldesk relink PROJECT NEW_ROOT`. Nothing was exported")
 
     probs, model = model_probabilities(project, should_stop=should_stop)
     split_names: tuple[str, ...] = SPLIT_NAMES[len(options.splits)] if options.splits else ()
@@ -283,6 +299,7 @@ def export_labelled_set(
     warnings: list[str] = []
     burned_in: dict[str, list[int]] = {"YES": [], "unknown": []}
     secret = uid_secret(project)
+    study_series = project.scans.study_series()
     records = []
     try:
         for n, f in enumerate(finals):
@@ -290,21 +307,27 @@ def export_labelled_set(
             scan = scans[f.scan_id]
             source = os.path.join(scan["root"], scan["relpath"])
             p = probs.get(f.scan_id)
+            study, series = study_series.get(f.scan_id, (None, None))
             rec = {
-                "scan_id": f.scan_id, "path": scan["relpath"], "label": f.label, "split": split_of.get(f.scan_id, ""),
+                "scan_id": f.scan_id, "scan_key": scan_key(scan["uid"], secret),
+                "study_key": remap_uid(study, secret) if study else "",
+                "series_key": remap_uid(series, secret) if series else "",
+                "label": f.label, "split": split_of.get(f.scan_id, ""),
                 "method": f.method, "method_detail": f.method_detail, "weight": f.weight, "agreement": f.agreement, "n_readers": f.n_readers, "readers": f.readers,
                 "patient_key": scan["patient_key"] or "", "format": scan["format"], "modality": scan["modality"] or "",
                 "model_probability": None if p is None else round(float(p[classes.index(f.label)]), 6),
                 "probabilities": None if p is None else {c: round(float(v), 6) for c, v in zip(classes, p)},
             }
             if options.include_identifiers:
+                rec["path"] = scan["relpath"]
                 rec["identifiers"] = _identifiers(source, scan["format"])
             if options.format == "folders":
                 folder = partial.joinpath(*([rec["split"]] if rec["split"] else []), _safe_name(f.label))
                 try:
                     files, burned = _write_image(source, scan, folder / str(f.scan_id), options, secret)
                 except InvalidScanError as exc:
-                    problems.append({"scan_id": f.scan_id, "path": scan["relpath"], "reason": exc.reason})
+                    problems.append({"scan_id": f.scan_id, "scan_key": rec["scan_key"],
+                                     "reason": _without_path(exc.reason, source)})
                     files, burned = [], ""
                 rec["file"] = ";".join(p.relative_to(partial).as_posix() for p in files)
                 rec["burned_in_annotation"] = burned
@@ -332,6 +355,13 @@ def export_labelled_set(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return ExportResult(out, len(records), manifest, problems, warnings)
+
+
+def _without_path(reason: str, source: str) -> str:
+    """A problem's reason without the file's path or name (a reader's message may quote them)."""
+    for text in sorted({source, os.path.basename(source), os.path.dirname(source)} - {""}, key=len, reverse=True):
+        reason = reason.replace(text, "<file>")
+    return reason
 
 
 def _identifiers(source: str, fmt: str) -> dict[str, str]:
@@ -381,7 +411,8 @@ def _burned_in(source: str) -> str:
 
 
 def _columns(options: ExportOptions, classes: list[str], readers: list[str], records: list[dict]) -> list[str]:
-    cols = ["scan_id", "path", "label", "split", "method", "method_detail", "weight", "agreement", "n_readers", "patient_key", "format",
+    cols = ["scan_id", "scan_key", "study_key", "series_key"] + (["path"] if options.include_identifiers else []) + [
+            "label", "split", "method", "method_detail", "weight", "agreement", "n_readers", "patient_key", "format",
             "modality", "model_probability"] + [f"p_{c}" for c in classes] + [f"reader:{r}" for r in readers]
     if options.format == "folders":
         cols += ["file", "burned_in_annotation"]

@@ -304,6 +304,16 @@ def remap_uid(uid: str, secret: bytes) -> str:
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
+def scan_key(scan_uid: str, secret: bytes) -> str:
+    """The pseudonymous key of a scan that exports and packages carry instead of its path.
+
+    ``scan_uid`` is the project's identity of the scan (its SOP Instance UID, else ``"sha:"`` + pixel
+    hash); the key is that value remapped like every UID, so for a DICOM scan it equals the SOP
+    Instance UID of its de-identified copy. Stable for a given secret; not reversible without it.
+    """
+    return remap_uid(scan_uid, secret)
+
+
 @dataclass
 class DeidReport:
     """What was done to one dataset. burned_in: "YES", "NO" or "unknown" (the Burned In Annotation tag)."""

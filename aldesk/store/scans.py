@@ -206,6 +206,10 @@ class ScanStore:
     def _row(r) -> ScanRow:
         return ScanRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], json.loads(r[10]))
 
+    def study_series(self) -> dict[int, tuple[str | None, str | None]]:
+        """{scan id: (Study Instance UID, Series Instance UID)}; None where a scan has none (rasters)."""
+        return {r[0]: (r[1], r[2]) for r in self._c.execute("SELECT id, study_uid, series_uid FROM scans")}
+
     def iter_paths(self) -> Iterator[tuple[int, str, str]]:
         """(scan id, root path, relpath) for every scan, streamed."""
         yield from self._c.execute("SELECT s.id, r.path, s.relpath FROM scans s JOIN roots r ON r.id = s.root_id ORDER BY s.id")

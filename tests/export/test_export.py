@@ -19,7 +19,7 @@ from aldesk.app.export import (
 )
 from aldesk.cli import main
 from aldesk.errors import InputFileError, ProjectError
-from tests.export.conftest import PATIENTS, identifying_strings, label_all
+from tests.export.conftest import PATIENTS, identifying_strings, label_all, scan_ids_by_name
 
 # alice reads everything; bob reads the DICOMs (agrees except on case1_*); carol reads case2_0 as unsure
 ALICE = {f"case{p}_{k}": ("pneumonia" if p % 2 else "normal") for p in range(6) for k in range(2)} | {
@@ -33,6 +33,14 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def names_by_key(project) -> dict[str, str]:
+    """{scan key: source file stem}: what the test knows and an export must not say."""
+    from aldesk.app.export import scan_keys
+
+    keys = scan_keys(project)
+    return {keys[sid]: name for name, sid in scan_ids_by_name(project).items()}
+
+
 @pytest.fixture
 def labelled(study):
     label_all(study, "alice", ALICE)
@@ -44,16 +52,22 @@ def labelled(study):
 def test_csv_export_has_labels_methods_readers_and_manifest(labelled, tmp_path):
     result = export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="csv", splits=(0.7, 0.15, 0.15)))
     rows = read_csv(tmp_path / "out" / "labels.csv")
-    assert {"scan_id", "path", "label", "split"} <= set(rows[0])
+    assert {"scan_id", "scan_key", "study_key", "series_key", "label", "split"} <= set(rows[0])
     assert {"method", "agreement", "n_readers", "patient_key", "model_probability", "p_normal", "p_pneumonia",
             "reader:alice", "reader:bob", "reader:carol"} <= set(rows[0])
-    by_path = {r["path"]: r for r in rows}
+    assert "path" not in rows[0]  # a path names the patient's folder: only with include_identifiers
+    name_of = names_by_key(labelled)
+    by_name = {name_of[r["scan_key"]]: r for r in rows}
     # case1_* are disputed (1 vs 1): no final label, not exported
-    assert len(rows) == 18 and "dicom/case1_0.dcm" not in by_path
-    assert by_path["dicom/case0_0.dcm"]["method"] == "consensus" and by_path["dicom/case0_0.dcm"]["agreement"] == "1.0"
-    assert by_path["png/img_0.png"]["method"] == "single reader" and by_path["png/img_0.png"]["reader:bob"] == ""
-    assert by_path["dicom/case2_0.dcm"]["reader:carol"] == "unsure" and by_path["dicom/case2_0.dcm"]["n_readers"] == "2"
-    assert all(r["label"] == ALICE[Path(r["path"]).stem] for r in rows)
+    assert len(rows) == 18 and "case1_0" not in by_name
+    assert by_name["case0_0"]["method"] == "consensus" and by_name["case0_0"]["agreement"] == "1.0"
+    assert by_name["img_0"]["method"] == "single reader" and by_name["img_0"]["reader:bob"] == ""
+    assert by_name["case2_0"]["reader:carol"] == "unsure" and by_name["case2_0"]["n_readers"] == "2"
+    assert all(r["label"] == ALICE[name_of[r["scan_key"]]] for r in rows)
+    # the two scans of one study share a study key (a remapped UID), rasters have none
+    assert by_name["case0_0"]["study_key"] == by_name["case0_1"]["study_key"].strip() != ""
+    assert by_name["case0_0"]["series_key"] != by_name["case0_1"]["series_key"]
+    assert by_name["img_0"]["study_key"] == "" and by_name["img_0"]["scan_key"].startswith("2.25.")
     assert {r["split"] for r in rows} <= {"train", "val", "test"}
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["format"] == "aldesk-export" and manifest["version"] == 1
@@ -149,15 +163,21 @@ def test_export_reimported_as_answers_reproduces_the_labels(labelled, study_fold
     from aldesk.store import Project
 
     export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="csv", splits=(0.7, 0.15, 0.15)))
-    exported = {r["path"]: (r["label"], r["split"]) for r in read_csv(tmp_path / "out" / "labels.csv")}
+    # the project reads its own de-identified export back by scan key
     answers = read_labelled_csv(labelled, tmp_path / "out" / "labels.csv")
     final = final_labels(labelled)
     assert {a.scan_id: a.label for a in answers} == final
     assert {a.split for a in answers} <= {"train", "val", "test"}
-    # into a fresh project of the same files, through the CLI: the same labels come back
+    # another project has other keys: an export with identifiers (paths) carries labels across, via the CLI
+    export_labelled_set(labelled, tmp_path / "ids", ExportOptions(format="csv", splits=(0.7, 0.15, 0.15),
+                                                                  include_identifiers=True))
+    exported = {r["path"]: (r["label"], r["split"]) for r in read_csv(tmp_path / "ids" / "labels.csv")}
     with Project.create(tmp_path / "fresh", labelled.classes) as fresh:
         import_paths(fresh, [study_folder], jobs=1)
-    assert main(["label", str(tmp_path / "fresh"), "--csv", str(tmp_path / "out" / "labels.csv"),
+    with pytest.raises(InputFileError, match="no scan of this project has this scan key"):
+        with Project.open(tmp_path / "fresh") as fresh:
+            read_labelled_csv(fresh, tmp_path / "out" / "labels.csv")
+    assert main(["label", str(tmp_path / "fresh"), "--csv", str(tmp_path / "ids" / "labels.csv"),
                  "--annotator", "truth"]) == 0
     with Project.open(tmp_path / "fresh") as fresh:
         got = {Path(r.relpath).as_posix(): final_labels(fresh)[r.id] for r in fresh.scans.rows()
@@ -213,7 +233,7 @@ def test_nothing_labelled_and_missing_files(study, study_folder, tmp_path):
         export_labelled_set(study, tmp_path / "out", ExportOptions())
     label_all(study, "alice", {"case0_0": "normal"})
     (study_folder / "dicom" / "case0_0.dcm").unlink()
-    with pytest.raises(ProjectError, match="files are missing.*relink"):
+    with pytest.raises(ProjectError, match=r"files are missing \(e.g. scan \d+;.*relink"):
         export_labelled_set(study, tmp_path / "out", ExportOptions(format="folders"))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial*"))
 
@@ -238,3 +258,25 @@ def test_cancel_leaves_no_export(labelled, tmp_path):
         export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="folders"),
                             should_stop=lambda: next(calls) >= 5)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial*"))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "folders"])
+def test_default_exports_name_no_file_or_folder_of_the_source(labelled, study_folder, tmp_path, fmt):
+    """A source path names the patient (``SMITH_JOHN_7731942/img1.dcm``): no file or folder name of the
+    source appears in the contents or names of a default export; the pseudonymous keys do."""
+    export_labelled_set(labelled, tmp_path / "out", ExportOptions(format=fmt))
+    names = {p.stem for p in study_folder.rglob("*") if p.is_file()}  # case0_0, img_3 (folders dicom/, png/: generic)
+    for f in (tmp_path / "out").rglob("*"):
+        text = f.relative_to(tmp_path / "out").as_posix() + (f.read_bytes().decode("latin-1") if f.is_file() else "")
+        assert not [n for n in names if n in text], f
+    index = (tmp_path / "out" / ("labels.json" if fmt == "json" else "labels.csv")).read_text()
+    assert sum(key in index for key in names_by_key(labelled)) == 18
+
+
+def test_the_path_column_comes_only_with_identifiers(labelled, tmp_path):
+    export_labelled_set(labelled, tmp_path / "ids", ExportOptions(format="json", include_identifiers=True))
+    doc = json.loads((tmp_path / "ids" / "labels.json").read_text())
+    name_of = names_by_key(labelled)
+    assert all(Path(s["path"]).stem == name_of[s["scan_key"]] for s in doc["scans"])
+    export_labelled_set(labelled, tmp_path / "plain", ExportOptions(format="json"))
+    assert not any("path" in s for s in json.loads((tmp_path / "plain" / "labels.json").read_text())["scans"])

@@ -77,7 +77,7 @@ def test_the_dialog_exports_a_csv_with_splits_and_shows_a_summary(qtbot, study, 
     assert dlg.result is result and result.scans == 12
     with open(out / "labels.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert {"scan_id", "path", "label", "split"} <= set(rows[0])
+    assert {"scan_id", "scan_key", "label", "split"} <= set(rows[0]) and "path" not in rows[0]
     assert len(rows) == 12
     assert {r["split"] for r in rows} <= {"train", "val", "test"} and {r["label"] for r in rows} == set(CLASSES)
     assert "patient_id" not in rows[0] and "PID-SECRET" not in (out / "labels.csv").read_text()
