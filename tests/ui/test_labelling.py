@@ -109,10 +109,10 @@ def test_multiframe_scan_gets_a_frame_slider_and_page_keys(qtbot, window):
     mr = [r.id for r in win.project.scans.rows() if r.frames == 10][0]
     win.show_scan(mr)
     wait_full_resolution(qtbot, win)
-    assert win.frame_slider_action.isVisible() and win.frame_slider.maximum() == 9
+    assert win.viewer_controls.frame_slider_action.isVisible() and win.viewer_controls.frame_slider.maximum() == 9
     press(qtbot, win, Qt.Key.Key_PageDown)
     press(qtbot, win, Qt.Key.Key_PageDown)
-    assert win.viewer.frame == 2 and win.frame_slider.value() == 2
-    win.frame_slider.setValue(7)
+    assert win.viewer.frame == 2 and win.viewer_controls.frame_slider.value() == 2
+    win.viewer_controls.frame_slider.setValue(7)
     assert win.viewer.frame == 7
     assert "Frame 8 / 10" in win.viewer.overlay_lines()["br"]

@@ -29,12 +29,12 @@ def test_retrain_after_every_k_labels_updates_queue_and_status(qtbot, window, re
         press(qtbot, win, Qt.Key.Key_2)  # 4th label -> retrain in the background
         assert started == [1]
         reading_before = win.current_scan_id
-        assert win.progress_bar.isVisible()
+        assert win.status.progress_bar.isVisible()
     wl = applied.args[0]
     assert isinstance(wl, Worklist)
     assert wl.n_labels == 4 and wl.strategy
     assert wl.metrics is not None and 0.0 <= wl.metrics["accuracy"] <= 1.0 and "ece" in wl.metrics
-    status = win.model_status.text()
+    status = win.status.model_status.text()
     assert f"Model v{wl.model_id}" in status and "4 labels" in status and "accuracy" in status and "ECE" in status
     # the scan being read did not move: still on screen and first in the list
     assert win.current_scan_id == reading_before == win.viewer.scan_id
@@ -42,7 +42,7 @@ def test_retrain_after_every_k_labels_updates_queue_and_status(qtbot, window, re
     ranked = [s for s in wl.scores]
     assert ranked and all(win.queue_model.reasons.get(s) for s in ranked)
     assert win.label_panel.prediction_label.text().startswith("Model:")
-    qtbot.waitUntil(lambda: not win.progress_bar.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: not win.status.progress_bar.isVisible(), timeout=5000)
 
 
 def test_a_newer_request_supersedes_the_running_one(qtbot, window, monkeypatch):
@@ -93,7 +93,7 @@ def test_failing_retrain_shows_a_message_the_user_can_act_on(qtbot, window, mess
         win.request_retrain("test")
     assert "Retraining failed" in rep.args[0]
     assert message_boxes and "label at least one scan of every class" in message_boxes[-1][2]
-    assert win.progress_label.text() == "Ranking unavailable"
+    assert win.status.progress_label.text() == "Ranking unavailable"
 
 
 def test_unexpected_error_is_reported_as_a_bug_with_the_log(qtbot, window, message_boxes, monkeypatch):
@@ -181,4 +181,4 @@ def test_switching_project_during_a_retrain_leaves_no_stale_job(qtbot, window, r
     monkeypatch.undo()
     assert win.open_project(real_project)  # reopening closes the old one: cancel, wait, forget
     assert not win.retrainer.busy
-    assert not win.progress_bar.isVisible()
+    assert not win.status.progress_bar.isVisible()

@@ -1,0 +1,70 @@
+"""The main window's status bar: background work (progress), the model, and who is reading.
+
+Only a view: the main window tells it what happened (a worklist arrived, the reader changed, a worker
+reported progress); it never reads the project itself.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+from aldesk.app import worklist as worklists
+
+
+class WorkStatusBar(QStatusBar):
+    """Permanent widgets: progress text + bar, model status, reader. Transient text via showMessage."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model_status = QLabel("No model yet")
+        self.model_status.setToolTip(
+            "Model version · labels used · cross-validated accuracy and calibration error (ECE)")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFixedWidth(160)
+        self.progress_bar.setVisible(False)
+        self.progress_label = QLabel("")
+        self.reader_status = QLabel("")
+        self.addPermanentWidget(self.progress_label)
+        self.addPermanentWidget(self.progress_bar)
+        self.addPermanentWidget(self.model_status)
+        self.addPermanentWidget(self.reader_status)
+
+    # ------------------------------------------------------------------ background work
+    def work_started(self, text: str = "") -> None:
+        if text:
+            self.progress_label.setText(text)
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.setVisible(True)
+
+    def work_progress(self, done: int, total: int, message: str) -> None:
+        self.progress_bar.setVisible(True)
+        if total > 0:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(done)
+        else:
+            self.progress_bar.setRange(0, 0)
+        self.progress_bar.setFormat(message)
+        self.progress_bar.setToolTip(message)
+
+    def work_idle(self, prefix: str = "Retraining") -> None:
+        """Hide the bar; clear the progress text if it still describes the finished work."""
+        self.progress_bar.setVisible(False)
+        if self.progress_label.text().startswith(prefix):
+            self.progress_label.setText("")
+
+    # ------------------------------------------------------------------ model and reader
+    def show_model(self, wl: worklists.Worklist | None) -> None:
+        if wl is None or not wl.metrics:
+            n = wl.n_labels if wl else 0
+            self.model_status.setText(f"No model yet · {n} labels")
+            return
+        m = wl.metrics
+        parts = [f"Model v{wl.model_id}" if wl.model_id else "Model", f"{m.get('labels', wl.n_labels)} labels"]
+        if m.get("accuracy") is not None:
+            parts.append(f"accuracy {m['accuracy']:.2f}")
+        if m.get("ece") is not None:
+            parts.append(f"ECE {m['ece']:.3f}")
+        self.model_status.setText(" · ".join(parts))
+
+    def show_reader(self, name: str) -> None:
+        self.reader_status.setText(f"Reader: {name}")
