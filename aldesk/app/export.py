@@ -73,6 +73,8 @@ class ExportOptions:
     """What to export; the GUI's export dialog fills one of these.
 
     splits : fractions (train, [val,] test) summing to 1, or None for no split (column left empty).
+    shift_dates, clean_descriptors : PS3.15 retention options for de-identified DICOM copies: dates
+        shifted by a per-patient number of days (intervals kept), descriptions kept but cleaned.
     """
 
     format: str = "csv"
@@ -80,6 +82,8 @@ class ExportOptions:
     seed: int = 0
     include_identifiers: bool = False
     dicom_as: str = "dicom"
+    shift_dates: bool = False
+    clean_descriptors: bool = False
 
     def check(self) -> None:
         if self.format not in FORMATS:
@@ -376,6 +380,17 @@ def _identifiers(source: str, fmt: str) -> dict[str, str]:
     return {IDENTIFIER_COLUMNS[k]: v for k, v in found.items() if k in IDENTIFIER_COLUMNS}
 
 
+def deid_options(options: ExportOptions, scan: dict, secret: bytes):
+    """The de-identification options of one scan: its patient's date shift when dates are shifted
+    (scans without a patient key each get their own)."""
+    from aldesk.imaging.deid import DeidOptions, date_shift_days
+
+    shift = None
+    if options.shift_dates:
+        shift = date_shift_days(scan["patient_key"] or f"scan:{scan['uid']}", secret)
+    return DeidOptions(date_shift_days=shift, clean_descriptors=options.clean_descriptors)
+
+
 def _write_image(source: str, scan: dict, stem: Path, options: ExportOptions, secret: bytes) -> tuple[list[Path], str]:
     """(files written, burned-in annotation flag "YES"/"NO"/"unknown" or "" for rasters)."""
     from aldesk.imaging.deid import deidentify_file, save_display_png, strip_raster
@@ -389,7 +404,7 @@ def _write_image(source: str, scan: dict, stem: Path, options: ExportOptions, se
             shutil.copyfile(source, dst)
             return [dst], _burned_in(source)
         report = deidentify_file(source, stem.with_name(stem.name + ".dcm"), uid_secret=secret,
-                                 patient_pseudonym=scan["patient_key"])
+                                 patient_pseudonym=scan["patient_key"], options=deid_options(options, scan, secret))
         return [stem.with_name(stem.name + ".dcm")], report.burned_in
     if options.include_identifiers:
         dst = stem.with_name(stem.name + Path(source).suffix.lower())
@@ -444,6 +459,8 @@ def _write_index(out: Path, records: list[dict], options: ExportOptions, classes
 def _manifest(project: Project, options: ExportOptions, finals: list[FinalLabel], records: list[dict],
               excluded: dict, split_names: tuple[str, ...], model: dict, index: str, problems: list[dict],
               burned_in: dict, warnings: list[str]) -> dict:
+    from aldesk.imaging.deid import profile_edition
+
     per_class = {c: 0 for c in project.classes}
     per_method: dict[str, int] = {}
     per_split: dict[str, dict[str, int]] = {s: {c: 0 for c in project.classes} for s in split_names}
@@ -465,7 +482,11 @@ def _manifest(project: Project, options: ExportOptions, finals: list[FinalLabel]
         "identifiers_included": options.include_identifiers,
         "deidentification": None if options.include_identifiers else {
             "patients": "pseudonymous patient key only (salted HMAC of the Patient ID)",
-            "dicom": "PS3.15 basic profile" if options.dicom_as == "dicom" else "converted to PNG (pixels only)",
+            "dicom": (f"PS3.15 Table E.1-1 basic profile, edition {profile_edition()}"
+                      + (", dates shifted per patient" if options.shift_dates else "")
+                      + (", descriptors cleaned" if options.clean_descriptors else ""))
+            if options.dicom_as == "dicom" else "converted to PNG (pixels only)",
+            "profile_edition": profile_edition(),
             "uids": "remapped to 2.25.<int> with a keyed hash, consistently across the export",
             "rasters": "re-written with pixels only (no text chunks, EXIF, ICC)",
             "burned_in_annotation_yes": burned_in["YES"],

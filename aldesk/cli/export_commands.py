@@ -11,7 +11,8 @@ def cmd_export(args) -> int:
     from aldesk.app.export import ExportOptions, export_labelled_set, parse_splits
 
     options = ExportOptions(format=args.format, splits=parse_splits(args.splits), seed=args.seed,
-                            include_identifiers=args.include_identifiers, dicom_as=args.dicom_as)
+                            include_identifiers=args.include_identifiers, dicom_as=args.dicom_as,
+                            shift_dates=args.shift_dates, clean_descriptors=args.clean_descriptors)
     with open_project(args.project) as project, Interrupt() as stop:
         with Bar("export", "scan", quiet=args.quiet or args.json) as bar:
             result = export_labelled_set(project, args.out, options, progress=bar, should_stop=stop)
@@ -97,6 +98,12 @@ def register(add) -> None:
                    help="write patient identifiers and original DICOM files (off by default; recorded in the manifest)")
     p.add_argument("--dicom-as", choices=("dicom", "png"), default="dicom",
                    help="with --format folders: de-identified DICOM (default) or PNG through the display pipeline")
+    p.add_argument("--shift-dates", action="store_true",
+                   help="de-identified DICOM: shift dates by a per-patient number of days instead of removing them "
+                        "(intervals between a patient's studies kept)")
+    p.add_argument("--clean-descriptors", action="store_true",
+                   help="de-identified DICOM: keep study/series/protocol descriptions with names, IDs, dates and "
+                        "long numbers removed")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 

@@ -8,10 +8,21 @@ import pytest
 from pydicom.datadict import tag_for_keyword
 from pydicom.uid import UID, generate_uid
 
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
 from aldesk.imaging.deid import (
     BASIC_PROFILE,
     IDENTIFYING_KEYWORDS,
+    DeidOptions,
+    burned_in_reason,
+    date_shift_days,
+    deidentify_dataset,
     deidentify_file,
+    profile_edition,
+    profile_ranges,
+    profile_table,
     read_identifiers,
     remap_uid,
     save_display_png,
@@ -23,13 +34,116 @@ from tests.export.conftest import PATIENTS, identifying_strings, write_study_dic
 SECRET = b"k" * 32
 
 
-def test_every_profile_keyword_is_a_dicom_attribute():
-    unknown = [k for k in BASIC_PROFILE if tag_for_keyword(k) is None]
-    assert not unknown
-    assert set(BASIC_PROFILE.values()) <= {"X", "Z", "D", "U"}
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "StudyInstanceUID", "SOPInstanceUID",
-                    "InstitutionName", "ReferringPhysicianName", "PatientAddress", "StudyDate"):
-        assert keyword in BASIC_PROFILE
+def test_the_table_is_the_newest_edition_the_library_ships():
+    """PS3.15 Table E.1-1 comes from dicom-anonymizer's data, newest edition (≥ 2026c), with every
+    action of the standard including the combined ones, curves and overlays as repeating groups."""
+    import pkgutil
+
+    import dicomanonymizer.dicom_anonymization_databases as editions
+
+    shipped = sorted(m.name.removeprefix("dicomfields_") for m in pkgutil.iter_modules(editions.__path__)
+                     if m.name.startswith("dicomfields_"))
+    assert profile_edition() == shipped[-1] and profile_edition() >= "2026c"
+    table = profile_table()
+    assert len(table) >= 650 and set(table.values()) == {"D", "Z", "X", "U", "Z/D", "X/Z", "X/D", "X/Z/D", "X/Z/U*"}
+    assert {g for g, _e, _gm, _em, _a in profile_ranges()} == {0x5000, 0x6000}
+    for keyword, action in {"PatientName": "Z", "PatientID": "Z/D", "PatientBirthDate": "Z", "StudyInstanceUID": "U",
+                            "OtherPatientIDsSequence": "X", "InstitutionName": "X/Z/D", "ReferencedImageSequence": "X/Z/U*",
+                            "AcquisitionFieldOfViewLabel": "D", "AnnotationGroupLabel": "D", "CertificateOfSigner": "D",
+                            "ClinicalTrialSponsorName": "D", "DeviceLabel": "D", "ContentSequence": "D",
+                            "SeriesDate": "X/D", "AcquisitionDate": "X/Z", "ContentDate": "Z/D"}.items():
+        assert BASIC_PROFILE[keyword] == action, keyword
+    assert "dicom-anonymizer" in Path(__file__).parents[2].joinpath("pyproject.toml").read_text()
+
+
+def test_each_action_as_applied(tmp_path):
+    """X removes, Z empties, D puts a dummy (one empty item for a sequence), U remaps; combined actions
+    take the strictest that keeps the object readable; X/Z/U* sequences keep their cleaned items."""
+    ds = pydicom.dcmread(write_study_dicom(tmp_path / "a.dcm", np.zeros((4, 4)), patient=0,
+                                           study_uid=generate_uid(), seed=1))
+    ds.AcquisitionFieldOfViewLabel = "FOV of Secretname"          # D
+    ds.ContentSequence = pydicom.Sequence([Dataset()])
+    ds.ContentSequence[0].TextValue = "Secretname said"            # D on a sequence
+    ds.AcquisitionDate = "20240305"                                # X/Z -> Z
+    ds.SeriesDescription = "Secretname chest"                      # X
+    ds.ClinicalTrialSubjectID = "SUBJ-SECRET"                      # D
+    report = deidentify_dataset(ds, uid_secret=SECRET)
+    assert ds.AcquisitionFieldOfViewLabel == "ANONYMIZED" and ds.ClinicalTrialSubjectID == "ANONYMIZED"
+    assert len(ds.ContentSequence) == 1 and len(ds.ContentSequence[0]) == 0
+    assert ds.AcquisitionDate == "" and "SeriesDescription" not in ds and "SeriesDate" not in ds
+    assert ds.InstitutionName == "" and ds.ContentDate == ""
+    assert "ImageComments" not in ds and "OtherPatientIDs" not in ds
+    assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID.startswith("2.25.")
+    assert report.edition == profile_edition() and profile_edition() in ds.DeidentificationMethod
+    assert report.removed > 5 and report.dummied >= 3 and report.uids_remapped >= 4
+
+
+def test_sequences_are_cleaned_recursively_and_private_tags_go_unless_listed_safe(tmp_path):
+    ds = pydicom.dcmread(write_study_dicom(tmp_path / "a.dcm", np.zeros((4, 4)), patient=0,
+                                           study_uid=generate_uid(), seed=1))
+    inner = Dataset()
+    inner.PatientName, inner.OtherPatientIDs, inner.StudyDate = "Nested^Secret", "NESTED-ID", "20240101"
+    inner.add_new(0x00110010, "LO", "ACME 1.0")                     # a private creator ...
+    inner.add_new(0x00111001, "LO", "nested private SECRET")         # ... and its element
+    deep = Dataset()
+    deep.PatientAddress, deep.SOPInstanceUID = "Deep Street", "1.2.3.4.5.6.7"
+    inner.ReferencedImageSequence = pydicom.Sequence([deep])
+    ds.AnatomicRegionSequence = pydicom.Sequence([inner])            # not in the table: its items cleaned
+    ds.add_new(0x00290010, "LO", "SAFE CREATOR")
+    ds.add_new(0x00291008, "CS", "KEEPME")
+    ds.add_new(0x00291009, "LO", "drop me SECRET")
+    copy = pydicom.dcmread(tmp_path / "a.dcm")
+    copy.update(ds)
+    deidentify_dataset(ds, uid_secret=SECRET)
+    item = ds.AnatomicRegionSequence[0]
+    assert item.PatientName == "" and "OtherPatientIDs" not in item and item.StudyDate == ""
+    assert "PatientAddress" not in item.ReferencedImageSequence[0]
+    assert item.ReferencedImageSequence[0].SOPInstanceUID == remap_uid("1.2.3.4.5.6.7", SECRET)
+    assert not any(e.tag.is_private for e in ds.iterall())
+    deidentify_dataset(copy, uid_secret=SECRET, options=DeidOptions(safe_private=frozenset({("SAFE CREATOR", 0x0029, 0x08)})))
+    kept = {e.tag: e.value for e in copy.iterall() if e.tag.is_private}
+    assert kept == {0x00290010: "SAFE CREATOR", 0x00291008: "KEEPME"}
+    assert "113111" in {c.CodeValue for c in copy.DeidentificationMethodCodeSequence}
+
+
+def test_modified_dates_option_shifts_dates_consistently_per_patient(tmp_path):
+    shift = date_shift_days("patient-key-1", SECRET)
+    assert shift == date_shift_days("patient-key-1", SECRET) and -3650 <= shift <= -1
+    assert shift != date_shift_days("patient-key-2", SECRET) or date_shift_days("patient-key-3", SECRET) != shift
+    ds = pydicom.dcmread(write_study_dicom(tmp_path / "a.dcm", np.zeros((4, 4)), patient=0,
+                                           study_uid=generate_uid(), seed=1))
+    ds.AcquisitionDateTime = "20240306101500.5"
+    report = deidentify_dataset(ds, uid_secret=SECRET, options=DeidOptions(date_shift_days=-10))
+    assert ds.StudyDate == "20240224" and ds.SeriesDate == "20240224" and ds.ContentDate == "20240224"
+    assert ds.AcquisitionDateTime == "20240225101500.5" and ds.StudyTime == "101112"
+    assert ds.PatientBirthDate == "" and report.dates_shifted >= 4
+    assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
+    assert "113107" in {c.CodeValue for c in ds.DeidentificationMethodCodeSequence}
+
+
+def test_clean_descriptors_option_keeps_descriptions_without_identifying_values(tmp_path):
+    ds = pydicom.dcmread(write_study_dicom(tmp_path / "a.dcm", np.zeros((4, 4)), patient=0,
+                                           study_uid=generate_uid(), seed=1))
+    ds.StudyDescription = f"CHEST PA {PATIENTS[0]} secretname"
+    ds.SeriesDescription = "follow-up 7731942 for Person0"
+    plain = ds.copy()
+    deidentify_dataset(ds, uid_secret=SECRET, options=DeidOptions(clean_descriptors=True))
+    assert ds.StudyDescription.startswith("CHEST PA") and PATIENTS[0] not in ds.StudyDescription
+    assert "secretname" not in ds.StudyDescription.lower() and "7731942" not in ds.SeriesDescription
+    assert "Person0" not in ds.SeriesDescription and "follow-up" in ds.SeriesDescription
+    deidentify_dataset(plain, uid_secret=SECRET)
+    assert "StudyDescription" not in plain and "SeriesDescription" not in plain
+
+
+@pytest.mark.parametrize("modality,flag,excluded", [
+    ("CR", None, False), ("CR", "YES", True), ("US", None, True), ("US", "NO", False), ("SC", None, True),
+    ("XA", None, True), ("XA", "NO", False), ("CT", "NO", False)])
+def test_burned_in_reason(modality, flag, excluded):
+    ds = Dataset()
+    ds.Modality = modality
+    if flag:
+        ds.BurnedInAnnotation = flag
+    assert bool(burned_in_reason(ds)) is excluded
 
 
 def test_remap_uid_is_a_stable_valid_uid_keyed_by_the_secret():
@@ -59,9 +173,10 @@ def test_deidentified_copy_has_no_identifying_value_and_keeps_pixels(tmp_path):
     assert out.PatientID == "key123" and out.PatientName == "key123" and out.PatientBirthDate == ""
     assert out.PatientIdentityRemoved == "YES" and out.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
     assert out.LongitudinalTemporalInformationModified == "REMOVED"
-    for keyword in ("PatientAddress", "OtherPatientIDs", "InstitutionName", "InstitutionAddress", "OperatorsName",
-                    "StationName", "DeviceSerialNumber", "ImageComments", "SeriesDate"):
+    for keyword in ("PatientAddress", "OtherPatientIDs", "InstitutionAddress", "ImageComments", "SeriesDate"):
         assert keyword not in out, keyword
+    for keyword in ("InstitutionName", "OperatorsName", "StationName", "DeviceSerialNumber"):  # X/Z/D -> Z
+        assert out[keyword].value in ("", None), keyword
     assert out.StudyDate == "" and out.AccessionNumber == "" and out.ReferringPhysicianName == ""
     assert not any(e.tag.is_private for e in out.iterall())
     assert "SourceApplicationEntityTitle" not in out.file_meta

@@ -280,3 +280,19 @@ def test_the_path_column_comes_only_with_identifiers(labelled, tmp_path):
     assert all(Path(s["path"]).stem == name_of[s["scan_key"]] for s in doc["scans"])
     export_labelled_set(labelled, tmp_path / "plain", ExportOptions(format="json"))
     assert not any("path" in s for s in json.loads((tmp_path / "plain" / "labels.json").read_text())["scans"])
+
+
+def test_retention_options_shift_dates_per_patient_and_keep_cleaned_descriptors(labelled, tmp_path):
+    result = export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="folders", shift_dates=True,
+                                                                           clean_descriptors=True))
+    rows = [r for r in read_csv(tmp_path / "out" / "labels.csv") if r["format"] == "dicom"]
+    dates: dict[str, set] = {}
+    for r in rows:
+        ds = pydicom.dcmread(tmp_path / "out" / r["file"])
+        assert ds.LongitudinalTemporalInformationModified == "MODIFIED" and ds.StudyDate != "20240305"
+        dates.setdefault(r["patient_key"], set()).add(str(ds.StudyDate))
+    assert all(len(d) == 1 for d in dates.values()) and len(set().union(*dates.values())) > 1
+    assert "dates shifted per patient" in result.manifest["deidentification"]["dicom"]
+    assert main(["export", str(labelled.path), str(tmp_path / "cli"), "--format", "folders", "--shift-dates",
+                 "--clean-descriptors", "--quiet"]) == 0
+    assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["options"]["shift_dates"] is True
