@@ -1,21 +1,28 @@
 """Key bindings: the editor (Label ▸ Key bindings…) and the first-run tour of the keys.
 
 Bindings live in the workstation settings (``Settings.key_bindings``: action -> Qt portable key text);
-MainWindow.apply_key_bindings puts them on its shortcuts. The tour is shown once per workstation
+MainWindow.apply_key_bindings puts them on its shortcuts. Every key of the main window has one owner:
+a binding may not take a key a menu or the viewer already uses (``key_conflicts(..., reserved)``),
+and label keys are silent while the reader types in a text field (``is_text_input``). The tour is shown once per workstation
 (``Settings.tour_seen``) and stays available from Help ▸ Tour of the keys.
 """
 
 from __future__ import annotations
 
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QKeySequenceEdit,
     QLabel,
+    QLineEdit,
+    QPlainTextEdit,
     QPushButton,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -27,18 +34,48 @@ ACTION_NAMES = {**{f"label_{n}": f"Label with class {n}" for n in range(1, 10)},
                 "undo": "Undo the last label"}
 
 
-def key_conflicts(bindings: dict[str, str]) -> list[str]:
-    """Human-readable clashes: two actions on one key, or an action with no key."""
+def portable(key: str | QKeySequence) -> str:
+    """One spelling per key ("ctrl+n", "Ctrl+N" -> "Ctrl+N"), to compare keys."""
+    return QKeySequence(key).toString(QKeySequence.SequenceFormat.PortableText)
+
+
+def key_conflicts(bindings: dict[str, str], reserved: dict[str, str] | None = None) -> list[str]:
+    """Human-readable clashes: two actions on one key, a key the menus or viewer own (``reserved``:
+    key -> owner), or an action with no key."""
     problems, seen = [], {}
+    reserved = {portable(k): owner for k, owner in (reserved or {}).items()}
     for action, key in bindings.items():
-        text = QKeySequence(key).toString(QKeySequence.SequenceFormat.PortableText)
+        text = portable(key)
         if not text:
             problems.append(f"{ACTION_NAMES[action]} has no key")
+        elif text in reserved:
+            problems.append(f"{text!r} is bound to both {ACTION_NAMES[action]!r} and {reserved[text]!r}")
         elif text in seen:
             problems.append(f"{text!r} is bound to both {ACTION_NAMES[seen[text]]!r} and {ACTION_NAMES[action]!r}")
         else:
             seen[text] = action
     return problems
+
+
+def is_text_input(widget: QWidget | None) -> bool:
+    """True when keys typed now are text (a note, a search), never commands."""
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    return isinstance(widget, (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox, QKeySequenceEdit))
+
+
+def window_keys(window: QWidget) -> list[tuple[str, str, str]]:
+    """(key, object name, what it does) for every key of ``window``'s QActions and QShortcuts."""
+    keys = []
+    for act in window.findChildren(QAction):
+        if act.isSeparator() or act.menu() is not None:
+            continue
+        what = act.text().replace("&", "").rstrip("…").strip()
+        keys.extend((portable(seq), act.objectName(), what) for seq in act.shortcuts() if not seq.isEmpty())
+    for sc in window.findChildren(QShortcut):
+        if not sc.key().isEmpty():
+            keys.append((portable(sc.key()), sc.objectName(), sc.whatsThis() or sc.objectName()))
+    return keys
 
 
 def shown(key: str) -> str:
@@ -48,9 +85,11 @@ def shown(key: str) -> str:
 class KeyBindingsDialog(QDialog):
     """One key editor per action; OK refuses clashes. ``bindings()`` -> action -> key text."""
 
-    def __init__(self, bindings: dict[str, str], parent: QWidget | None = None):
+    def __init__(self, bindings: dict[str, str], parent: QWidget | None = None, *,
+                 reserved: dict[str, str] | None = None):
         super().__init__(parent)
         self.setWindowTitle("Key bindings")
+        self.reserved = dict(reserved or {})  # keys the menus and the viewer own: key -> what it does
         self.edits: dict[str, QKeySequenceEdit] = {}
         form = QFormLayout(self)
         for action in DEFAULT_KEY_BINDINGS:
@@ -78,7 +117,7 @@ class KeyBindingsDialog(QDialog):
             edit.setKeySequence(QKeySequence(DEFAULT_KEY_BINDINGS[action]))
 
     def accept(self) -> None:
-        problems = key_conflicts(self.bindings())
+        problems = key_conflicts(self.bindings(), self.reserved)
         if problems:
             self.error.setText("; ".join(problems))
             return

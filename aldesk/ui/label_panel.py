@@ -53,7 +53,7 @@ class LabelPanel(QWidget):
         grid.addWidget(skip, row, 1)
 
         self.note = QLineEdit()
-        self.note.setPlaceholderText("Note for this scan (Ctrl+N), saved with the label")
+        self.note.setPlaceholderText("Note (Ctrl+N; Enter back to the scan), saved with the label")
         self.note.setClearButtonEnabled(True)
 
         self.saved_label = QLabel("")
@@ -62,6 +62,7 @@ class LabelPanel(QWidget):
 
         self.prediction_check = QCheckBox("Show the model's guess (P)")
         self.prediction_check.setToolTip("Hidden by default so the model does not sway your read")
+        self.prediction_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the scan
         self.prediction_label = QLabel("")
         self.prediction_label.setObjectName("PredictionLabel")
         self.prediction_label.setVisible(False)

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QStackedWidget
+from PySide6.QtWidgets import QApplication, QStackedWidget, QWidget
 
 from aldesk.app import labelling
 from aldesk.errors import AldeskError
+from aldesk.ui.keys import ACTION_NAMES, is_text_input
 from aldesk.ui.label_panel import LabelPanel
 
 if TYPE_CHECKING:
@@ -50,19 +51,31 @@ class LabellingController(QObject):
         window.viewer.painted.connect(self._on_viewer_painted)
         window.frame_cache.decoded.connect(self._on_frame_cache_decoded)
         window.frame_cache.decode_failed.connect(self._on_frame_cache_failed)
+        QApplication.instance().focusChanged.connect(self._on_app_focus_changed)
 
     # ------------------------------------------------------------------ keys
     def _build_shortcuts(self) -> dict[str, QShortcut]:
-        def sc(slot):
+        def sc(name, slot):
             s = QShortcut(self.window)
+            s.setObjectName(name)
+            s.setWhatsThis(ACTION_NAMES[name])
             s.setContext(Qt.ShortcutContext.WindowShortcut)
             s.activated.connect(slot)
             return s
 
-        bound = {f"label_{d}": sc(lambda d=d: self._on_digit_key(d)) for d in range(1, 10)}
-        bound["unsure"] = sc(lambda: self.label_current("unsure"))
-        bound["skip"] = sc(lambda: self.label_current("skip"))
+        bound = {f"label_{d}": sc(f"label_{d}", lambda d=d: self._on_digit_key(d)) for d in range(1, 10)}
+        bound["unsure"] = sc("unsure", lambda: self.label_current("unsure"))
+        bound["skip"] = sc("skip", lambda: self.label_current("skip"))
         return bound
+
+    def _on_app_focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        """While the reader types (the note, a search box), letters and digits are text, never labels."""
+        typing = is_text_input(new)
+        for shortcut in self.shortcuts.values():
+            shortcut.setEnabled(not typing)
+        act_next = getattr(self.window, "act_next", None)
+        if act_next is not None:
+            act_next.setEnabled(not typing)
 
     def apply_key_bindings(self, bindings: dict[str, str]) -> None:
         """Put validated bindings (Settings.key_bindings) on the label shortcuts."""

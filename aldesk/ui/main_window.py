@@ -146,7 +146,16 @@ class MainWindow(QMainWindow):
         """Put the workstation's keys (Settings.key_bindings) on the label, undo and guess shortcuts."""
         from aldesk.ui.settings import DEFAULT_KEY_BINDINGS, valid_key_bindings
 
+        from aldesk.ui.keys import key_conflicts
+
         bindings = valid_key_bindings(bindings)
+        problems = key_conflicts(bindings, self.fixed_keys())
+        if problems:  # e.g. an old settings file: a dead, ambiguous key is worse than the default
+            bindings = {a: (DEFAULT_KEY_BINDINGS[a] if key_conflicts({a: k}, self.fixed_keys()) else k)
+                        for a, k in bindings.items()}
+            if key_conflicts(bindings, self.fixed_keys()):
+                bindings = dict(DEFAULT_KEY_BINDINGS)
+            self.statusBar().showMessage("Key bindings: " + "; ".join(problems) + " — kept the default key", 15_000)
         self.labelling.apply_key_bindings(bindings)
         self.act_undo.setShortcut(QKeySequence(bindings["undo"]))
         self.act_prediction.setShortcut(QKeySequence(bindings["prediction"]))
@@ -157,6 +166,19 @@ class MainWindow(QMainWindow):
             first = "/".join(bindings[f"label_{d}"] for d in range(1, 10)) + " label"
         self.hint.setText(f"{first} · {bindings['unsure']} unsure · {bindings['skip']} skip · "
                           f"{bindings['undo']} undo · right-drag W/L · wheel zoom")
+
+    def fixed_keys(self) -> dict[str, str]:
+        """Keys the menus and the viewer own (key -> what it does): not available to Key bindings."""
+        from aldesk.ui.keys import window_keys
+        from aldesk.ui.settings import DEFAULT_KEY_BINDINGS
+
+        return {key: what for key, name, what in window_keys(self) if name not in DEFAULT_KEY_BINDINGS}
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        """Keyboard focus starts on the scan: that is where the reader's keys belong."""
+        super().showEvent(event)
+        if not event.spontaneous():
+            self.viewer.setFocus()
 
     def _track(self, job) -> None:
         """Keep fire-and-forget jobs (demo build, file check) to cancel them when closing."""
@@ -522,7 +544,7 @@ class MainWindow(QMainWindow):
     def edit_key_bindings(self) -> None:
         from aldesk.ui.keys import KeyBindingsDialog
 
-        dialog = KeyBindingsDialog(self.settings.key_bindings, self)
+        dialog = KeyBindingsDialog(self.settings.key_bindings, self, reserved=self.fixed_keys())
         if dialog.exec() == KeyBindingsDialog.DialogCode.Accepted:
             self.apply_key_bindings(dialog.bindings())
             self._save_settings()

@@ -1,6 +1,6 @@
 """The main window's menu bar. Every menu entry calls a window, controller or package_actions method;
 nothing is decided here. Shortcuts of viewing actions belong to ViewerControls, of label actions to
-the LabellingController; a key appears on one action only (tests/ui/test_shortcut_owners.py).
+the LabellingController; a key has one owner only (tests/ui/test_shortcut_owners.py walks them all).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def build_menus(win: MainWindow) -> None:
     """Fill ``win.menuBar()``; sets the ``act_*`` and ``*_menu`` attributes the window uses later."""
     mb = win.menuBar()
     m = mb.addMenu("&File")
-    m.addAction("&New project…", QKeySequence.StandardKey.New, win.new_project_dialog)
+    # Ctrl+N is the note (the key the label panel teaches); a new project is rare: Ctrl+Shift+N
+    m.addAction("&New project…", QKeySequence("Ctrl+Shift+N"), win.new_project_dialog)
     m.addAction("&Open project…", QKeySequence.StandardKey.Open, win.open_project_dialog)
     win.recent_menu = m.addMenu("Open &recent")
     win.recent_menu.aboutToShow.connect(win._fill_recent_menu)
@@ -41,9 +42,11 @@ def build_menus(win: MainWindow) -> None:
 
     m = mb.addMenu("&Label")
     win.act_undo = m.addAction("&Undo last label", win.labelling.undo_last)
-    m.addAction("&Next scan to label", QKeySequence("N"), win.labelling.show_next)
+    win.act_undo.setObjectName("undo")      # key from Settings.key_bindings
+    win.act_next = m.addAction("&Next scan to label", QKeySequence("N"), win.labelling.show_next)
     m.addAction("Write a &note", QKeySequence("Ctrl+N"), win.labelling.focus_note)
     win.act_prediction = m.addAction("Show the model's &guess")
+    win.act_prediction.setObjectName("prediction")  # key from Settings.key_bindings
     win.act_prediction.setCheckable(True)
     win.act_prediction.toggled.connect(win._on_prediction_action_toggled)
     m.addSeparator()

@@ -36,6 +36,8 @@ class QueuePanel(QWidget):
         for key, text in FILTERS.items():
             self.filter_box.addItem(text, key)
         self.filter_box.setToolTip("Which scans to list")
+        # never holds keyboard focus: typed letters would pick a filter (issue 13: "lung" flipped it)
+        self.filter_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.count_label = QLabel("")
         self.count_label.setObjectName("Muted")
         self.strategy_label = QLabel("")

@@ -79,20 +79,22 @@ class ViewerControls(QObject):
         return tb
 
     def _build_shortcuts(self, window: QWidget) -> dict[str, QShortcut]:
-        def sc(name, key, slot):
+        def sc(name, key, slot, what):
             s = QShortcut(QKeySequence(key), window)
+            s.setObjectName(name)
+            s.setWhatsThis(what)
             s.setContext(Qt.ShortcutContext.WindowShortcut)
             s.activated.connect(slot)
             shortcuts[name] = s
 
         shortcuts: dict[str, QShortcut] = {}
         for key in ("PgDown", "Down"):
-            sc(f"next_frame_{key}", key, lambda: self.viewer.set_frame(self.viewer.frame + 1))
+            sc(f"next_frame_{key}", key, lambda: self.viewer.set_frame(self.viewer.frame + 1), "Next frame")
         for key in ("PgUp", "Up"):
-            sc(f"previous_frame_{key}", key, lambda: self.viewer.set_frame(self.viewer.frame - 1))
+            sc(f"previous_frame_{key}", key, lambda: self.viewer.set_frame(self.viewer.frame - 1), "Previous frame")
         for i in range(PRESET_KEYS):
-            sc(f"preset_{i + 1}", f"F{i + 2}", lambda i=i: self.apply_preset_index(i + 1))
-        sc("focus_viewer", "Escape", lambda: self.viewer.setFocus())
+            sc(f"preset_{i + 1}", f"F{i + 2}", lambda i=i: self.apply_preset_index(i + 1), f"Window preset {i + 1}")
+        sc("focus_viewer", "Escape", lambda: self.viewer.setFocus(), "Back to the scan")
         return shortcuts
 
     # ------------------------------------------------------------------ state
