@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aldesk.app.callbacks import Progress, ShouldStop, never_stop, no_progress
+from aldesk.app.units import file_slice, finalise_units, unit_uids
 from aldesk.app.walk import FoundFile, WalkProblem, walk_files
 from aldesk.errors import InvalidScanError, ProjectError
 from aldesk.store import Project
@@ -43,6 +44,7 @@ class ImportSummary:
     skipped: int = 0
     failed: int = 0
     unchanged: int = 0
+    units: int = 0       # new series/study units (series and study projects)
     status: str = "done"
     elapsed_s: float = 0.0
     problems: list[dict] = field(default_factory=list)
@@ -58,6 +60,7 @@ class ImportSummary:
             "skipped": self.skipped,
             "failed": self.failed,
             "unchanged": self.unchanged,
+            "units": self.units,
             "files": self.files,
             "status": self.status,
             "elapsed_s": round(self.elapsed_s, 3),
@@ -126,6 +129,7 @@ class _Writer:
         self.summary = summary
         self.pending: list[tuple[int, FoundFile, tuple]] = []
         self.last_flush = time.monotonic()
+        self.unit = project.units.kind()
 
     def add(self, root_id: int, found: FoundFile, outcome: tuple) -> None:
         self.pending.append((root_id, found, outcome))
@@ -145,6 +149,8 @@ class _Writer:
                     self.summary.add_problem(found.abspath, kind, code, reason)
                     continue
                 info = outcome[1]
+                if self.unit != "image" and self._add_slice(root_id, found, info, now):
+                    continue
                 uid = info.sop_instance_uid or f"sha:{info.pixel_hash}"
                 existing = scans.find_existing(uid, info.pixel_hash)
                 if existing is not None:
@@ -162,6 +168,26 @@ class _Writer:
                 self.summary.imported += 1
         self.pending.clear()
         self.last_flush = time.monotonic()
+
+    def _add_slice(self, root_id: int, found: FoundFile, info, now: str) -> bool:
+        """File a DICOM slice under its series/study unit; False when it stays an image of its own.
+        Slices of a series are told apart by SOP Instance UID only: equal pixels (blank slices) are normal."""
+        if unit_uids(self.unit, info) is None:
+            return False
+        other = self.project.units.find_slice(info.sop_instance_uid, root_id, found.relpath)
+        if other is not None:
+            reason = f"duplicate of {other[1]} (same SOP Instance UID); not imported twice"
+            self.project.scans.record_problem(root_id, found.relpath, found.size, found.mtime, "duplicate", "uid",
+                                              reason, self.import_id, scan_id=other[0])
+            self.summary.add_problem(found.abspath, "duplicate", "uid", reason)
+            return True
+        values = _scan_values(info, info.sop_instance_uid, root_id, found, self.import_id, now)
+        _, created = file_slice(self.project, self.unit, info, values, {
+            "pixel_hash": info.pixel_hash, "root_id": root_id, "relpath": found.relpath, "file_size": found.size,
+            "file_mtime": found.mtime, "import_id": self.import_id})
+        self.summary.imported += 1
+        self.summary.units += int(created)
+        return True
 
 
 def _scan_values(info, uid: str, root_id: int, found: FoundFile, import_id: int, now: str) -> dict:
@@ -201,6 +227,7 @@ def _plan(project: Project, paths: list[str | os.PathLike], summary: ImportSumma
         root_id, prefix = project.scans.root_for(folder)
         root = project.scans.roots()[root_id]
         known = project.scans.known_files(root_id, prefix)
+        known.update(project.units.known_files(root_id, prefix))
         chunk: list[FoundFile] = []
         for item in walk_files(root, str(path)):
             if isinstance(item, WalkProblem):
@@ -266,6 +293,7 @@ def import_paths(
         else:
             status = _run_pool(tasks, jobs, salt, max_pixels, report, should_stop)
         writer.flush()
+        finalise_units(project, progress=progress)
     except BaseException:
         status = "failed"
         writer.flush()  # keep what was read: each batch is whole, and a re-run skips it

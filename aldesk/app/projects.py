@@ -10,8 +10,9 @@ from aldesk.errors import ProjectError
 from aldesk.store import Project
 
 
-def create_project(path: str | os.PathLike, classes: list[str], name: str | None = None) -> Project:
-    return Project.create(path, classes, name=name)
+def create_project(path: str | os.PathLike, classes: list[str], name: str | None = None,
+                   unit: str = "image") -> Project:
+    return Project.create(path, classes, name=name, unit=unit)
 
 
 def scheduled_backup(path: str | os.PathLike, progress=None, should_stop=None) -> Path | None:
@@ -37,6 +38,10 @@ def project_info(project: Project, *, check_files: bool = True) -> dict:
         "project_id": project.project_id,
         "classes": project.classes,
         "scans": project.scans.count(),
+        "unit": project.units.kind(),
+        "units": project.scans.count(),
+        **project.units.counts(),
+        "files": project.scans.count() - project.units.series_units() + project.units.slice_count(),
         "labels": project.labels.count(),
         "annotators": [name for name, _ in project.labels.annotators()],
         "roots": list(project.scans.roots().values()),

@@ -15,11 +15,12 @@ def cmd_init(args) -> int:
         classes = label_set.classes
     else:
         label_set, classes = None, [c for c in args.classes.split(",")]
-    with create_project(args.project, classes, name=args.name) as project:
+    with create_project(args.project, classes, name=args.name, unit=args.unit) as project:
         if label_set is not None:
             project.set_meta("label_set", label_set.name)
             project.set_meta("classes_ordered", "yes" if label_set.ordered else "no")
-        print(f"created project {project.name!r} at {project.path} with classes {', '.join(project.classes)}")
+        print(f"created project {project.name!r} at {project.path} with classes {', '.join(project.classes)}; "
+              f"labelling unit: {project.units.kind()}")
     return EXIT_OK
 
 
@@ -152,6 +153,9 @@ def register(add) -> None:
     which.add_argument("--label-set", metavar="NAME", help="a shipped label set: normal-abnormal, normal-pneumonia, "
                        "birads, diabetic-retinopathy (ordered grades)")
     p.add_argument("--name", help="display name (default: the folder name)")
+    p.add_argument("--unit", choices=("image", "series", "study"), default="image",
+                   help="what a reader labels: each image file (default; X-rays, photos), a DICOM series, "
+                        "or a whole study (CT/MR read as a PACS does)")
 
     p = add("import", cmd_import, "import DICOM/PNG/JPEG/TIFF files and folders (recursive, incremental)")
     p.add_argument("project", metavar="PROJECT")

@@ -698,3 +698,45 @@ def view(ds: Dataset) -> str | None:
             return value
     frame = _frame_group(ds, 0, "FrameAnatomySequence")
     return text_value(frame, "FrameLaterality") if frame is not None else None
+
+
+def _optional_int(ds: Dataset, keyword: str) -> int | None:
+    value = text_value(ds, keyword)
+    if value is None:
+        return None
+    try:
+        return int(float(value.split("\\")[0]))
+    except ValueError:
+        return None
+
+
+def _optional_floats(ds: Dataset, keyword: str, n: int, group: Dataset | None = None) -> tuple | None:
+    for source in (ds, group):
+        if source is None or keyword not in source:
+            continue
+        try:
+            values = _floats(source.get(keyword))
+        except (TypeError, ValueError):
+            continue
+        if len(values) == n and all(np.isfinite(v) for v in values):
+            return tuple(values)
+    return None
+
+
+def series_attributes(ds: Dataset) -> dict:
+    """Where an image sits in its series, as ScanInfo fields (absent or malformed values -> None)."""
+    position = _frame_group(ds, 0, "PlanePositionSequence")
+    orientation = _frame_group(ds, 0, "PlaneOrientationSequence")
+    image_type = text_value(ds, "ImageType")
+    parts = image_type.split("\\") if image_type else []
+    return {
+        "image_position": _optional_floats(ds, "ImagePositionPatient", 3, position),
+        "image_orientation": _optional_floats(ds, "ImageOrientationPatient", 6, orientation),
+        "instance_number": _optional_int(ds, "InstanceNumber"),
+        "echo_number": _optional_int(ds, "EchoNumbers"),
+        "temporal_position": _optional_int(ds, "TemporalPositionIdentifier"),
+        "acquisition_number": _optional_int(ds, "AcquisitionNumber"),
+        "image_type": "\\".join(parts[2:]) or None,
+        "series_number": _optional_int(ds, "SeriesNumber"),
+        "series_description": text_value(ds, "SeriesDescription"),
+    }

@@ -144,6 +144,7 @@ def _dicom_info(path: str, head: bytes, size: int, max_pixels: int,
         windows=dicom.window_presets(ds),
         pixel_hash=pixel_hash(stored),
         preview=preview,
+        **dicom.series_attributes(ds),
     )
 
 

@@ -51,3 +51,13 @@ class ScanInfo:
     windows: list[WindowPreset] = field(default_factory=list)
     pixel_hash: str = ""
     preview: np.ndarray | None = None
+    # Where the image sits in its series (DICOM only; None when absent): see aldesk.imaging.series.
+    image_position: tuple[float, float, float] | None = None
+    image_orientation: tuple[float, ...] | None = None
+    instance_number: int | None = None
+    echo_number: int | None = None
+    temporal_position: int | None = None
+    acquisition_number: int | None = None
+    image_type: str | None = None          # the value that tells magnitude from phase ("M", "P", ...)
+    series_number: int | None = None
+    series_description: str | None = None

@@ -118,6 +118,7 @@ class Project:
         from aldesk.store.packages import PackageStore
         from aldesk.store.reviews import ReviewStore
         from aldesk.store.scans import ScanStore
+        from aldesk.store.units import UnitStore
 
         self.path = path
         self.conn = conn
@@ -128,12 +129,18 @@ class Project:
         self.models = ModelStore(self)
         self.packages = PackageStore(self)
         self.reviews = ReviewStore(self)
+        self.units = UnitStore(self)
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
-    def create(cls, path: str | os.PathLike, classes: list[str], *, name: str | None = None) -> "Project":
+    def create(cls, path: str | os.PathLike, classes: list[str], *, name: str | None = None,
+               unit: str = "image") -> "Project":
+        """unit: what a reader labels, 'image' (each file), 'series' or 'study' (see aldesk.store.units)."""
+        from aldesk.store.units import validate_unit
+
         path = Path(path)
         classes = validate_class_names(classes)
+        validate_unit(unit)
         db = path / PROJECT_DB_NAME
         if db.exists():
             raise ProjectError(f"{path}: a project already exists here; open it instead, or choose a new folder")
@@ -156,6 +163,7 @@ class Project:
                 # Private to this project: patient keys cannot be matched across projects.
                 "patient_salt": secrets.token_hex(32),
                 "settings": json.dumps({"retrain_every": 10, "reads_per_scan": 1}),
+                "unit": unit,
             }
             conn.execute("BEGIN")
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())

@@ -11,7 +11,7 @@ from collections.abc import Callable
 # "ALDK" as a big-endian int: lets us tell our databases from any other SQLite file.
 APPLICATION_ID = 0x414C444B
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -187,8 +187,74 @@ CREATE TABLE suspect_labels (
 );
 """
 
+# Series and studies. In a project whose labelling unit is a series or a study (meta 'unit'), a
+# `scans` row is one unit (uid = Series or Study Instance UID), so everything keyed by scan id
+# (labels, queue, review, export, packages) works on units; its files are `slices` rows, grouped in
+# `series` rows whose `layout` says how the viewer stacks them. Image projects leave both empty.
+UNITS_DDL = """
+CREATE TABLE IF NOT EXISTS series (
+    id          INTEGER PRIMARY KEY,
+    uid         TEXT NOT NULL UNIQUE,   -- Series Instance UID, or a multi-frame file's SOP Instance UID
+    scan_id     INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,   -- the unit it belongs to
+    study_uid   TEXT,
+    number      INTEGER,
+    description TEXT,
+    modality    TEXT,
+    images      INTEGER NOT NULL DEFAULT 0,
+    layout      TEXT NOT NULL DEFAULT '[]',  -- JSON [{"label", "n", "spacing", "problems"}] per stack
+    dirty       INTEGER NOT NULL DEFAULT 1   -- slices added since the layout was computed
+);
+CREATE INDEX IF NOT EXISTS series_scan ON series(scan_id);
+
+CREATE TABLE IF NOT EXISTS slices (
+    id              INTEGER PRIMARY KEY,
+    series_id       INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    uid             TEXT NOT NULL UNIQUE,      -- SOP Instance UID
+    pixel_hash      TEXT NOT NULL,
+    root_id         INTEGER NOT NULL REFERENCES roots(id),
+    relpath         TEXT NOT NULL,
+    file_size       INTEGER NOT NULL,
+    file_mtime      REAL NOT NULL,
+    rows            INTEGER NOT NULL,
+    columns         INTEGER NOT NULL,
+    frames          INTEGER NOT NULL,
+    position        TEXT,                      -- JSON Image Position (Patient), mm
+    orientation     TEXT,                      -- JSON Image Orientation (Patient)
+    instance_number INTEGER,
+    echo            INTEGER,
+    temporal        INTEGER,
+    acquisition     INTEGER,
+    image_type      TEXT,
+    stack           INTEGER NOT NULL DEFAULT 0,   -- index into series.layout
+    ordinal         INTEGER NOT NULL DEFAULT 0,   -- place within the stack
+    z               REAL,                         -- position along the slice normal, mm
+    import_id       INTEGER REFERENCES imports(id),
+    UNIQUE (root_id, relpath)
+);
+CREATE INDEX IF NOT EXISTS slices_series ON slices(series_id, stack, ordinal);
+
+-- Pooled feature vectors of each series, so "why this study" can name the series behind a score.
+CREATE TABLE IF NOT EXISTS series_features (
+    set_id    INTEGER NOT NULL REFERENCES feature_sets(id) ON DELETE CASCADE,
+    series_id INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    vector    BLOB NOT NULL,
+    PRIMARY KEY (set_id, series_id)
+) WITHOUT ROWID;
+"""
+
+
+def _add_units(conn: sqlite3.Connection) -> None:
+    # statement by statement: executescript would commit the migration's transaction
+    statement = ""
+    for line in UNITS_DDL.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+
+
 # version -> DDL that creates it from nothing
-CREATE_SCRIPTS: dict[int, str] = {1: SCHEMA_V1}
+CREATE_SCRIPTS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V1 + UNITS_DDL}
 
 # from_version -> function upgrading the open connection to from_version + 1 (inside a transaction)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_units}

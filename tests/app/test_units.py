@@ -1,0 +1,199 @@
+"""Series and study units: assembled at import from the real multi-vendor MR set and generated series."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aldesk.app.importer import import_paths
+from aldesk.app.projects import project_info
+from aldesk.app.units import unit_view
+from aldesk.errors import ProjectError
+from aldesk.store import Project
+from tests.app.conftest import write_png
+from tests.conftest import SHARED_DATA
+from tests.dicom_series import write_series
+
+SERIES_DATA = SHARED_DATA / "dicom-series" / "dcm_qa_table"
+GE = SERIES_DATA / "GE" / "Exam1486_Laser794mm"
+
+
+@pytest.fixture
+def series_data() -> Path:
+    if not SERIES_DATA.is_dir():
+        pytest.skip(f"real DICOM series not found at {SERIES_DATA}")
+    return SERIES_DATA
+
+
+def _create(tmp_path, unit):
+    return Project.create(tmp_path / f"p-{unit}", ["normal", "abnormal"], unit=unit)
+
+
+@pytest.fixture(scope="module")
+def study_project(tmp_path_factory):
+    """The GE exam (localizers + fMRI), the Philips dual echo and a Siemens two-echo series, by study."""
+    if not SERIES_DATA.is_dir():
+        pytest.skip(f"real DICOM series not found at {SERIES_DATA}")
+    root = tmp_path_factory.mktemp("units")
+    p = Project.create(root / "p", ["normal", "abnormal"], unit="study")
+    summary = import_paths(p, [GE / "01_3_Plane_Localizer_FF", GE / "02_Ax_fMRI_FF_I11.1_S15.9",
+                               SERIES_DATA / "Ph" / "1301_Dual-echo_iso", SERIES_DATA / "Si" / "7_gre_fm_siemens_baseline"],
+                           jobs=1)
+    yield p, summary
+    p.close()
+
+
+def _by_description(p, scan_id):
+    return {s.description: s for s in unit_view(p, scan_id).series}
+
+
+def test_real_series_become_one_unit_per_study(study_project):
+    p, summary = study_project
+    assert summary.imported == 21 + 50 + 120 + 220 and summary.failed == 0
+    assert summary.units == 3
+    info = project_info(p, check_files=False)
+    assert (info["unit"], info["units"], info["series"], info["studies"], info["files"]) == ("study", 3, 4, 3, 411)
+    series_per_study = sorted(len(unit_view(p, sid).series) for sid in p.scans.ids().tolist())
+    assert series_per_study == [1, 1, 2]
+
+
+def test_localizer_splits_into_its_three_planes(study_project):
+    p, _ = study_project
+    ge = next(sid for sid in p.scans.ids().tolist() if len(unit_view(p, sid).series) == 2)
+    localizer = _by_description(p, ge)["3-Plane Localizer"]
+    assert sorted(s.label for s in localizer.stacks) == ["axial", "coronal", "sagittal"]
+    assert [len(s.images) for s in localizer.stacks] == [7, 7, 7]
+
+
+def test_fmri_repeats_split_by_time_point_and_ordered_along_the_normal(study_project):
+    p, _ = study_project
+    ge = next(sid for sid in p.scans.ids().tolist() if len(unit_view(p, sid).series) == 2)
+    fmri = _by_description(p, ge)["Ax fMRI"]
+    assert [s.label for s in fmri.stacks] == [f"axial t{t}" for t in range(1, 6)]
+    for stack in fmri.stacks:
+        z = np.array(stack.positions)
+        assert len(z) == 10 and np.all(np.diff(z) == pytest.approx(3.0))
+        assert stack.problems == []
+
+
+def test_dual_echo_and_two_echo_series_split_by_echo_and_image_type(study_project):
+    import pydicom
+
+    p, _ = study_project
+    views = {s.description: s for sid in p.scans.ids().tolist() for s in unit_view(p, sid).series}
+    philips = views["Dual-echo_iso"]
+    assert [s.label for s in philips.stacks] == ["axial echo 1 magnitude", "axial echo 1 phase",
+                                                 "axial echo 2 magnitude", "axial echo 2 phase"]
+    siemens = views["gre_fm_siemens_baseline"]
+    assert [(s.label, len(s.images)) for s in siemens.stacks] == [("axial echo 1", 110), ("axial echo 2", 110)]
+    # the order is the headers' order along the normal, checked against the files themselves
+    zs = [float(pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient[2])
+          for path, _ in siemens.stacks[1].images]
+    assert zs == sorted(zs) and len(set(zs)) == 110
+
+
+def test_a_series_project_has_one_unit_per_series(tmp_path, series_data):
+    p = _create(tmp_path, "series")
+    summary = import_paths(p, [GE / "01_3_Plane_Localizer_FF", GE / "02_Ax_fMRI_FF_I11.1_S15.9"], jobs=1)
+    assert summary.units == 2
+    info = project_info(p, check_files=False)
+    assert (info["units"], info["series"], info["studies"]) == (2, 2, 1)
+    uids = {r.uid for r in p.scans.rows()}
+    assert uids == {s.uid for s in p.units.series()}  # a series unit is keyed by its Series Instance UID
+
+
+def test_incremental_import_adds_slices_to_their_series(tmp_path, series_data):
+    src = sorted((GE / "02_Ax_fMRI_FF_I11.1_S15.9").iterdir())
+    first, second = tmp_path / "data" / "a", tmp_path / "data" / "b"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    for i, f in enumerate(src):
+        shutil.copy(f, (first if i % 2 else second) / f.name)
+    p = _create(tmp_path, "series")
+    import_paths(p, [first], jobs=1)
+    [unit] = p.scans.ids().tolist()
+    assert unit_view(p, unit).images == 25
+    summary = import_paths(p, [second], jobs=1)
+    assert summary.imported == 25 and summary.units == 0
+    assert p.scans.ids().tolist() == [unit]
+    view = unit_view(p, unit)
+    assert view.images == 50 and [len(s.images) for s in view.series[0].stacks] == [10] * 5
+    again = import_paths(p, [first, second], jobs=1)
+    assert (again.imported, again.unchanged) == (0, 50)
+
+
+def test_same_sop_instance_twice_is_a_duplicate_not_a_second_slice(tmp_path):
+    vol = np.zeros((4, 16, 16), np.int16)
+    paths = write_series(tmp_path / "d" / "a", vol)
+    shutil.copy(paths[0], tmp_path / "d" / "copy.dcm")
+    p = _create(tmp_path, "series")
+    summary = import_paths(p, [tmp_path / "d"], jobs=1)
+    assert (summary.imported, summary.duplicates) == (4, 1)
+    assert "same SOP Instance UID" in summary.problems[0]["reason"]
+
+
+def test_missing_slices_and_blank_slices_are_shown_not_hidden(tmp_path):
+    vol = np.zeros((12, 16, 16), np.int16)  # equal pixels everywhere: blank slices are still slices
+    write_series(tmp_path / "d", vol, spacing=2.0, skip={4, 5})
+    p = _create(tmp_path, "series")
+    summary = import_paths(p, [tmp_path / "d"], jobs=1)
+    assert (summary.imported, summary.duplicates) == (10, 0)
+    [stack] = unit_view(p, p.scans.ids()[0]).series[0].stacks
+    assert stack.problems == ["2 missing slices (gaps of 2 mm steps)"]
+    assert stack.positions == sorted(stack.positions)
+
+
+def test_png_stays_a_single_image_and_image_projects_are_unchanged(tmp_path):
+    write_png(tmp_path / "d" / "x.png", seed=1)
+    write_series(tmp_path / "d" / "s", np.zeros((3, 16, 16), np.int16) + np.arange(3)[:, None, None].astype(np.int16))
+    series = _create(tmp_path, "series")
+    import_paths(series, [tmp_path / "d"], jobs=1)
+    assert series.scans.count() == 2
+    assert sorted(unit_view(series, sid) is None for sid in series.scans.ids().tolist()) == [False, True]
+    image = _create(tmp_path, "image")
+    import_paths(image, [tmp_path / "d"], jobs=1)
+    assert image.scans.count() == 4 and image.units.slice_count() == 0
+    assert project_info(image, check_files=False)["unit"] == "image"
+
+
+def test_multiframe_file_is_a_series_of_its_own(tmp_path, dicom_samples):
+    import pydicom
+
+    multi = [dicom_samples / "DICOMSamples-jl" / "MR_Explicit_Little_MultiFrame.dcm"]
+    p = _create(tmp_path, "series")
+    summary = import_paths(p, multi, jobs=1)
+    assert summary.imported == 1, summary.problems
+    [row] = p.scans.rows()
+    sop = pydicom.dcmread(multi[0], stop_before_pixels=True).SOPInstanceUID
+    assert row.uid == sop and row.frames == unit_view(p, row.id).images > 1
+
+
+def test_unit_is_chosen_at_creation_and_cannot_change_after_import(tmp_path):
+    with pytest.raises(ProjectError, match="must be one of image, series, study"):
+        Project.create(tmp_path / "bad", ["a", "b"], unit="slice")
+    p = _create(tmp_path, "series")
+    write_series(tmp_path / "d", np.zeros((2, 8, 8), np.int16))
+    import_paths(p, [tmp_path / "d"], jobs=1)
+    with pytest.raises(ProjectError, match="cannot change once scans are imported"):
+        p.units.set_kind("study")
+
+
+def test_version_1_project_migrates_to_image_units(tmp_path):
+    import sqlite3
+
+    from aldesk.store.schema import SCHEMA_V1
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    conn = sqlite3.connect(folder / "project.sqlite")
+    conn.executescript(SCHEMA_V1 + "PRAGMA application_id = 1095517259; PRAGMA user_version = 1;")
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("name", "old"), ("project_id", "x"), ("patient_salt", "00")])
+    conn.executemany("INSERT INTO classes VALUES (?, ?)", [(0, "a"), (1, "b")])
+    conn.commit()
+    conn.close()
+    with Project.open(folder) as p:
+        assert p.status.migrated_from == 1
+        assert p.units.kind() == "image" and p.units.counts() == {"series": 0, "studies": 0}
