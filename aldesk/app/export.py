@@ -75,6 +75,9 @@ class ExportOptions:
     splits : fractions (train, [val,] test) summing to 1, or None for no split (column left empty).
     shift_dates, clean_descriptors : PS3.15 retention options for de-identified DICOM copies: dates
         shifted by a per-patient number of days (intervals kept), descriptions kept but cleaned.
+    include_burned_in : also write images whose pixels may show text (a name, a date) that
+        de-identification cannot remove; by default such images are left out of a de-identified
+        image export (``--format folders``), each with its reason in the manifest.
     """
 
     format: str = "csv"
@@ -84,6 +87,7 @@ class ExportOptions:
     dicom_as: str = "dicom"
     shift_dates: bool = False
     clean_descriptors: bool = False
+    include_burned_in: bool = False
 
     def check(self) -> None:
         if self.format not in FORMATS:
@@ -222,10 +226,11 @@ class ExportResult:
     manifest: dict
     problems: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    burned_in_left_out: list[dict] = field(default_factory=list)  # {scan_id, scan_key, reason}
 
     def to_json(self) -> dict:
         return {"out": str(self.out), "scans": self.scans, "problems": self.problems, "warnings": self.warnings,
-                "manifest": self.manifest}
+                "burned_in_left_out": self.burned_in_left_out, "manifest": self.manifest}
 
 
 def uid_secret(project: Project) -> bytes:
@@ -302,6 +307,7 @@ def export_labelled_set(
     problems: list[dict] = []
     warnings: list[str] = []
     burned_in: dict[str, list[int]] = {"YES": [], "unknown": []}
+    left_out: list[dict] = []  # images that may show burned-in text, with why
     secret = uid_secret(project)
     study_series = project.scans.study_series()
     records = []
@@ -325,6 +331,10 @@ def export_labelled_set(
             if options.include_identifiers:
                 rec["path"] = scan["relpath"]
                 rec["identifiers"] = _identifiers(source, scan["format"])
+            if options.format == "folders" and (reason := _burned_in_exclusion(source, scan, options)):
+                left_out.append({"scan_id": f.scan_id, "scan_key": rec["scan_key"], "reason": reason})
+                progress(n + 1, len(finals), "images")
+                continue
             if options.format == "folders":
                 folder = partial.joinpath(*([rec["split"]] if rec["split"] else []), _safe_name(f.label))
                 try:
@@ -341,6 +351,10 @@ def export_labelled_set(
             records.append(rec)
 
         index = _write_index(partial, records, options, classes, readers)
+        if left_out:
+            warnings.append(f"{len(left_out)} images left out: their pixels may show text (a name, a date) that "
+                            "de-identification cannot remove (burned-in annotation); see 'burned_in_left_out' in "
+                            "manifest.json, or export them with --include-burned-in after checking them")
         if burned_in["YES"]:
             warnings.append(f"{len(burned_in['YES'])} exported DICOM images declare burned-in annotation (text in the "
                             f"pixels, which de-identification cannot remove); check scans {burned_in['YES'][:10]}")
@@ -348,8 +362,8 @@ def export_labelled_set(
             warnings.append(f"{len(problems)} images could not be written; see 'problems' in manifest.json")
         if not model.get("available"):
             warnings.append(f"model probabilities left empty: {model['reason']}")
-        manifest = _manifest(project, options, finals, records, excluded, split_names, model, index, problems,
-                             burned_in, warnings)
+        manifest = _manifest(project, options, records, excluded | {"burned_in": len(left_out)}, split_names, model,
+                             index, problems, burned_in, left_out, warnings)
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                                encoding="utf-8")
         if out.exists():
@@ -358,7 +372,7 @@ def export_labelled_set(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return ExportResult(out, len(records), manifest, problems, warnings)
+    return ExportResult(out, len(records), manifest, problems, warnings, left_out)
 
 
 def _without_path(reason: str, source: str) -> str:
@@ -416,6 +430,19 @@ def _write_image(source: str, scan: dict, stem: Path, options: ExportOptions, se
         raise InvalidScanError(source, f"cannot be re-written without metadata ({exc})", code="export-failed") from exc
 
 
+def _burned_in_exclusion(source: str, scan: dict, options: ExportOptions) -> str:
+    """Why this image stays out of a de-identified image export ("" when it goes in): its pixels may
+    show text that header de-identification cannot remove (:func:`aldesk.imaging.deid.burned_in_reason`)."""
+    if scan["format"] != "dicom" or options.include_identifiers or options.include_burned_in:
+        return ""
+    from aldesk.imaging.deid import read_burned_in_reason
+
+    try:
+        return read_burned_in_reason(source)
+    except (OSError, ValueError, AldeskError):
+        return ""  # unreadable: writing it fails next and is reported as a problem
+
+
 def _burned_in(source: str) -> str:
     from aldesk.imaging.deid import DeidReport, read_burned_in
 
@@ -456,21 +483,21 @@ def _write_index(out: Path, records: list[dict], options: ExportOptions, classes
     return "labels.csv"
 
 
-def _manifest(project: Project, options: ExportOptions, finals: list[FinalLabel], records: list[dict],
-              excluded: dict, split_names: tuple[str, ...], model: dict, index: str, problems: list[dict],
-              burned_in: dict, warnings: list[str]) -> dict:
-    from aldesk.imaging.deid import profile_edition
+def _manifest(project: Project, options: ExportOptions, records: list[dict], excluded: dict,
+              split_names: tuple[str, ...], model: dict, index: str, problems: list[dict], burned_in: dict,
+              left_out: list[dict], warnings: list[str]) -> dict:
+    from aldesk.imaging.deid import BURNED_IN_MODALITIES, profile_edition
 
     per_class = {c: 0 for c in project.classes}
     per_method: dict[str, int] = {}
     per_split: dict[str, dict[str, int]] = {s: {c: 0 for c in project.classes} for s in split_names}
     patients_per_split: dict[str, set] = {s: set() for s in split_names}
-    for f, rec in zip(finals, records):
-        per_class[f.label] += 1
-        per_method[f.method] = per_method.get(f.method, 0) + 1
+    for rec in records:
+        per_class[rec["label"]] += 1
+        per_method[rec["method"]] = per_method.get(rec["method"], 0) + 1
         if rec["split"]:
-            per_split[rec["split"]][f.label] += 1
-            patients_per_split[rec["split"]].add(rec["patient_key"] or f"scan:{f.scan_id}")
+            per_split[rec["split"]][rec["label"]] += 1
+            patients_per_split[rec["split"]].add(rec["patient_key"] or f"scan:{rec['scan_id']}")
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -491,7 +518,11 @@ def _manifest(project: Project, options: ExportOptions, finals: list[FinalLabel]
             "rasters": "re-written with pixels only (no text chunks, EXIF, ICC)",
             "burned_in_annotation_yes": burned_in["YES"],
             "burned_in_annotation_unknown": len(burned_in["unknown"]),
+            "burned_in_rule": ("images with Burned In Annotation = YES, or of modality "
+                               f"{'/'.join(BURNED_IN_MODALITIES)} without an explicit NO, are left out of image "
+                               "exports unless include_burned_in"),
         },
+        "burned_in_left_out": left_out,
         "index": index,
         "classes": project.classes,
         "counts": {
@@ -500,7 +531,7 @@ def _manifest(project: Project, options: ExportOptions, finals: list[FinalLabel]
             "per_method": per_method,
             "per_split": per_split,
             "patients_per_split": {s: len(v) for s, v in patients_per_split.items()},
-            "readers": len({r for f in finals for r in f.readers}),
+            "readers": len({r for rec in records for r in rec["readers"]}),
             "excluded": excluded,
             "images_failed": len(problems),
         },

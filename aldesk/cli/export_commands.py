@@ -12,7 +12,8 @@ def cmd_export(args) -> int:
 
     options = ExportOptions(format=args.format, splits=parse_splits(args.splits), seed=args.seed,
                             include_identifiers=args.include_identifiers, dicom_as=args.dicom_as,
-                            shift_dates=args.shift_dates, clean_descriptors=args.clean_descriptors)
+                            shift_dates=args.shift_dates, clean_descriptors=args.clean_descriptors,
+                            include_burned_in=args.include_burned_in)
     with open_project(args.project) as project, Interrupt() as stop:
         with Bar("export", "scan", quiet=args.quiet or args.json) as bar:
             result = export_labelled_set(project, args.out, options, progress=bar, should_stop=stop)
@@ -24,6 +25,10 @@ def cmd_export(args) -> int:
     print("  per class: " + ", ".join(f"{k} {v}" for k, v in counts["per_class"].items()))
     for split, per in counts["per_split"].items():
         print(f"  {split:5}: {sum(per.values())} scans, {counts['patients_per_split'][split]} patients")
+    if result.burned_in_left_out:
+        print(f"  left out: {len(result.burned_in_left_out)} images that may show burned-in text "
+              f"(scans {', '.join(str(x['scan_id']) for x in result.burned_in_left_out[:10])}"
+              f"{', ...' if len(result.burned_in_left_out) > 10 else ''})")
     print("  identifiers: " + ("INCLUDED (as asked)" if options.include_identifiers else
                                "none (pseudonymous patient key only; DICOM de-identified)"))
     for w in result.warnings:
@@ -104,6 +109,9 @@ def register(add) -> None:
     p.add_argument("--clean-descriptors", action="store_true",
                    help="de-identified DICOM: keep study/series/protocol descriptions with names, IDs, dates and "
                         "long numbers removed")
+    p.add_argument("--include-burned-in", action="store_true",
+                   help="with --format folders: also write images whose pixels may show text (Burned In Annotation "
+                        "YES, or US/SC/XA/ES/XC without an explicit NO); left out by default, listed in the manifest")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 

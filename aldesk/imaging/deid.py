@@ -535,6 +535,18 @@ def read_identifiers(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
+def read_burned_in_reason(path: str | os.PathLike) -> str:
+    """:func:`burned_in_reason` of a DICOM file's header ("" when nothing says its pixels show text)."""
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    from aldesk.imaging import dicom
+
+    with dicom.quiet(), dicom.header_errors(path):
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=head[128:132] != b"DICM")
+    return burned_in_reason(ds)
+
+
 def read_burned_in(path: str | os.PathLike) -> str:
     """The Burned In Annotation flag of a DICOM file: "YES", "NO" or "unknown"."""
     path = os.fspath(path)

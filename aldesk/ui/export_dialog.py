@@ -49,6 +49,7 @@ GUI_WORDING = (  # the use cases' hints name CLI commands; the GUI names its own
     ("`aldesk import PROJECT FOLDER`", "File ▸ Import folder…"),
     ("`aldesk package export PROJECT OUT.aldpkg`", "File ▸ Export annotation package…"),
     ("pass --allow-other-project", "confirm when asked"),
+    ("export them with --include-burned-in", "tick 'Include images that may show burned-in text'"),
 )
 
 
@@ -171,6 +172,23 @@ class ExportDialog(QDialog):
                                           "DICOM copies not de-identified. Asks for confirmation.")
         self.identifiers_check.setChecked(False)
         self.identifiers_check.toggled.connect(self._on_identifiers_toggled)
+        self.shift_dates_check = QCheckBox("Shift dates per patient (keep intervals)")
+        self.shift_dates_check.setToolTip("De-identified DICOM copies keep their dates shifted by a number of days "
+                                          "that is the same for all of a patient's scans, instead of losing them")
+        self.clean_descriptors_check = QCheckBox("Keep descriptions, cleaned")
+        self.clean_descriptors_check.setToolTip("Study / series / protocol descriptions are kept with names, IDs, "
+                                                "dates and long numbers removed from them")
+        self.burned_in_check = QCheckBox("Include images that may show burned-in text")
+        self.burned_in_check.setToolTip("By default images with Burned In Annotation = YES, or ultrasound, secondary "
+                                        "capture, angiography, endoscopy and photographs without an explicit NO, are "
+                                        "left out: text in the pixels (a name, a date) cannot be removed")
+        deid_row = QVBoxLayout()
+        deid_row.setSpacing(2)
+        for w in (self.shift_dates_check, self.clean_descriptors_check, self.burned_in_check):
+            deid_row.addWidget(w)
+        self.deid_options = QWidget()
+        self.deid_options.setLayout(deid_row)
+        deid_row.setContentsMargins(0, 0, 0, 0)
         privacy = QLabel(PRIVACY_OFF)
         privacy.setObjectName("Muted")
         privacy.setWordWrap(True)
@@ -188,6 +206,7 @@ class ExportDialog(QDialog):
         form.addRow("", split_hint)
         form.addRow("Privacy", self.identifiers_check)
         form.addRow("", privacy)
+        form.addRow("De-identification", self.deid_options)
         self.form = form
 
         self.validation = QLabel("")
@@ -232,6 +251,8 @@ class ExportDialog(QDialog):
         self.form.setRowVisible(self.dicom_box, folders)  # only image folders hold DICOM copies
         if not folders:
             self.dicom_box.setCurrentIndex(0)
+        self.form.setRowVisible(self.deid_options, folders and not self.identifiers_check.isChecked())
+        self.resize(self.width(), max(self.height(), self.sizeHint().height()))
 
     def _on_browse_clicked(self) -> None:
         current = Path(self.out_edit.text().strip() or self.project_path)
@@ -253,6 +274,7 @@ class ExportDialog(QDialog):
             on = False
         self.privacy_note.setText(PRIVACY_ON if on else PRIVACY_OFF)
         self.privacy_note.setStyleSheet(WARNING_STYLE if on else "")
+        self._on_format_changed()
 
     # ------------------------------------------------------------------ validation
     def options(self):
@@ -267,7 +289,10 @@ class ExportDialog(QDialog):
             raise InputFileError(str(exc).replace(f"--splits {text!r}", f"Splits {text!r}", 1)) from None
         return ExportOptions(format=self.format_box.currentData(), splits=splits, seed=self.seed_box.value(),
                              include_identifiers=self.identifiers_check.isChecked(),
-                             dicom_as=self.dicom_box.currentData())
+                             dicom_as=self.dicom_box.currentData(),
+                             shift_dates=self.shift_dates_check.isChecked(),
+                             clean_descriptors=self.clean_descriptors_check.isChecked(),
+                             include_burned_in=self.burned_in_check.isChecked())
 
     def problem(self) -> str:
         """What stops the export now ("" when nothing does)."""
@@ -317,7 +342,7 @@ class ExportDialog(QDialog):
 
     def _set_form_enabled(self, on: bool) -> None:
         for w in (self.format_box, self.out_edit, self.browse_button, self.splits_edit, self.seed_box,
-                  self.identifiers_check):
+                  self.identifiers_check, self.deid_options):
             w.setEnabled(on)
         self.dicom_box.setEnabled(on and self.format_box.currentData() == "folders")
         self.export_button.setEnabled(on)
@@ -379,8 +404,18 @@ def summary_lines(result) -> list[str]:
     left_out = [f"{excluded[k]:,} {what}" for k, what in (("disputed", "disputed (no final label)"),
                                                           ("no_class_read", "read as unsure/skip only"))
                 if excluded.get(k)]
+    if excluded.get("burned_in"):
+        left_out.append(f"{excluded['burned_in']:,} images that may show burned-in text")
     if left_out:
         lines.append("Left out: " + ", ".join(left_out))
+    burned = result.manifest.get("burned_in_left_out") or []
+    if burned:
+        reasons: dict[str, list[int]] = {}
+        for x in burned:
+            reasons.setdefault(x["reason"], []).append(x["scan_id"])
+        for reason, ids in reasons.items():
+            shown = ", ".join(str(i) for i in ids[:8]) + (", …" if len(ids) > 8 else "")
+            lines.append(f"  burned-in text ({reason}): scans {shown}")
     lines.append("Patient identifiers: " + ("INCLUDED (as asked; recorded in manifest.json)"
                                             if result.manifest.get("identifiers_included") else
                                             "none (pseudonymous patient key only; DICOM de-identified)"))

@@ -73,7 +73,8 @@ def test_csv_export_has_labels_methods_readers_and_manifest(labelled, tmp_path):
     assert manifest["format"] == "aldesk-export" and manifest["version"] == 1
     assert manifest["project_id"] == labelled.project_id and manifest["identifiers_included"] is False
     assert manifest["options"]["splits"] == [70.0, 15.0, 15.0] and manifest["options"]["format"] == "csv"
-    assert manifest["counts"]["scans"] == 18 and manifest["counts"]["excluded"] == {"disputed": 2, "no_class_read": 0}
+    assert manifest["counts"]["scans"] == 18 and manifest["counts"]["excluded"] == {"disputed": 2, "no_class_read": 0,
+                                                                                      "burned_in": 0}
     assert sum(sum(v.values()) for v in manifest["counts"]["per_split"].values()) == 18
     # no model yet: probabilities empty, and the manifest says why
     assert all(r["model_probability"] == "" for r in rows)
@@ -127,9 +128,9 @@ def test_no_identifying_value_of_the_source_in_any_exported_file(labelled, study
     assert not leaks
     if fmt == "folders":
         files = [f for f in out.rglob("*") if f.suffix in (".dcm", ".png")]
-        assert len(files) == 18
+        assert len(files) == 16  # case5_*: Burned In Annotation = YES, left out
         suffix = ".dcm" if dicom_as == "dicom" else ".png"
-        assert len([f for f in files if f.suffix == suffix and "case" not in f.name]) >= 10
+        assert len([f for f in files if f.suffix == suffix and "case" not in f.name]) >= 8
         # layout: <split>/<class>/<scan id>.<ext>, matching the index
         rows = read_csv(out / "labels.csv")
         for r in rows:
@@ -141,8 +142,9 @@ def test_no_identifying_value_of_the_source_in_any_exported_file(labelled, study
             assert {str(d.PatientID) for d in dicoms} == keys  # the pseudonymous key, consistent with the CSV
             # one study per patient in the source -> one remapped study per patient in the export
             assert len({str(d.StudyInstanceUID) for d in dicoms}) == len(keys)
-            flagged = result.manifest["deidentification"]["burned_in_annotation_yes"]
-            assert len(flagged) == 2 and any("burned-in" in w for w in result.warnings)
+        assert result.manifest["counts"]["excluded"]["burned_in"] == 2 and result.scans == 16
+        assert {x["reason"] for x in result.manifest["burned_in_left_out"]} == {"Burned In Annotation = YES"}
+        assert any("2 images left out" in w for w in result.warnings)
 
 
 def test_identifiers_only_when_asked_and_recorded(labelled, tmp_path):
@@ -243,7 +245,8 @@ def test_cli_export(labelled, tmp_path, capsys):
     assert main(["export", project_dir, str(tmp_path / "o"), "--format", "folders", "--splits", "70,15,15",
                  "--seed", "2", "--dicom-as", "png"]) == 0
     text = capsys.readouterr().out
-    assert "exported 18 labelled scans" in text and "identifiers: none" in text
+    assert "exported 16 labelled scans" in text and "identifiers: none" in text
+    assert "left out: 2 images that may show burned-in text" in text
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["options"]["dicom_as"] == "png" and manifest["options"]["seed"] == 2
     assert main(["export", project_dir, str(tmp_path / "o"), "--format", "csv"]) == 1
@@ -264,13 +267,13 @@ def test_cancel_leaves_no_export(labelled, tmp_path):
 def test_default_exports_name_no_file_or_folder_of_the_source(labelled, study_folder, tmp_path, fmt):
     """A source path names the patient (``SMITH_JOHN_7731942/img1.dcm``): no file or folder name of the
     source appears in the contents or names of a default export; the pseudonymous keys do."""
-    export_labelled_set(labelled, tmp_path / "out", ExportOptions(format=fmt))
+    result = export_labelled_set(labelled, tmp_path / "out", ExportOptions(format=fmt))
     names = {p.stem for p in study_folder.rglob("*") if p.is_file()}  # case0_0, img_3 (folders dicom/, png/: generic)
     for f in (tmp_path / "out").rglob("*"):
         text = f.relative_to(tmp_path / "out").as_posix() + (f.read_bytes().decode("latin-1") if f.is_file() else "")
         assert not [n for n in names if n in text], f
     index = (tmp_path / "out" / ("labels.json" if fmt == "json" else "labels.csv")).read_text()
-    assert sum(key in index for key in names_by_key(labelled)) == 18
+    assert sum(key in index for key in names_by_key(labelled)) == result.scans == (16 if fmt == "folders" else 18)
 
 
 def test_the_path_column_comes_only_with_identifiers(labelled, tmp_path):
@@ -296,3 +299,33 @@ def test_retention_options_shift_dates_per_patient_and_keep_cleaned_descriptors(
     assert main(["export", str(labelled.path), str(tmp_path / "cli"), "--format", "folders", "--shift-dates",
                  "--clean-descriptors", "--quiet"]) == 0
     assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["options"]["shift_dates"] is True
+
+
+def test_images_that_may_show_burned_in_text_are_left_out_of_image_exports(labelled, tmp_path):
+    """Burned In Annotation = YES, or US/SC/XA/ES/XC without an explicit NO: left out of a de-identified
+    image export with the reason in the manifest; in with --include-burned-in (flagged) or identifiers."""
+    from aldesk.app.export import scan_keys
+
+    # case3_*: ultrasound without a Burned In Annotation flag -> left out too
+    ids = scan_ids_by_name(labelled)
+    keys = scan_keys(labelled)
+    for name in ("case3_0", "case3_1"):
+        path = Path(labelled.scans.get(ids[name]).path)
+        ds = pydicom.dcmread(path)
+        ds.Modality = "US"
+        ds.save_as(path)
+    result = export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="folders", dicom_as="png"))
+    left = {x["scan_key"]: x["reason"] for x in result.burned_in_left_out}
+    assert set(left) == {keys[ids[n]] for n in ("case3_0", "case3_1", "case5_0", "case5_1")}
+    assert left[keys[ids["case3_0"]]].startswith("modality US") and left[keys[ids["case5_0"]]] == "Burned In Annotation = YES"
+    rows = read_csv(tmp_path / "out" / "labels.csv")
+    assert len(rows) == 14 and not set(left) & {r["scan_key"] for r in rows}
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["burned_in_left_out"] == result.burned_in_left_out and manifest["counts"]["excluded"]["burned_in"] == 4
+    assert sum(manifest["counts"]["per_class"].values()) == 14
+    # csv carries no pixels: nothing to leave out
+    assert export_labelled_set(labelled, tmp_path / "csv", ExportOptions(format="csv")).scans == 18
+    both = export_labelled_set(labelled, tmp_path / "all", ExportOptions(format="folders", include_burned_in=True))
+    assert both.scans == 18 and not both.burned_in_left_out
+    assert len(both.manifest["deidentification"]["burned_in_annotation_yes"]) == 2
+    assert any("declare burned-in annotation" in w for w in both.warnings)

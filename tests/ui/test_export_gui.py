@@ -386,3 +386,39 @@ def test_hand_out_needs_a_reader_and_a_new_folder(qtbot, open_window, study, tmp
     dlg.out_edit.setText(str(tmp_path / "busy"))
     dlg.accept()
     assert "not empty" in dlg.validation.text()
+
+
+def test_the_summary_shows_images_left_out_for_burned_in_text(qtbot, tmp_path):
+    """An ultrasound scan (no Burned In Annotation = NO) stays out of a folder export; the summary says
+    how many and why; the de-identification options reach the use case."""
+    import pydicom
+
+    from aldesk.ui.export_dialog import ExportSummaryDialog
+
+    project = labelled_project(tmp_path)
+    us = tmp_path / "study-scans" / "dcm_0.dcm"
+    ds = pydicom.dcmread(us)
+    ds.Modality = "US"
+    ds.save_as(us)
+    dlg = make_dialog(qtbot, project, tmp_path / "f")
+    assert not dlg.form.isRowVisible(dlg.deid_options)  # csv: no images, no de-identification options
+    dlg.set_format("folders")
+    assert dlg.form.isRowVisible(dlg.deid_options)
+    dlg.shift_dates_check.setChecked(True)
+    options = dlg.options()
+    assert options.shift_dates and not options.clean_descriptors and not options.include_burned_in
+    with qtbot.waitSignal(dlg.export_done, timeout=60_000) as blocker:
+        dlg.start_export()
+    result = blocker.args[0]
+    assert result.scans == 11 and len(result.burned_in_left_out) == 1
+    summary = ExportSummaryDialog(result)
+    qtbot.addWidget(summary)
+    text = summary.details.text()
+    assert "1 images that may show burned-in text" in text
+    assert "modality US usually has text burned into the pixels" in text and str(result.burned_in_left_out[0]["scan_id"]) in text
+    assert "left out" in summary.warnings.text()
+    summary.grab().save(str(tmp_path / "summary.png"))
+    dlg2 = make_dialog(qtbot, project, tmp_path / "g")
+    dlg2.set_format("folders")
+    dlg2.grab().save(str(tmp_path / "dialog.png"))
+    assert dlg2.deid_options.isVisibleTo(dlg2) and not dlg2.burned_in_check.isChecked()
