@@ -18,6 +18,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QStackedWidget, QWidget
 
 from aldesk.app import labelling
+from aldesk.app.units import unit_view
 from aldesk.errors import AldeskError
 from aldesk.ui.keys import ACTION_NAMES, is_text_input
 from aldesk.ui.label_panel import LabelPanel
@@ -122,10 +123,18 @@ class LabellingController(QObject):
         self.current_scan_id = scan_id
         self._shown_at = time.monotonic()
         info = self.scan_info(scan_id)
-        cached = w.frame_cache.get(scan_id)
+        unit = unit_view(w.project, scan_id) if w.project.units.kind() != "image" else None
+        if unit is not None:
+            w.center.setCurrentWidget(w.study_view)
+            w.study_view.show_unit(scan_id, unit, info)
+        elif w.center.currentWidget() is w.study_view:
+            w.study_view.stop()
+            w.center.setCurrentWidget(w.viewer)
+            w.viewer_controls.set_viewer(w.viewer)
+        cached = w.frame_cache.get(scan_id) if unit is None else None  # a unit's slices: the study view decodes
         if cached is not None:
             w.viewer.set_frames(scan_id, cached[0], cached[1], info)
-        else:
+        elif unit is None:
             try:
                 preview = w.project.scans.preview(scan_id)
             except AldeskError:
@@ -268,3 +277,5 @@ class LabellingController(QObject):
         self.panel.set_prediction(self.prediction_text(self.current_scan_id))
         self.window.viewer.info = self.scan_info(self.current_scan_id)
         self.window.viewer.update()
+        if self.window.center.currentWidget() is self.window.study_view:
+            self.window.study_view.set_info(self.window.viewer.info)

@@ -34,6 +34,7 @@ from aldesk.ui.queue_model import ScanQueueModel
 from aldesk.ui.queue_panel import QueuePanel
 from aldesk.ui.settings import Settings
 from aldesk.ui.status_bar import WorkStatusBar
+from aldesk.ui.series_viewer import StudyView
 from aldesk.ui.viewer import ScanViewer
 from aldesk.ui.viewer_controls import ViewerControls
 from aldesk.ui.workers import LatestOnly, run_in_pool
@@ -119,6 +120,9 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.center = QStackedWidget()
         self.center.addWidget(self.viewer)
+        self.study_view = StudyView()   # series and study units: a grid of series viewports
+        self.study_view.active_changed.connect(self.viewer_controls.set_viewer)
+        self.center.addWidget(self.study_view)
         self.dashboard = None  # built on first use (matplotlib loads then)
         self.splitter.addWidget(self.queue_panel)
         self.splitter.addWidget(self.center)
@@ -225,6 +229,9 @@ class MainWindow(QMainWindow):
             return
         self.retrainer.shutdown()
         self.frame_cache.shutdown()
+        self.study_view.stop()
+        self.study_view.loader.shutdown()
+        self.study_view.loader.clear()
         self.queue_model.set_project(None)
         self.project.close()
         self.project = None

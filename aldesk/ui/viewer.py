@@ -5,7 +5,7 @@ when they are decoded; windowing always starts from the full modality values (16
 never from the 8-bit preview. The arithmetic (drag -> window, zoom about the cursor, fit) lives in
 :mod:`aldesk.ui.windowing`; the pixel pipeline in :mod:`aldesk.imaging.display`.
 
-Mouse: right-drag window/level, wheel zoom about the cursor, left- or middle-drag pan, double-click
+Mouse: right-drag window/level, wheel scrolls frames (Ctrl+wheel, or wheel on a single image, zooms about the cursor), left- or middle-drag pan, double-click
 fit. Keys (when focused; the main window adds menu shortcuts): PageUp/PageDown or Up/Down frames.
 """
 
@@ -280,8 +280,12 @@ class ScanViewer(QWidget):
         super().resizeEvent(event)
 
     def wheelEvent(self, event) -> None:  # noqa: N802
+        """As in PACS viewers: the wheel scrolls frames/slices, Ctrl+wheel zooms (single images: wheel zooms)."""
         dy = event.angleDelta().y()
-        if dy:
+        if dy and self.n_frames > 1 and not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            steps = max(1, abs(dy) // 120)
+            self.set_frame(self.frame + (steps if dy < 0 else -steps))  # wheel towards the reader: deeper
+        elif dy:
             pos = event.position()
             self.zoom_by(windowing.wheel_factor(dy), (pos.x(), pos.y()))
         event.accept()

@@ -24,13 +24,13 @@ class ViewerControls(QObject):
         super().__init__(window)
         self.viewer = viewer
         self.act_fit = QAction("Fit", window, shortcut=QKeySequence("F"), toolTip="Fit the scan to the window (F)")
-        self.act_fit.triggered.connect(viewer.fit)
+        self.act_fit.triggered.connect(lambda: self.viewer.fit())
         self.act_actual = QAction("1:1", window, shortcut=QKeySequence("O"),
                                   toolTip="One image pixel per screen pixel (O)")
-        self.act_actual.triggered.connect(viewer.actual_size)
+        self.act_actual.triggered.connect(lambda: self.viewer.actual_size())
         self.act_invert = QAction("Invert", window, shortcut=QKeySequence("I"), checkable=True,
                                   toolTip="Invert grey levels (I)")
-        self.act_invert.toggled.connect(viewer.set_invert)
+        self.act_invert.toggled.connect(lambda on: self.viewer.set_invert(on))
         self.act_reset = QAction("Reset", window, shortcut=QKeySequence("R"),
                                  toolTip="Default window, no inversion, first frame, fitted (R)")
         self.act_reset.triggered.connect(self._on_reset_triggered)
@@ -66,7 +66,7 @@ class ViewerControls(QObject):
         self.frame_slider.setFixedWidth(220)
         self.frame_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.frame_slider.setToolTip("Frame (PageUp/PageDown or Up/Down)")
-        self.frame_slider.valueChanged.connect(self.viewer.set_frame)
+        self.frame_slider.valueChanged.connect(lambda i: self.viewer.set_frame(i))
         self.frame_caption_action = tb.addWidget(self.frame_caption)
         self.frame_slider_action = tb.addWidget(self.frame_slider)
         self.frame_caption_action.setVisible(False)
@@ -96,6 +96,21 @@ class ViewerControls(QObject):
             sc(f"preset_{i + 1}", f"F{i + 2}", lambda i=i: self.apply_preset_index(i + 1), f"Window preset {i + 1}")
         sc("focus_viewer", "Escape", lambda: self.viewer.setFocus(), "Back to the scan")
         return shortcuts
+
+    def set_viewer(self, viewer: ScanViewer) -> None:
+        """Act on another viewer (the active viewport of a study grid, or back to the single viewer)."""
+        if viewer is self.viewer:
+            return
+        self.viewer.view_changed.disconnect(self.sync)
+        self.viewer.frame_changed.disconnect(self._on_viewer_frame_changed)
+        self.viewer = viewer
+        viewer.view_changed.connect(self.sync)
+        viewer.frame_changed.connect(self._on_viewer_frame_changed)
+        viewer.overlay_visible = self.act_overlay.isChecked()
+        self.act_invert.blockSignals(True)
+        self.act_invert.setChecked(viewer.invert)
+        self.act_invert.blockSignals(False)
+        self.sync()
 
     # ------------------------------------------------------------------ state
     def scan_changed(self) -> None:
