@@ -94,7 +94,8 @@ def train(
     progress: Progress = no_progress,
     should_stop: ShouldStop = never_stop,
 ) -> dict:
-    """Fit on every final label and report cross-validated accuracy, balanced accuracy, AUC and ECE.
+    """Fit on every final label and report cross-validated accuracy, balanced accuracy, AUC and ECE, and
+    the accuracy on the audit sample (``audit_accuracy``, ``audit_ci``: aldesk.app.progress).
 
     The fitted model is stored as plain arrays where the estimator allows it (logistic), else only
     its metrics: it is retrained from the labels when needed, never unpickled.
@@ -123,5 +124,10 @@ def train(
         "folds": folds,
         **{k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in metrics.items()},
     }
-    project.models.add(extractor=extractor, estimator=model, n_labels=report["labels"], metrics=report, arrays=arrays)
+    from aldesk.app.progress import audit_fields, record_stop_predictions
+
+    report.update(audit_fields(project, ids, X, y, weights, fitted, model=model, should_stop=should_stop))
+    model_id = project.models.add(extractor=extractor, estimator=model, n_labels=report["labels"], metrics=report,
+                                  arrays=arrays)
+    record_stop_predictions(project, model_id, ids, X, fitted)
     return report

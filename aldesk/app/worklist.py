@@ -98,7 +98,8 @@ def refresh_worklist(
     progress: Progress = no_progress,
     should_stop: ShouldStop = never_stop,
 ) -> Worklist:
-    """Features -> model (3-fold CV by default: cheap) -> ranking -> the reader's new work list.
+    """Features -> model (3-fold CV by default: cheap) -> ranking -> the reader's new work list, with a
+    share of uniformly random audit scans mixed into its head (aldesk.app.progress.mix_audit).
 
     Too few labels to train is not an error: the list is ranked by the strategy's cold start and the
     note says why there is no model yet. Cancelled (``should_stop``) between steps.
@@ -128,11 +129,13 @@ def refresh_worklist(
     check_stop(should_stop, "retraining")
     progress(3, 4, "predictions")
     predictions = _predictions(project, ids, X, model_id)
-    first = [r.scan_id for r in ranking.batch]
+    from aldesk.app.progress import AUDIT_REASON, mix_audit
+
+    first, audit = mix_audit(project, annotator, [r.scan_id for r in ranking.batch], ids, n_labels=ranking.n_labelled)
     wl = Worklist(
         to_label=_order(ids, _done_ids(project, annotator), first),
         scores={r.scan_id: r.score for r in ranking.batch},
-        reasons={r.scan_id: r.reason for r in ranking.batch},
+        reasons={**{s: AUDIT_REASON for s in audit}, **{r.scan_id: r.reason for r in ranking.batch}},
         strategy=ranking.strategy,
         metrics=metrics,
         model_id=model_id,

@@ -12,7 +12,8 @@ import sys
 
 from aldesk import __version__
 from aldesk.app.logs import setup_logging
-from aldesk.cli import export_commands, learning_commands, project_commands, review_commands, selftest_command
+from aldesk.cli import (export_commands, learning_commands, progress_commands, project_commands, review_commands,
+                        selftest_command)
 from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
 from aldesk.errors import AldeskError, CancelledError
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     project_commands.register(add)
     learning_commands.register(add)
+    progress_commands.register(add)
     export_commands.register(add)
     review_commands.register(add)
     selftest_command.register(add)

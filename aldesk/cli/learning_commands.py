@@ -47,6 +47,10 @@ def cmd_train(args) -> int:
     for key in ("accuracy", "balanced_accuracy", "auc", "ece"):
         if key in report and report[key] is not None:
             print(f"  {key:18} {report[key]:.3f}")
+    if report.get("audit_accuracy") is not None:
+        lo, hi = report["audit_ci"]
+        print(f"audit sample ({report['audit_n']} random scans, each predicted without its own label):")
+        print(f"  {'accuracy':18} {report['audit_accuracy']:.3f} (95 % CI {lo:.3f}–{hi:.3f})")
     return EXIT_OK
 
 

@@ -30,13 +30,17 @@ def _fraction(text: str) -> float:
 
 
 def cmd_settings(args) -> int:
+    from aldesk.app.progress import audit_fraction, set_audit_fraction
     from aldesk.app.review import update_review_settings
 
     with open_project(args.project) as project:
+        if args.audit_fraction is not None:
+            set_audit_fraction(project, _fraction(args.audit_fraction))
         settings = update_review_settings(
             project, reads_per_scan=args.reads_per_scan,
             double_read_fraction=None if args.double_read_fraction is None else _fraction(args.double_read_fraction),
             blind_reading=_on_off(args.blind_reading), ordered_classes=_on_off(args.ordered_classes))
+        settings["audit_fraction"] = audit_fraction(project)
     if args.json:
         print_json(settings)
         return EXIT_OK
@@ -45,6 +49,8 @@ def cmd_settings(args) -> int:
           f"({settings['double_read_fraction']:.0%} of scans get at least two reads)")
     print(f"blind reading         {'on' if settings['blind_reading'] else 'off'}")
     print(f"ordered classes       {'yes' if settings['ordered_classes'] else 'no'}")
+    print(f"audit fraction        {settings['audit_fraction']:.2f} "
+          f"({settings['audit_fraction']:.0%} of the queue is uniformly random, to estimate accuracy)")
     return EXIT_OK
 
 
@@ -217,6 +223,8 @@ def register(add) -> None:
                    help="hide other readers' labels and the model's guess until a reader's own read is saved")
     p.add_argument("--ordered-classes", choices=("on", "off"),
                    help="classes are ordered grades (adds ordinal alpha and weighted kappa)")
+    p.add_argument("--audit-fraction", metavar="F",
+                   help="share of the queue given to uniformly random audit scans, 0..0.5 (default 0.1; 0 = off)")
     p.add_argument("--json", action="store_true")
 
     p = add("annotator", cmd_annotator, "list readers, or add one / change their role")

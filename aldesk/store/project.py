@@ -113,6 +113,7 @@ class Project:
 
     def __init__(self, path: Path, conn: sqlite3.Connection, status: OpenStatus):
         from aldesk.store.annotations import LabelStore
+        from aldesk.store.audit import AuditStore
         from aldesk.store.featurestore import FeatureStore
         from aldesk.store.modelstore import ModelStore
         from aldesk.store.packages import PackageStore
@@ -130,6 +131,7 @@ class Project:
         self.packages = PackageStore(self)
         self.reviews = ReviewStore(self)
         self.units = UnitStore(self)
+        self.audit = AuditStore(self)
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod

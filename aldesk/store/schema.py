@@ -11,7 +11,7 @@ from collections.abc import Callable
 # "ALDK" as a big-endian int: lets us tell our databases from any other SQLite file.
 APPLICATION_ID = 0x414C444B
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -253,8 +253,34 @@ def _add_units(conn: sqlite3.Connection) -> None:
             statement = ""
 
 
+# Version 3: the audit sample and the stop set ("when can I stop?", aldesk.app.progress).
+AUDIT_V3 = [
+    """-- Scans mixed into a reader's queue as audit scans (unmarked to the reader), drawn in a fixed random
+-- order: their labels estimate the model's accuracy without the active queue's bias.
+CREATE TABLE IF NOT EXISTS audit_draws (
+    scan_id   INTEGER PRIMARY KEY REFERENCES scans(id) ON DELETE CASCADE,
+    drawn_at  TEXT NOT NULL,
+    annotator TEXT NOT NULL,              -- whose queue it was mixed into
+    n_labels  INTEGER NOT NULL            -- training labels when drawn
+)""",
+    """-- Each model's predicted class on the fixed stop set, as plain arrays: successive models' agreement
+-- says when the model has stopped changing. Only the newest few models keep a row.
+CREATE TABLE IF NOT EXISTS stop_predictions (
+    model_id  INTEGER PRIMARY KEY REFERENCES models(id) ON DELETE CASCADE,
+    scan_ids  BLOB NOT NULL,              -- int64 little-endian
+    predicted BLOB NOT NULL               -- int16 little-endian class index, one per scan id
+)""",
+]
+
+
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    for statement in AUDIT_V3:
+        conn.execute(statement)
+
+
 # version -> DDL that creates it from nothing
-CREATE_SCRIPTS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V1 + UNITS_DDL}
+CREATE_SCRIPTS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V1 + UNITS_DDL,
+                                  3: SCHEMA_V1 + UNITS_DDL + "\n" + ";\n".join(AUDIT_V3) + ";\n"}
 
 # from_version -> function upgrading the open connection to from_version + 1 (inside a transaction)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_units}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_units, 2: _v2_to_v3}

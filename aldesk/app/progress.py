@@ -1,0 +1,266 @@
+""""When can I stop?" on a project: the audit sample, the stop set, and the recommendation.
+
+- **Audit sample.** Every scan has a fixed random *audit key* (a hash of the project id and the scan's
+  uid: the same on every workstation, independent of the images and of the model). A share of the
+  reader's queue (project setting ``audit_fraction``, default 0.1) is filled with the unread scans of
+  smallest key, unmarked, and recorded in the store (``audit_draws``). The *audit set* is every labelled
+  scan whose key is at most the largest key drawn: all labelled scans of a prefix of one random order,
+  so a uniform random sample of the project, whichever queue brought each scan to a reader.
+- **Audit accuracy.** Each audit scan is predicted by a model fitted on every other label but its
+  cross-fitting fold's (aldesk.learning.stopping), so the estimate is unbiased for a model with a few
+  fewer labels than the current one (a little conservative).
+- **Stop set.** The ``STOP_SET_SIZE`` scans of largest key; each trained model's predicted classes on
+  it are stored as plain arrays, and κ between successive models says when it stopped changing.
+
+Never imports Qt; the figures are pure functions of aldesk.learning.stopping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from numbers import Real
+
+import numpy as np
+
+from aldesk.app.callbacks import Progress, ShouldStop, check_stop, never_stop, no_progress
+from aldesk.errors import NotEnoughLabelsError, ProjectError
+from aldesk.learning.base import UNLABELLED
+from aldesk.store import Project
+
+AUDIT_FRACTION = 0.1        # default share of the queue given to audit scans
+MAX_AUDIT_FRACTION = 0.5
+STOP_SET_SIZE = 1000        # Bloodgood & Vijay-Shanker used ~2,000; 1,000 keeps κ's resolution at 0.001
+PROJECT_MORE = 200          # "accuracy after N more labels": the default N
+AUDIT_REASON = "a representative scan of the whole project"
+MIN_CEILING_READS = 10      # scans read twice before the readers' agreement is shown as a ceiling
+
+
+# ====================================================================================== settings
+def audit_fraction(project: Project) -> float:
+    """The share of the queue given to audit scans (0 = no audit sample)."""
+    return float(project.settings().get("audit_fraction", AUDIT_FRACTION))
+
+
+def set_audit_fraction(project: Project, fraction) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0.0 <= float(fraction) <= MAX_AUDIT_FRACTION:
+        raise ProjectError(f"audit_fraction == {fraction!r}, must be between 0 and {MAX_AUDIT_FRACTION} "
+                           "(e.g. 0.1: one scan in ten of the queue is a random audit scan; 0 turns the audit off)")
+    project.update_settings(audit_fraction=float(fraction))
+    return float(fraction)
+
+
+# ====================================================================================== audit sample
+def audit_keys(project: Project, scan_ids) -> np.ndarray:
+    """(n,) float64 in [0, 1): each scan's fixed random audit key, in ``scan_ids`` order."""
+    salt = project.project_id.encode("utf-8")
+    ids = [int(s) for s in np.asarray(scan_ids, dtype=np.int64).tolist()]
+    uids = {r.id: r.uid for r in project.scans.rows(ids)}
+    return np.array([int.from_bytes(hashlib.sha256(salt + b":" + uids[s].encode("utf-8")).digest()[:8], "big")
+                     / 2.0 ** 64 for s in ids], dtype=np.float64)
+
+
+def mix_audit(project: Project, annotator: str, head: list[int], all_ids: np.ndarray, *, n_labels: int,
+              random_state=None) -> tuple[list[int], list[int]]:
+    """Put audit scans into the head of a reader's queue: (new head, the audit scan ids in it).
+
+    One position in every 1/audit_fraction of the head (at a random place within its block) holds an
+    audit scan: first those drawn before and still unread, then new draws in key order among scans
+    nobody has read. New draws are recorded. A drawn scan that the ranking already put in the head stays
+    where it is (and counts)."""
+    from aldesk.app.labelling import read_scan_ids
+    from aldesk.learning.stopping import audit_picks
+
+    fraction = audit_fraction(project)
+    k = int(round(fraction * len(head)))
+    if k <= 0:
+        return list(head), []
+    all_ids = np.asarray(all_ids, dtype=np.int64)
+    read = read_scan_ids(project)
+    unread = np.array([s not in read for s in all_ids.tolist()], dtype=bool)
+    keys = audit_keys(project, all_ids)
+    drawn = project.audit.draws()
+    pending = np.array([s in drawn for s in all_ids.tolist()], dtype=bool) & unread
+    chosen = audit_picks(keys, pending, k)
+    if len(chosen) < k:
+        fresh = audit_picks(keys, unread & ~pending, k - len(chosen))
+        if len(fresh):
+            project.audit.add_draws(all_ids[fresh], annotator=annotator, n_labels=n_labels)
+        chosen = np.concatenate([chosen, fresh])
+    audit = [int(s) for s in all_ids[chosen].tolist()]
+    in_head = set(head)
+    block = max(1, int(round(1.0 / fraction)))
+    rng = np.random.default_rng(random_state)
+    out = list(head)
+    for j, s in enumerate(s for s in audit if s not in in_head):
+        out.insert(min(len(out), j * block + int(rng.integers(0, block))), s)
+    return out, audit
+
+
+def _reading_order(project: Project, ids: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices (into ids) of scans with a training label, in the order they were first read."""
+    first: dict[int, str] = {}
+    for l in project.labels.current():
+        if l.scan_id not in first or l.created_at < first[l.scan_id]:
+            first[l.scan_id] = l.created_at
+    pos = {int(s): i for i, s in enumerate(ids.tolist())}
+    labelled = [s for s in first if s in pos and y[pos[s]] != UNLABELLED]
+    labelled.sort(key=lambda s: (first[s], s))
+    return np.array([pos[s] for s in labelled], dtype=np.int64)
+
+
+def audit_state(project: Project, ids: np.ndarray, y: np.ndarray) -> dict:
+    """{"keys", "members" (indices of the audit set), "drawn", "pending" (audit-prefix scans without a
+    training label yet), "order" (labelled indices in reading order)}."""
+    from aldesk.learning.stopping import audit_members
+
+    keys = audit_keys(project, ids)
+    draws = project.audit.draws()
+    drawn = np.array([s in draws for s in ids.tolist()], dtype=bool)
+    labelled = y != UNLABELLED
+    members = audit_members(keys, drawn, labelled)
+    pending = int(((keys <= keys[drawn].max()) & ~labelled).sum()) if drawn.any() else 0
+    return {"keys": keys, "members": members, "drawn": int(drawn.sum()), "pending": pending,
+            "order": _reading_order(project, ids, y)}
+
+
+def _fitter(X, y, weights, n_classes, model: str, C, class_names, random_state=0):
+    """fit(rows) for the audit's cross-fitting: the project's model, its chosen regularisation, no
+    calibration (only the predicted class matters here)."""
+    from aldesk.learning.models import fit_model
+
+    def fit(rows):
+        return fit_model(X[rows], y[rows], n_classes=n_classes, name=model, sample_weight=weights[rows],
+                         calibrate=False, C=C, random_state=random_state, class_names=class_names)
+
+    return fit
+
+
+def audit_fields(project: Project, ids, X, y, weights, fitted, *, model: str = "logistic",
+                 should_stop: ShouldStop = never_stop) -> dict:
+    """The audit figures ``aldesk train --json`` reports beside cross-validation: audit_accuracy,
+    audit_ci (Wilson, 95 %), audit_balanced_accuracy, audit_balanced_ci, audit_n (all None / 0 while
+    no audit scan has a label). X standardised, y with UNLABELLED, in ``ids`` order."""
+    from aldesk.learning.stopping import audit_estimate, audit_learning_curve
+
+    state = audit_state(project, np.asarray(ids), y)
+    members, order = state["members"], state["order"]
+    n_classes = len(project.classes)
+    est = audit_estimate(np.zeros(0, np.int64), np.zeros(0, np.int64), n_classes)
+    if len(members) >= 2:
+        fit = _fitter(X, y, weights, n_classes, model, getattr(fitted, "C_", None), project.classes)
+        right = audit_learning_curve(X, y, order, members, [len(order)], fit=fit, should_stop=should_stop)[0]
+        ok = np.isfinite(right)
+        truth = y[members[ok]]
+        est = audit_estimate(truth, np.where(right[ok] == 1.0, truth, -1), n_classes)
+    return {"audit_accuracy": est["accuracy"], "audit_ci": est["ci"],
+            "audit_balanced_accuracy": est["balanced_accuracy"], "audit_balanced_ci": est["balanced_ci"],
+            "audit_n": est["n"], "audit_pending": state["pending"]}
+
+
+# ====================================================================================== stop set
+def stop_set(project: Project, ids: np.ndarray) -> np.ndarray:
+    """Indices (into ids) of the stop set: the STOP_SET_SIZE scans of largest audit key, so it is a fixed
+    random sample that the audit (smallest keys first) reaches last."""
+    keys = audit_keys(project, ids)
+    return np.sort(np.argsort(-keys, kind="stable")[:STOP_SET_SIZE])
+
+
+def record_stop_predictions(project: Project, model_id: int, ids, X, fitted) -> None:
+    """Store the newly trained model's predicted class on the stop set (X standardised, ``ids`` order)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    rows = stop_set(project, ids)
+    project.audit.add_stop_predictions(model_id, ids[rows], fitted.predict_proba(X[rows]).argmax(axis=1))
+
+
+def model_stability(project: Project):
+    """Stability of the models trained on the current features and estimator (newest model's kind)."""
+    from aldesk.learning.stopping import stability
+
+    history = project.audit.stop_history()
+    if history:
+        kind = (history[-1]["extractor"], history[-1]["estimator"])
+        history = [h for h in history if (h["extractor"], h["estimator"]) == kind]
+    return stability([(h["n_labels"], h["scan_ids"], h["predicted"]) for h in history], len(project.classes))
+
+
+# ====================================================================================== the report
+def readers_ceiling(project: Project) -> dict | None:
+    """The readers' own accuracy against the consensus (reads-weighted), when enough scans were read
+    twice to estimate it: {"accuracy", "n_multi_read", "source"}; None otherwise."""
+    from aldesk.app.review import agreement
+
+    report = agreement(project, n_boot=0)
+    cons = report["consensus"]
+    readers = [r for r in report["readers"] if r.get("reads")]
+    if cons["n_multi_read"] < MIN_CEILING_READS or not readers:
+        return None
+    total = sum(r["reads"] for r in readers)
+    acc = sum(r["accuracy"] * r["reads"] for r in readers) / total
+    return {"accuracy": round(float(acc), 4), "n_multi_read": int(cons["n_multi_read"]),
+            "source": readers[0]["confusion_source"]}
+
+
+def progress_report(project: Project, *, extractor: str = "default", model: str | None = None,
+                    more: int = PROJECT_MORE, n_boot: int = 200, progress: Progress = no_progress,
+                    should_stop: ShouldStop = never_stop) -> dict:
+    """Everything ``aldesk progress --json`` says: labels, audit_accuracy, audit_ci, audit (details),
+    stability_kappa, stability (details), projected, ceiling, queue_vs_random, recommendation, stop.
+
+    Refits the project's model a few dozen times (the audit learning curve); no model is stored."""
+    from aldesk.app.features import load_features
+    from aldesk.app.labelling import training_labels
+    from aldesk.learning.base import standardize
+    from aldesk.learning.models import fit_model
+    from aldesk.learning.stopping import audit_evidence, queue_vs_random, recommend
+
+    if isinstance(more, bool) or not isinstance(more, int) or more < 1:
+        raise ProjectError(f"more == {more!r}, must be a whole number of labels >= 1")
+    latest = project.models.latest()
+    model = model or (latest["estimator"] if latest else "logistic")
+    progress(0, 4, "features")
+    ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
+    check_stop(should_stop, "progress report")
+    X = standardize(X)
+    y, weights = training_labels(project, ids)
+    n_classes = len(project.classes)
+    labels = int((y != UNLABELLED).sum())
+    state = audit_state(project, ids, y)
+    stab = model_stability(project)
+    report = {"labels": labels, "audit_accuracy": None, "audit_ci": None, "stability_kappa": stab.mean_kappa,
+              "projected": None, "ceiling": None, "queue_vs_random": None,
+              "audit": {"fraction": audit_fraction(project), "drawn": state["drawn"], "pending": state["pending"],
+                        "n": 0},
+              "stability": stab.to_json()}
+    progress(1, 4, "audit learning curve")
+    C = None
+    try:
+        C = getattr(fit_model(X[state["order"]], y[state["order"]], n_classes=n_classes, name=model,
+                              sample_weight=weights[state["order"]], calibrate=False,
+                              class_names=project.classes), "C_", None) if labels else None
+    except NotEnoughLabelsError:
+        pass
+    fit = _fitter(X, y, weights, n_classes, model, C, project.classes)
+    members = state["members"]
+    audit = None
+    if len(members) >= 2 and labels:
+        ev = audit_evidence(X, y, state["order"], members, n_classes=n_classes, fit=fit, more=more, n_boot=n_boot,
+                            should_stop=should_stop)
+        audit = ev["audit"]
+        report.update(audit_accuracy=audit["accuracy"], audit_ci=audit["ci"], projected=ev["projected"])
+        report["audit"].update(audit)
+        check_stop(should_stop, "progress report")
+        progress(2, 4, "queue against random")
+        is_member = np.zeros(len(ids), dtype=bool)
+        is_member[members] = True
+        queue = state["order"][~is_member[state["order"]]]
+        report["queue_vs_random"] = queue_vs_random(X, y, queue, members, fit=fit, n_boot=max(n_boot, 200))
+    check_stop(should_stop, "progress report")
+    progress(3, 4, "readers' agreement")
+    report["ceiling"] = readers_ceiling(project)
+    advice = recommend(labels=labels, stab=stab, audit=audit, projected=report["projected"],
+                       ceiling=report["ceiling"]["accuracy"] if report["ceiling"] else None)
+    report["recommendation"] = advice.text
+    report["stop"] = advice.stop
+    report["reasons"] = advice.reasons
+    progress(4, 4, "done")
+    return report

@@ -1,0 +1,166 @@
+"""The audit sample, the stop set and "when can I stop?" on a real (generated) project."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from aldesk.app import progress as prog
+from aldesk.app.labelling import record_label
+from aldesk.app.modelling import train
+from aldesk.app.worklist import refresh_worklist
+from aldesk.errors import ProjectError
+from aldesk.store import Project
+
+CLASSES = ["normal", "pneumonia"]
+
+
+def make_project(path, n=240, seed=0) -> tuple[Project, dict[int, str]]:
+    """n scan rows with 32x32 previews: 'pneumonia' ones carry a bright blob of random size (classes
+    overlap a little). Returns the open project and its answer key (scan id -> class)."""
+    from aldesk.store.project import utc_now
+
+    rng = np.random.default_rng(seed)
+    p = Project.create(path, CLASSES)
+    root_id, _ = p.scans.root_for(path)
+    truth = rng.integers(0, 2, n)
+    yy, xx = np.mgrid[:32, :32]
+    with p.transaction():
+        for i in range(n):
+            img = rng.normal(100, 40, (32, 32))
+            if truth[i]:
+                r = rng.uniform(1, 6)
+                img += 30 * (((yy - 16) ** 2 + (xx - 16) ** 2) < r * r)
+            uid = hashlib.sha1(f"{seed}-{i}".encode()).hexdigest()
+            p.scans.insert_scan({"uid": "sha:" + uid, "pixel_hash": uid, "root_id": root_id,
+                                 "relpath": f"s{i:04d}.png", "file_size": 1, "file_mtime": 0.0, "format": "png",
+                                 "modality": "CR", "rows": 32, "columns": 32, "frames": 1, "samples": 1,
+                                 "bits_allocated": 8, "bits_stored": 8, "signed": 0, "photometric": "MONOCHROME2",
+                                 "windows": "[]", "imported_at": utc_now()},
+                                np.clip(img, 0, 255).astype(np.uint8))
+    ids = p.scans.ids()
+    return p, {int(s): CLASSES[int(t)] for s, t in zip(ids, truth)}
+
+
+@pytest.fixture
+def sim(tmp_path):
+    p, key = make_project(tmp_path / "p")
+    yield p, key
+    p.close()
+
+
+def read_queue(p, key, reader, n, wl=None):
+    """The reader labels the first n scans of their work list (the truth), as in the GUI."""
+    wl = wl or refresh_worklist(p, reader, folds=2)
+    done = []
+    for s in wl.to_label[:n].tolist():
+        record_label(p, int(s), reader, key[int(s)])
+        done.append(int(s))
+    return wl, done
+
+
+def test_audit_keys_are_fixed_per_project_and_uniform(sim, tmp_path):
+    p, _ = sim
+    ids = p.scans.ids()
+    k1, k2 = prog.audit_keys(p, ids), prog.audit_keys(p, ids[::-1])
+    assert np.array_equal(k1, k2[::-1])
+    assert 0 <= k1.min() and k1.max() < 1 and abs(k1.mean() - 0.5) < 0.1
+    other, _ = make_project(tmp_path / "q")  # same uids, another project: another order
+    assert not np.array_equal(prog.audit_keys(other, other.scans.ids()), k1)
+    other.close()
+
+
+def test_queue_mixes_in_recorded_audit_scans_in_key_order(sim):
+    p, key = sim
+    for s in list(key)[:20]:
+        record_label(p, s, "seed", key[s])
+    wl = refresh_worklist(p, "dr_a", folds=2)
+    draws = p.audit.draws()
+    assert len(draws) == 5  # 10 % of the ranked head of 50
+    head = wl.to_label[:55].tolist()
+    assert set(draws) <= set(head)
+    extra = [s for s in draws if s not in wl.scores]  # drawn scans the ranking had not chosen anyway
+    assert extra and all(wl.reasons[s] == prog.AUDIT_REASON for s in extra)
+    assert {d["annotator"] for d in draws.values()} == {"dr_a"} and {d["n_labels"] for d in draws.values()} == {20}
+    # the draws are the unread scans of smallest key
+    ids = p.scans.ids()
+    keys = dict(zip(ids.tolist(), prog.audit_keys(p, ids)))
+    unread = sorted((s for s in ids.tolist() if s not in list(key)[:20]), key=keys.get)
+    assert sorted(draws, key=keys.get) == unread[:5]
+    # one added audit scan in each of the first blocks of 10 of the head
+    positions = sorted(head.index(s) for s in extra)
+    assert [q // 10 for q in positions] == list(range(len(extra)))
+    # a second refresh re-offers the same, still unread, audit scans: nothing new drawn
+    refresh_worklist(p, "dr_a", retrain=False)
+    assert set(p.audit.draws()) == set(draws)
+
+
+def test_audit_fraction_setting(sim):
+    p, key = sim
+    assert prog.audit_fraction(p) == prog.AUDIT_FRACTION
+    with pytest.raises(ProjectError, match="audit_fraction == 0.9, must be between 0 and 0.5"):
+        prog.set_audit_fraction(p, 0.9)
+    prog.set_audit_fraction(p, 0)
+    for s in list(key)[:20]:
+        record_label(p, s, "seed", key[s])
+    refresh_worklist(p, "dr_a", folds=2)
+    assert p.audit.draws() == {}
+
+
+def test_train_reports_audit_accuracy_and_stores_stop_predictions(sim):
+    p, key = sim
+    for s in list(key)[:20]:
+        record_label(p, s, "seed", key[s])
+    wl = None
+    for _ in range(8):  # 8 rounds of 10 reads: ~8 audit reads
+        wl, _ = read_queue(p, key, "dr_a", 10, wl)
+        wl = None
+    report = train(p, folds=2)
+    assert report["labels"] == 100
+    assert report["audit_n"] >= 8
+    lo, hi = report["audit_ci"]
+    assert 0 <= lo <= report["audit_accuracy"] <= hi <= 1
+    stored = p.models.latest()["metrics"]
+    assert stored["audit_accuracy"] == report["audit_accuracy"]
+    history = p.audit.stop_history()
+    assert len(history) >= 2 and history[-1]["model_id"] == p.models.latest()["id"]
+    assert len(history[-1]["scan_ids"]) == min(prog.STOP_SET_SIZE, len(key))
+    assert set(np.unique(history[-1]["predicted"])) <= {0, 1}
+
+
+def test_audit_set_includes_queue_picks_below_the_largest_drawn_key(sim):
+    p, key = sim
+    ids = p.scans.ids()
+    keys = prog.audit_keys(p, ids)
+    by_key = ids[np.argsort(keys)]
+    # the scan of 2nd smallest key is read through the queue, the 3rd is drawn as audit
+    record_label(p, int(by_key[1]), "dr_a", key[int(by_key[1])])
+    p.audit.add_draws([int(by_key[2])], annotator="dr_a", n_labels=1)
+    record_label(p, int(by_key[2]), "dr_a", key[int(by_key[2])])
+    record_label(p, int(by_key[50]), "dr_a", key[int(by_key[50])])  # above the drawn key: not audit
+    from aldesk.app.labelling import training_labels
+
+    y, _ = training_labels(p, ids)
+    state = prog.audit_state(p, ids, y)
+    assert sorted(ids[state["members"]].tolist()) == sorted([int(by_key[1]), int(by_key[2])])
+    assert state["pending"] == 1 and state["drawn"] == 1  # the smallest key was never read
+
+
+def test_progress_report_contract_and_stability_from_successive_models(sim):
+    p, key = sim
+    for s in list(key)[:20]:
+        record_label(p, s, "seed", key[s])
+    for _ in range(12):
+        read_queue(p, key, "dr_a", 10)
+    r = prog.progress_report(p, more=100, n_boot=50)
+    for k in ("labels", "audit_accuracy", "audit_ci", "stability_kappa", "projected", "recommendation"):
+        assert k in r
+    assert r["labels"] == 140
+    assert r["audit"]["n"] >= 10 and r["audit_accuracy"] is not None
+    stab = r["stability"]
+    assert len(stab["kappas"]) >= 3 and r["stability_kappa"] == pytest.approx(np.mean(stab["kappas"][-3:]))
+    assert isinstance(r["recommendation"], str) and "labels" in r["recommendation"]
+    if r["projected"] is not None:
+        assert r["projected"]["labels"] == 140 + 100

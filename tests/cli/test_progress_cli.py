@@ -1,0 +1,59 @@
+"""`aldesk progress`, the audit fields of `aldesk train --json`, `aldesk settings --audit-fraction` (contracts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aldesk.app.labelling import record_label
+from aldesk.app.worklist import refresh_worklist
+from aldesk.cli import main
+from tests.app.test_progress import make_project
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """A project read through its queue: 20 seed labels, then 8 rounds of 10 reads (audit scans included)."""
+    path = tmp_path_factory.mktemp("cli") / "p"
+    p, key = make_project(path)
+    for s in list(key)[:20]:
+        record_label(p, s, "seed", key[s])
+    for _ in range(8):
+        wl = refresh_worklist(p, "dr_a", folds=2)
+        for s in wl.to_label[:10].tolist():
+            record_label(p, int(s), "dr_a", key[int(s)])
+    p.close()
+    return path
+
+
+def test_train_json_has_audit_accuracy_and_ci(campaign, capsys):
+    assert main(["train", str(campaign), "--folds", "2", "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["labels"] == 100 and report["audit_n"] >= 8
+    lo, hi = report["audit_ci"]
+    assert lo <= report["audit_accuracy"] <= hi
+
+
+def test_progress_json_contract(campaign, capsys):
+    assert main(["progress", str(campaign), "--json", "--more", "50"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("labels", "audit_accuracy", "audit_ci", "stability_kappa", "projected", "recommendation"):
+        assert key in report
+    assert report["labels"] == 100
+    assert report["stability_kappa"] is not None and -1 <= report["stability_kappa"] <= 1
+    assert report["recommendation"].startswith(("Keep labelling", "You can stop", "The model has stabilised"))
+
+
+def test_progress_text(campaign, capsys):
+    assert main(["progress", str(campaign), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "audit accuracy" in out and "stability" in out and "100 labels" in out
+
+
+def test_settings_audit_fraction(campaign, capsys):
+    assert main(["settings", str(campaign), "--audit-fraction", "5%", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["audit_fraction"] == pytest.approx(0.05)
+    assert main(["settings", str(campaign), "--audit-fraction", "0.9"]) != 0
+    assert "audit_fraction == 0.9, must be between 0 and 0.5" in capsys.readouterr().err
+    assert main(["settings", str(campaign), "--audit-fraction", "0.1", "--json"]) == 0
