@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from aldesk import __version__
-from aldesk.app.logs import setup_logging
+from aldesk.app.logs import redact, setup_logging
 from aldesk.cli import (export_commands, learning_commands, progress_commands, project_commands, review_commands,
                         selftest_command)
 from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
@@ -39,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _path_arguments(args: argparse.Namespace) -> list[str]:
+    """The command's arguments that name files or folders (they name patients too): masked in the log
+    even where a message quotes them bare; the message on screen keeps them."""
+    found = []
+    for value in vars(args).values():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and v and (os.sep in v or "/" in v or os.path.exists(v)):
+                found.append(v)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -53,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aldesk: {exc}", file=sys.stderr)
         return EXIT_CANCELLED
     except AldeskError as exc:
-        log.error("%s failed: %s", args.command, exc)
+        log.error("%s failed: %s", args.command, redact(str(exc), known=_path_arguments(args)))
         print(f"aldesk: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

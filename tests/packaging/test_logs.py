@@ -45,6 +45,29 @@ def test_unwritable_log_folder_leaves_logging_off(tmp_path, monkeypatch):
     assert not any(getattr(h, "aldesk_log", False) for h in logging.getLogger("aldesk").handlers)
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("/data/SMITH_JOHN_7731942/img1.dcm: cannot be read", "/*/*/*.dcm: cannot be read"),
+    ("line 2: 'SMITH JOHN 12345/x.dcm': no imported scan has this path", "line 2: '*/*.dcm': no imported scan has this path"),
+    ("line 3: 'SMITH_JOHN': no imported scan has this path", "line 3: '*': no imported scan has this path"),
+    ("line 4: label 'pneumonia' is not a class", "line 4: label 'pneumonia' is not a class"),
+    ("[Errno 2] No such file or directory: '/data/Smith John/img 1.dcm'", "[Errno 2] No such file or directory: '/*/*/*.dcm'"),
+    ("/data/SMITH JOHN 7731942/x: does not exist; check the path", "/*/*/*: does not exist; check the path"),
+    ("C:\\Users\\SMITH\\x.dcm: cannot", "C:\\*\\*\\*.dcm: cannot"),
+    ("package SMITH_JOHN_7731942.aldpkg: bad", "package *.aldpkg: bad"),
+    ("hand-out to ~/usb/SMITH_JOHN, done", "hand-out to ~/*/*, done"),
+    ("splits 70/15/15, 12/100 files; UID 2.25.1234", "splits 70/15/15, 12/100 files; UID 2.25.1234"),
+    ("export failed: 3 files are missing (e.g. scan 4)", "export failed: 3 files are missing (e.g. scan 4)"),
+])
+def test_redact_masks_every_path_component(text, expected):
+    assert logs.redact(text) == expected
+
+
+def test_redact_masks_known_arguments_and_keeps_code_paths():
+    assert logs.redact("SMITH_JOHN: already exists", known=["SMITH_JOHN"]) == "*: already exists"
+    code = f'File "{logs.__file__}", line 3, in setup_logging'
+    assert logs.redact(code) == code  # a traceback through aldesk's code stays readable
+
+
 def _identifiers(paths: list[Path]) -> set[str]:
     """PatientID / PatientName values of the files, long enough not to match by accident."""
     import pydicom
@@ -63,11 +86,13 @@ def _identifiers(paths: list[Path]) -> set[str]:
     return found
 
 
-def test_import_and_labelling_session_logs_no_patient_identifier(tmp_path, dicom_samples, monkeypatch):
+def test_import_and_labelling_session_logs_no_patient_identifier(tmp_path, dicom_samples, monkeypatch, capsys):
     """A whole session at DEBUG through the CLI and the use cases — import (good, duplicate and broken
-    files, real samples), problems, features, labels from a CSV and one by one, undo, ranking, training,
-    a failing command — with pydicom's own debug output on; the log holds none of the files'
-    Patient IDs or names."""
+    files, real samples) from a folder named after the patient, problems, features, labels from a CSV
+    and one by one, undo, ranking, training, export, and failing commands whose messages quote
+    patient-named paths (a label CSV line, a missing import folder, a non-empty export folder, a
+    package) — with pydicom's own debug output on; the log holds none of the files' Patient IDs or
+    names, nor the folder names; the messages on screen keep the paths."""
     import pydicom
 
     from aldesk.app.labelling import record_label, undo_label
@@ -78,7 +103,7 @@ def test_import_and_labelling_session_logs_no_patient_identifier(tmp_path, dicom
     monkeypatch.setattr(logs, "setup_logging", lambda level=logging.DEBUG: None)  # keep DEBUG for the CLI
     pydicom.config.debug(True)  # pydicom dumps tag values at DEBUG: they must not reach our file
     try:
-        folder = tmp_path / "scans"
+        folder = tmp_path / "scans" / "SMITH_JOHN_7731942"
         rng = np.random.default_rng(0)
         ours = [write_dicom(folder / f"s{i:02d}.dcm", rng.integers(0, 4000, (32, 32)),
                             patient_id=f"MRN-7731{i:02d}", patient_name=f"Smithson^Eleanor{i:02d}")
@@ -108,6 +133,21 @@ def test_import_and_labelling_session_logs_no_patient_identifier(tmp_path, dicom
         assert cli(["rank", str(proj), "--batch", "5"]) == 0
         assert cli(["train", str(proj)]) == 0
         assert cli(["label", str(proj), "--csv", str(broken), "--annotator", "dr-reader"]) == 1  # logs an error
+        bad_csv = tmp_path / "SMITH_JOHN_7731942-labels.csv"
+        bad_csv.write_text("path,label\nSMITH_JOHN_12345/x.dcm,normal\nSMITH JOHN 7731942.dcm,normal\n"
+                           "MRN7731942,normal\ns00.dcm,smithson\n", encoding="utf-8")
+        capsys.readouterr()
+        assert cli(["label", str(proj), "--csv", str(bad_csv), "--annotator", "dr-reader"]) == 1
+        assert cli(["import", str(proj), str(tmp_path / "scans" / "DOE_JANE_5551234")]) == 1
+        (tmp_path / "SMITH_JOHN_export").mkdir()
+        (tmp_path / "SMITH_JOHN_export" / "x").write_text("taken")
+        assert cli(["export", str(proj), str(tmp_path / "SMITH_JOHN_export"), "--format", "csv"]) == 1
+        assert cli(["export", str(proj), str(tmp_path / "out"), "--format", "folders", "--quiet"]) == 0
+        assert cli(["package", "import", str(proj), str(tmp_path / "SMITH_JOHN_7731942.aldpkg")]) == 1
+        monkeypatch.chdir(tmp_path)
+        assert cli(["package", "handout", str(proj), "SMITH_JOHN_export", "--annotator", "x"]) == 1
+        screen = capsys.readouterr().err
+        assert "SMITH_JOHN_12345/x.dcm" in screen and "DOE_JANE_5551234" in screen  # the user sees the paths
     finally:
         pydicom.config.debug(False)
 
@@ -115,7 +155,29 @@ def test_import_and_labelling_session_logs_no_patient_identifier(tmp_path, dicom
         h.flush()
     text = (tmp_path / "logs" / "aldesk.log").read_text(encoding="utf-8")
     assert "aldesk.cli: label failed" in text and "aldesk.cli: aldesk " in text  # the session was logged
+    assert "line 2: '*/*.dcm': no imported scan has this path" in text  # where, without the names
+    for folder_part in ("SMITH", "JOHN", "7731942", "DOE_JANE", "5551234", "12345"):
+        assert folder_part not in text, folder_part
     secrets = _identifiers(ours + [broken] + real)
     assert {"MRN-773100", "Smithson", "Eleanor00"} <= secrets
     leaked = sorted(s for s in secrets if s in text)
     assert not leaked, f"patient identifiers in the log: {leaked[:5]}"
+
+
+def test_every_line_of_the_file_is_redacted_tracebacks_included(tmp_path):
+    """Not only the CLI's error line: any aldesk logger (the GUI's error reporter logs the exception
+    and its traceback) goes through the redacting formatter."""
+    from aldesk.errors import InvalidScanError
+
+    path = logs.setup_logging()
+    try:
+        raise InvalidScanError("/data/SMITH_JOHN_7731942/img1.dcm", "truncated")
+    except InvalidScanError as exc:
+        logging.getLogger("aldesk.ui").exception("Import failed: %s", exc)
+    logging.getLogger("aldesk.ui").warning("opened '%s'", "/data/SMITH JOHN/study")
+    for h in logging.getLogger("aldesk").handlers:
+        h.flush()
+    text = path.read_text(encoding="utf-8")
+    assert "Import failed: /*/*/*.dcm: truncated" in text and "opened '/*/*/*'" in text
+    assert "SMITH" not in text and "7731942" not in text
+    assert "Traceback (most recent call last)" in text and "InvalidScanError" in text
