@@ -210,6 +210,19 @@ class UnitStore:
             "SELECT study_uid FROM scans WHERE study_uid IS NOT NULL)").fetchone()[0]
         return {"series": series, "studies": studies}
 
+    def captions(self, scan_ids: list[int]) -> dict[int, str]:
+        """A short name for each unit among ``scan_ids`` ("study · 8 series · 342 images"); images are absent."""
+        out: dict[int, str] = {}
+        for i in range(0, len(scan_ids), 500):
+            part = [int(s) for s in scan_ids[i:i + 500]]
+            marks = ", ".join("?" for _ in part)
+            for sid, n, images, desc in self._c.execute(
+                    f"SELECT scan_id, COUNT(*), SUM(images), MIN(description) FROM series WHERE scan_id IN ({marks}) "
+                    f"GROUP BY scan_id", part):
+                out[sid] = (f"study · {n} series · {images} images" if n > 1 or self.kind() == "study"
+                            else f"{desc or 'series'} · {images} images")
+        return out
+
     def series_units(self) -> int:
         """How many scans rows are series/study units (not single images)."""
         return self._c.execute("SELECT COUNT(DISTINCT scan_id) FROM series").fetchone()[0]

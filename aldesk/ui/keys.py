@@ -134,7 +134,7 @@ def tour_text(bindings: dict[str, str], classes: list[str]) -> str:
     lines.append(f"<li><b>{b['unsure']}</b> unsure · <b>{b['skip']}</b> skip — both are recorded, neither trains the model</li>")
     lines.append(f"<li><b>{b['undo']}</b> undo the last label · <b>{b['prediction']}</b> show or hide the model's guess</li>")
     lines.append("<li><b>F</b> fit · <b>I</b> invert · <b>R</b> reset · <b>F2–F8</b> window presets · "
-                 "right-drag window/level · wheel zoom</li></ul>")
+                 "right-drag window/level · wheel scrolls slices, Ctrl+wheel zooms</li></ul>")
     lines.append("<p>The next scan is the one the model learns most from. Labels are saved the moment you "
                  "press a key. Change the keys in Label ▸ Key bindings…; see this again in Help ▸ Tour of the keys.</p>")
     return "".join(lines)

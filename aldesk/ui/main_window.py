@@ -169,7 +169,7 @@ class MainWindow(QMainWindow):
         else:
             first = "/".join(bindings[f"label_{d}"] for d in range(1, 10)) + " label"
         self.hint.setText(f"{first} · {bindings['unsure']} unsure · {bindings['skip']} skip · "
-                          f"{bindings['undo']} undo · right-drag W/L · wheel zoom")
+                          f"{bindings['undo']} undo · right-drag W/L · wheel scroll · Ctrl+wheel zoom")
 
     def fixed_keys(self) -> dict[str, str]:
         """Keys the menus and the viewer own (key -> what it does): not available to Key bindings."""
@@ -540,8 +540,10 @@ class MainWindow(QMainWindow):
             f"N  next scan      Ctrl+N  write a note\n{b['prediction']}  show/hide the model's guess\n"
             "(change them in Label ▸ Key bindings…)\n\n"
             "F  fit      O  1:1      I  invert      R  reset\nF2–F8  window presets\n"
-            "PageUp/PageDown, Up/Down  frames\n\nMouse: right-drag window/level · wheel zoom at the cursor · "
-            "left- or middle-drag pan · double-click fit"))
+            "PageUp/PageDown, Up/Down  frames / slices\n"
+            "Series and studies: Left/Right  series · [ ]  stack (plane, echo, time) · C  cine · L  grid 1×1/1×2/2×2\n\n"
+            "Mouse: right-drag window/level · wheel frames / slices · Ctrl+wheel (or wheel on one image) zoom at "
+            "the cursor · left- or middle-drag pan · double-click fit"))
 
     def show_about(self) -> None:
         from aldesk.ui.about import AboutDialog

@@ -64,6 +64,7 @@ class ScanQueueModel(QAbstractTableModel):
         self.unread = 0  # listed scans this reader has not read
         self._loaded = 0
         self._meta: OrderedDict[int, ScanRow] = OrderedDict()
+        self._captions: dict[int, str] = {}
         self._thumbs: OrderedDict[int, QPixmap] = OrderedDict()
         self.meta_queries = 0  # store round trips, for tests and the benchmark
         self.thumb_loads = 0
@@ -76,6 +77,7 @@ class ScanQueueModel(QAbstractTableModel):
         self.unread = 0
         self._loaded = 0
         self._meta.clear()
+        self._captions.clear()
         self._thumbs.clear()
         self.endResetModel()
 
@@ -160,8 +162,9 @@ class ScanQueueModel(QAbstractTableModel):
         self.meta_queries += 1
         for r in self.project.scans.rows(scan_ids):
             self._meta[r.id] = r
+        self._captions.update(self.project.units.captions(scan_ids))   # series/study units: not a file name
         while len(self._meta) > META_CACHE_ROWS:
-            self._meta.popitem(last=False)
+            self._captions.pop(self._meta.popitem(last=False)[0], None)
 
     def thumbnail(self, scan_id: int) -> QPixmap | None:
         pix = self._thumbs.get(scan_id)
@@ -236,7 +239,7 @@ class ScanQueueModel(QAbstractTableModel):
                 if meta is None:
                     return f"#{scan_id}"
                 second = self.reasons.get(scan_id) or f"{meta.modality or '—'}  {meta.columns}×{meta.rows}"
-                return f"{Path(meta.relpath).name}\n{second}"
+                return f"{self._captions.get(scan_id) or Path(meta.relpath).name}\n{second}"
             if col == COL_SCORE:
                 score = self.scores.get(scan_id)
                 return "" if score is None else f"{score:.3f}"

@@ -258,7 +258,7 @@ class SeriesViewport(ScanViewer):
     def _on_loader_decoded(self, key) -> None:
         if self.series is not None and key == self.current_key() and self.shown_key != key:
             self._render()
-            self.update()
+            self._changed()   # the toolbar learns the stack's window presets from its first slice
 
     def _on_loader_failed(self, key, exc) -> None:
         cur = self.current_key()
@@ -291,7 +291,8 @@ class SeriesViewport(ScanViewer):
         title = self.series.title
         if len(self.series.stacks) > 1:
             title += f" · {stack.label} ({self.stack_index + 1}/{len(self.series.stacks)})"
-        lines["tl"] = [title] + lines["tl"][1 if self.info.get("name") else 0:]
+        w, h = self._image_size
+        lines["tl"] = [title, f"{self.info.get('modality') or '—'}   {w} × {h}"]
         lines["br"] = [slice_caption(self.frame, len(stack.images), stack.positions[self.frame])]
         if self.shown_key != self.current_key():
             lines["br"].append("loading…")

@@ -130,7 +130,8 @@ class ViewerControls(QObject):
             self.frame_slider.setRange(0, n - 1)
             self.frame_slider.setValue(self.viewer.frame)
             self.frame_slider.blockSignals(False)
-            self.frame_caption.setText(f"Frame {self.viewer.frame + 1}/{n}")
+            word = "Slice" if getattr(self.viewer, "series", None) is not None else "Frame"
+            self.frame_caption.setText(f"{word} {self.viewer.frame + 1}/{n}")
         presets = self.viewer.presets()
         names = ["Default"] + [p.name or f"W {p.width:.0f} L {p.center:.0f}" for p in presets]
         if [self.preset_box.itemText(i) for i in range(self.preset_box.count())] != names:

@@ -154,7 +154,7 @@ def test_main_window_reads_a_study_unit_and_labels_it(qtbot, study, tmp_path):
     qtbot.keyClick(vp, Qt.Key.Key_Down)
     qtbot.keyClick(vp, Qt.Key.Key_Down)
     assert vp.frame == 2
-    assert win.viewer_controls.frame_caption.text() == "Frame 3/20"
+    assert win.viewer_controls.frame_caption.text() == "Slice 3/20"
     qtbot.keyClick(vp, Qt.Key.Key_Right)
     assert win.viewer_controls.viewer is win.study_view.active is not vp
     win.labelling.label_current("abnormal")
