@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from aldesk.cli.common import EXIT_OK, Bar, Interrupt, open_project, print_json
+from aldesk.cli.common import EXIT_ERROR, EXIT_OK, Bar, Interrupt, open_project, print_json
 
 
 def cmd_export(args) -> int:
@@ -52,42 +53,93 @@ def cmd_package_export(args) -> int:
 def cmd_package_import(args) -> int:
     from aldesk.app.packages import import_package
 
-    with open_project(args.project) as project:
-        result = import_package(project, args.package, allow_other_project=args.allow_other_project)
+    if args.allow_other_project:
+        print("error: --allow-other-project is no longer enough: a package is merged only under a key this project "
+              "holds. To merge another project, its lead runs `aldesk package trust THEIR_PROJECT --export-key "
+              f"KEY.json` and you run `aldesk package trust {args.project} --add-key KEY.json`, once", file=sys.stderr)
+        return EXIT_ERROR
+    with open_project(args.project) as project, Interrupt() as stop:
+        with Bar("merge", "label", quiet=args.quiet or args.json) as bar:
+            result = import_package(project, args.package, progress=bar, should_stop=stop)
     if args.json:
         print_json(result.to_json())
         return EXIT_OK
     c = result.counts
-    print(f"merged {result.path}: {c.added} labels added, {c.unchanged} already here, "
+    print(f"merged {result.path} from {result.sender.name}: {c.added} labels added, {c.unchanged} already here; "
+          f"current reads: {c.current_added} new, {c.current_changed} changed, {c.current_retracted} retracted; "
           f"{c.history_updated} history links updated, {c.resolved} conflicting current labels resolved "
           "(newest wins, history kept)")
+    if c.reviews_added:
+        print(f"  {c.adjudications_added} adjudications and {c.read_requests_added} read requests added")
     if c.annotators_added:
-        print(f"  new readers: {', '.join(c.annotators_added)}")
+        print("  new readers: " + ", ".join(f"{n} ({r})" for n, r in sorted(c.annotators_added.items())))
+    if result.rejected:
+        print(f"  REJECTED {len(result.rejected)} rows (not merged; the rest was):")
+        for r in result.rejected:
+            print(f"    {r['member']} line {r['line']}: {r['id']} by {r['reader']}: {r['reason']}")
     return EXIT_OK
 
 
 def cmd_package_handout(args) -> int:
     from aldesk.app.handout import handout
 
+    if args.deidentified == args.identified:
+        print("error: choose what the hand-out carries: --deidentified (scans copied de-identified under "
+              "pseudonymous names) or --identified (the original scans, with patient identifiers)", file=sys.stderr)
+        return 2
     with open_project(args.project) as project, Interrupt() as stop:
         with Bar("hand-out", "file", quiet=args.quiet or args.json) as bar:
             result = handout(project, args.out, annotator=args.annotator, scans=args.scans,
-                             with_scans=args.with_scans, progress=bar, should_stop=stop)
+                             with_scans=args.with_scans, deidentified=args.deidentified, role=args.role,
+                             progress=bar, should_stop=stop)
     if args.json:
         print_json(result.to_json())
         return EXIT_OK
-    print(f"hand-out for {result.annotator} at {result.out}: {result.scans} scans"
+    if not result.deidentified:
+        print(f"WARNING: {result.warnings[0]}", file=sys.stderr)
+    print(f"hand-out for {result.annotator} ({result.role}) at {result.out}: {result.scans} scans, "
+          + ("de-identified" if result.deidentified else "IDENTIFIED")
           + (f", {result.files_copied} files copied" if result.files_copied else "")
           + ("; blind (other readers' labels and the model left out)" if result.blind else ""))
     print(f"  chosen by: {result.selection}")
     print(f"  back: aldesk package export {result.out} work.aldpkg, then aldesk package import MASTER work.aldpkg")
-    for w in result.warnings:
+    for w in result.warnings[0 if result.deidentified else 1:]:
         print(f"  warning: {w}")
     return EXIT_OK
 
 
+def cmd_package_trust(args) -> int:
+    from aldesk.app.packages import add_trust_key, export_trust_key, trust_list
+
+    with open_project(args.project) as project:
+        if args.export_key:
+            out = export_trust_key(project, args.export_key)
+            text = (f"wrote a key of {out['project_name']!r} to {out['file']}: give it in person to the other "
+                    f"project's lead (`aldesk package trust THEIR_PROJECT --add-key {Path(out['file']).name}`), "
+                    "then delete it; from now on this project's packages are accepted there")
+        elif args.add_key:
+            out = add_trust_key(project, args.add_key)
+            text = (f"this project now accepts packages of {out['project_name']!r} (id {out['project_id']}, "
+                    f"key {out['key_id']})")
+        else:
+            out = trust_list(project)
+            lines = [f"hand-outs issued: {len(out['handouts'])}"]
+            lines += [f"  {h['id']}  {h['reader']} ({h['role']}), {h['issued_at']}, "
+                      f"{'de-identified' if h['deidentified'] else 'identified'}" for h in out["handouts"]]
+            lines += [f"keys given to other projects: {len(out['given'])}"]
+            lines += [f"  {k['key_id']}  {k['created']}" for k in out["given"]]
+            lines += [f"projects trusted: {len(out['trusted'])}"]
+            lines += [f"  {k['project_name']} ({k['project_id']}), key {k['key_id']}" for k in out["trusted"]]
+            text = "\n".join(lines)
+    if args.json:
+        print_json(out)
+    else:
+        print(text)
+    return EXIT_OK
+
+
 def cmd_package(args) -> int:
-    print("usage: aldesk package {export,import,handout} ... (aldesk package --help)", file=sys.stderr)
+    print("usage: aldesk package {export,import,handout,trust} ... (aldesk package --help)", file=sys.stderr)
     return 2
 
 
@@ -133,8 +185,9 @@ def register(add) -> None:
     q.add_argument("project", metavar="PROJECT")
     q.add_argument("package", metavar="IN.aldpkg")
     q.add_argument("--allow-other-project", action="store_true",
-                   help="accept a package from a different project holding the same scans")
-    q.add_argument("--json", action="store_true")
+                   help="no longer enough (kept to say so): trust the other project with `aldesk package trust`")
+    q.add_argument("--json", action="store_true", help="the summary, every rejected row included, as JSON")
+    q.add_argument("--quiet", action="store_true")
 
     q = sub.add_parser("handout", help="prepare a reader's offline copy of the project",
                        description="prepare a reader's offline copy of the project")
@@ -143,6 +196,23 @@ def register(add) -> None:
     q.add_argument("out", metavar="OUT", help="a new (or empty) folder for the copy")
     q.add_argument("--annotator", required=True, metavar="NAME")
     q.add_argument("--scans", type=int, metavar="N", help="only the next N scans for this reader")
-    q.add_argument("--with-scans", action="store_true", help="copy the scan files into the hand-out")
+    q.add_argument("--with-scans", action="store_true",
+                   help="copy the scan files into the hand-out (always with --deidentified)")
+    q.add_argument("--deidentified", action="store_true",
+                   help="copy the scans de-identified (PS3.15 basic profile; images pixels only) under pseudonymous names")
+    q.add_argument("--identified", action="store_true",
+                   help="carry the original scans with their patient identifiers (warned; choose one of the two)")
+    q.add_argument("--role", choices=("annotator", "reviewer", "lead"),
+                   help="the reader's role if new to the project (a reviewer's or lead's hand-out may adjudicate)")
     q.add_argument("--json", action="store_true")
     q.add_argument("--quiet", action="store_true")
+
+    q = sub.add_parser("trust", help="exchange package keys with another project (once), or list them",
+                       description="Packages are merged only under a key this project holds: its own, a hand-out's, "
+                       "or another project's that its lead exported and you added here. Without options: list them.")
+    q.set_defaults(func=cmd_package_trust)
+    q.add_argument("project", metavar="PROJECT")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--export-key", metavar="FILE", help="write a new key of this project for the other project's lead")
+    g.add_argument("--add-key", metavar="FILE", help="trust packages signed with the key in FILE (from --export-key)")
+    q.add_argument("--json", action="store_true")

@@ -164,6 +164,8 @@ class Project:
                 "created_at": now,
                 # Private to this project: patient keys cannot be matched across projects.
                 "patient_salt": secrets.token_hex(32),
+                # Signs this project's annotation packages; never leaves the project (not in hand-outs).
+                "package_secret": secrets.token_hex(32),
                 "settings": json.dumps({"retrain_every": 10, "reads_per_scan": 1}),
                 "unit": unit,
             }

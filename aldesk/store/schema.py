@@ -11,7 +11,7 @@ from collections.abc import Callable
 # "ALDK" as a big-endian int: lets us tell our databases from any other SQLite file.
 APPLICATION_ID = 0x414C444B
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -278,9 +278,66 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+# Version 4: who may send this project labels. A package is accepted only with a valid HMAC-SHA256 under
+# a key the project holds: its own (meta 'package_secret', shared by its raw copies and backups), the
+# key of a hand-out it issued, or a key a trusted project exported ("aldesk package trust").
+PACKAGE_KEYS_V4 = """
+-- A reader's offline copy, issued by this project. Its secret is shared with that copy only.
+CREATE TABLE IF NOT EXISTS handouts (
+    id           TEXT PRIMARY KEY,              -- uuid4: the key id the copy's packages name
+    annotator_id INTEGER NOT NULL REFERENCES annotators(id),
+    role         TEXT NOT NULL,                 -- the reader's role when issued: annotator | reviewer | lead
+    secret       TEXT NOT NULL,                 -- hex, 32 random bytes
+    issued_at    TEXT NOT NULL,
+    deidentified INTEGER NOT NULL
+);
+
+-- The scans a hand-out was issued for, by the reference the copy's packages use for them.
+CREATE TABLE IF NOT EXISTS handout_scans (
+    handout_id TEXT NOT NULL REFERENCES handouts(id) ON DELETE CASCADE,
+    ref        TEXT NOT NULL,
+    scan_id    INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+    PRIMARY KEY (handout_id, ref)
+) WITHOUT ROWID;
+
+-- Keys exchanged with other projects: 'sign' keys this project made and gave away (its packages
+-- carry a MAC under each), 'verify' keys another project gave this one (its packages are accepted).
+CREATE TABLE IF NOT EXISTS package_keys (
+    id           TEXT PRIMARY KEY,              -- uuid4
+    use          TEXT NOT NULL CHECK (use IN ('sign', 'verify')),
+    secret       TEXT NOT NULL,                 -- hex, 32 random bytes
+    project_id   TEXT NOT NULL,                 -- the project that made the key
+    project_name TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+"""
+
+
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    import secrets
+
+    for statement in _statements(PACKAGE_KEYS_V4):
+        conn.execute(statement)
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('package_secret', ?)", (secrets.token_hex(32),))
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a DDL script (executescript would commit the migration's transaction)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
 # version -> DDL that creates it from nothing
 CREATE_SCRIPTS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V1 + UNITS_DDL,
                                   3: SCHEMA_V1 + UNITS_DDL + "\n" + ";\n".join(AUDIT_V3) + ";\n"}
+CREATE_SCRIPTS[4] = CREATE_SCRIPTS[3] + PACKAGE_KEYS_V4
 
 # from_version -> function upgrading the open connection to from_version + 1 (inside a transaction)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_units, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_units, 2: _v2_to_v3, 3: _v3_to_v4}

@@ -4,7 +4,10 @@ annotation package, merge one (the GUI side of ``aldesk export`` and ``aldesk pa
 Each runs its use case in a worker on its own Project connection behind a small progress dialog and
 reports failures through the window's ErrorReporter, whose text is the use case's own message
 (``PackageError`` says what is wrong with the file and that nothing was changed). A package from
-another project is only merged after the user confirmed that both hold the same scans.
+another project is merged only once the lead added that project's key (File ▸ Merge offers to, the
+GUI side of ``aldesk package trust PROJECT --add-key FILE``); rows a package may not change are
+listed in the summary. A hand-out is de-identified or identified by an explicit choice, and an
+identified one is confirmed after a warning.
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ PACKAGE_FILTER = "aldesk annotation packages (*.aldpkg);;All files (*)"
 
 @dataclass
 class OtherProject:
-    """The package was made from another project; merging needs the user's word (allow_other_project)."""
+    """The package is signed under no key this project holds (another project): merging needs the
+    lead to add that project's key file first."""
 
     path: str
     package_project: str
     this_project: str
+    message: str = ""
 
 
 def _has_project(window, title: str) -> bool:
@@ -66,24 +71,21 @@ def package_export_body(project_path: str, out: str, annotator: str | None, sinc
     return body
 
 
-def package_import_body(project_path: str, package: str, allow_other_project: bool = False):
-    """Merge ``package``; returns ImportResult, or OtherProject when it comes from another project and
-    ``allow_other_project`` is false (nothing was changed then)."""
+def package_import_body(project_path: str, package: str, key_file: str | None = None):
+    """Merge ``package`` (after trusting the project key in ``key_file``, if given); returns ImportResult,
+    or OtherProject when the package comes from a project this one does not trust (nothing changed)."""
 
     def body(progress, should_stop):
-        from aldesk.app.packages import PackageError, import_package, read_package
+        from aldesk.app.packages import UntrustedPackageError, add_trust_key, import_package
         from aldesk.store import Project
 
         with Project.open(project_path) as project:
+            if key_file:
+                add_trust_key(project, key_file)
             try:
-                return import_package(project, package, allow_other_project=allow_other_project)
-            except PackageError:
-                if not allow_other_project:
-                    head = read_package(package).head  # raises the same error again if the file is bad
-                    if head.get("project_id") != project.project_id:
-                        return OtherProject(package, str(head.get("project_name") or head.get("project_id")),
-                                            project.name)
-                raise
+                return import_package(project, package, progress=progress, should_stop=should_stop)
+            except UntrustedPackageError as exc:
+                return OtherProject(package, exc.project_name or exc.project_id, project.name, str(exc))
 
     return body
 
@@ -298,17 +300,28 @@ def export_package_dialog(window, *, dialog: PackageExportDialog | None = None):
 def merge_text(result) -> str:
     c = result.counts
     parts = [f"{c.added:,} labels added", f"{c.unchanged:,} already here"]
+    if c.current_added or c.current_changed or c.current_retracted:
+        parts.append(f"current reads {c.current_added:,} new, {c.current_changed:,} changed, "
+                     f"{c.current_retracted:,} retracted")
     if c.history_updated:
         parts.append(f"{c.history_updated:,} history links updated")
     if c.resolved:
         parts.append(f"{c.resolved:,} conflicting current labels resolved (newest wins, history kept)")
-    if c.reviews_added:
-        parts.append(f"{c.reviews_added:,} reviews added")
-    text = f"Merged {Path(result.path).name}: " + ", ".join(parts) + "."
+    if c.adjudications_added:
+        parts.append(f"{c.adjudications_added:,} adjudications added")
+    if c.read_requests_added:
+        parts.append(f"{c.read_requests_added:,} read requests added")
+    text = f"Merged {Path(result.path).name} from {result.sender.name}: " + ", ".join(parts) + "."
     if c.annotators_added:
-        text += f"\nNew readers: {', '.join(c.annotators_added)}."
-    if not c.added and not c.history_updated and not c.reviews_added:
+        text += "\nNew readers: " + ", ".join(f"{n} ({r})" for n, r in sorted(c.annotators_added.items())) + "."
+    if not c.changed_anything() and not result.rejected:
         text += "\nNothing new: this package was merged before (merging again changes nothing)."
+    if result.rejected:
+        shown = result.rejected[:20]
+        text += (f"\n\n⚠ {len(result.rejected):,} rows were REJECTED (not merged) because the package may not change "
+                 "them:\n" + "\n".join(f"• line {r['line']} of {r['member']}: {r['reason']}" for r in shown))
+        if len(result.rejected) > len(shown):
+            text += f"\n… and {len(result.rejected) - len(shown):,} more (all listed by `aldesk package import --json`)."
     return text
 
 
@@ -327,13 +340,19 @@ def import_package_dialog(window, path: str | None = None):
     if isinstance(result, OtherProject):
         answer = QMessageBox.question(
             window, "Package from another project",
-            f"{Path(path).name} was made from the project “{result.package_project}”, not from “{result.this_project}”."
-            "\n\nMerge it anyway? Only do this when both projects hold the same scans (they are matched by "
-            "SOP Instance UID or pixel content); scans not in this project stop the merge.",
+            f"{Path(path).name} was made from the project “{result.package_project}”, which “{result.this_project}” "
+            "does not trust: anyone could have written it.\n\nTo merge it, add the key file that project's lead "
+            "wrote for you (aldesk package trust THEIR_PROJECT --export-key FILE). Choose the key file now?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
         if answer != QMessageBox.StandardButton.Yes:
             return None
-        result, error = run_busy(window, title, text, package_import_body(project_path, path, True))
+        key_file, _ = QFileDialog.getOpenFileName(window, f"Key file of “{result.package_project}”",
+                                                  str(Path(path).parent), "aldesk package keys (*.json *.key);;All files (*)")
+        if not key_file:
+            return None
+        result, error = run_busy(window, title, text, package_import_body(project_path, path, key_file))
+        if isinstance(result, OtherProject):
+            error, result = ValueError(result.message), None
     if error is not None:
         report(window.errors, "Package not merged — the project is unchanged", error)
         return None
@@ -358,14 +377,15 @@ def refresh_after_merge(window) -> None:
 
 
 # ------------------------------------------------------------------ hand-out
-def handout_body(project_path: str, out: str, annotator: str, scans: int | None, with_scans: bool):
+def handout_body(project_path: str, out: str, annotator: str, scans: int | None, with_scans: bool,
+                 deidentified: bool):
     def body(progress, should_stop):
         from aldesk.app.handout import handout
         from aldesk.store import Project
 
         with Project.open(project_path) as project:
             return handout(project, out, annotator=annotator, scans=scans, with_scans=with_scans,
-                           progress=progress, should_stop=should_stop)
+                           deidentified=deidentified, progress=progress, should_stop=should_stop)
 
     return body
 
@@ -410,6 +430,14 @@ class HandoutDialog(QDialog):
         limit.addWidget(QLabel("scans of the reader's queue"))
         self.limit_check.setToolTip("Unchecked: every scan of the project")
         limit.addStretch(1)
+        from PySide6.QtWidgets import QButtonGroup, QRadioButton
+
+        self.deid_radio = QRadioButton("De-identified: copy the scans de-identified, under pseudonymous names")
+        self.ident_radio = QRadioButton("Identified: the original scans, with every patient identifier they hold")
+        self.identity_group = QButtonGroup(self)
+        for button in (self.deid_radio, self.ident_radio):
+            self.identity_group.addButton(button)     # neither is checked: the lead chooses
+        self.identity_group.buttonToggled.connect(self._on_identity_toggled)
         self.copy_check = QCheckBox("Copy the scan files too (the workstation cannot reach the data)")
         self.validation = QLabel("")
         self.validation.setStyleSheet("color: #e0675f;")
@@ -419,6 +447,8 @@ class HandoutDialog(QDialog):
         form.addRow("Reader", self.reader_box)
         form.addRow("Into folder", row)
         form.addRow("Scans", limit)
+        form.addRow("Carries", self.deid_radio)
+        form.addRow("", self.ident_radio)
         form.addRow("", self.copy_check)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         buttons.addButton("Hand out", QDialogButtonBox.ButtonRole.AcceptRole)
@@ -432,6 +462,11 @@ class HandoutDialog(QDialog):
         self._auto_out = ""
         self._on_reader_changed("")
 
+    def _on_identity_toggled(self, *_args) -> None:
+        identified = self.ident_radio.isChecked()
+        self.copy_check.setEnabled(identified)      # a de-identified hand-out always carries its scans
+        self.copy_check.setChecked(self.copy_check.isChecked() and identified)
+
     def _on_reader_changed(self, name: str) -> None:
         if self.out_edit.text() in ("", self._auto_out):  # follow the name until the user picks a folder
             who = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name.strip()) or "reader"
@@ -444,8 +479,9 @@ class HandoutDialog(QDialog):
         if folder:
             self.out_edit.setText(folder)
 
-    def values(self) -> tuple[str, str, int | None, bool]:
-        """(out, reader, scans or None, copy files); raises InputFileError with a message for the user."""
+    def values(self) -> tuple[str, str, int | None, bool, bool]:
+        """(out, reader, scans or None, copy files, de-identified); raises InputFileError with a message
+        for the user."""
         from aldesk.errors import InputFileError
 
         reader = self.reader_box.currentText().strip()
@@ -457,8 +493,10 @@ class HandoutDialog(QDialog):
         path = Path(out).expanduser()
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise InputFileError(f"{path} already exists and is not empty; choose a new folder for the hand-out.")
+        if not (self.deid_radio.isChecked() or self.ident_radio.isChecked()):
+            raise InputFileError("Choose what the hand-out carries: de-identified or identified scans.")
         return str(path), reader, self.scans_box.value() if self.limit_check.isChecked() else None, \
-            self.copy_check.isChecked()
+            self.copy_check.isChecked(), self.deid_radio.isChecked()
 
     def accept(self) -> None:
         from aldesk.errors import InputFileError
@@ -468,6 +506,13 @@ class HandoutDialog(QDialog):
         except InputFileError as exc:
             self.validation.setText(str(exc))
             self.validation.setVisible(True)
+            return
+        if self.ident_radio.isChecked() and QMessageBox.warning(
+                self, "Identified hand-out",
+                "This hand-out will carry patient identifiers (the original scans or their paths) out of the "
+                "project. Keep it on an encrypted disk and hand it over in person.\n\nMake an identified hand-out?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
             return
         super().accept()
 
@@ -480,9 +525,9 @@ def handout_dialog(window, *, dialog: HandoutDialog | None = None):
     dlg = dialog or HandoutDialog(window.project.path, readers, window)
     if dialog is None and dlg.exec() != QDialog.DialogCode.Accepted:
         return None
-    out, reader, scans, with_scans = dlg.values()
+    out, reader, scans, with_scans, deidentified = dlg.values()
     result, error = run_busy(window, "Preparing the hand-out", f"Preparing {reader}'s copy in {out}…",
-                             handout_body(str(window.project.path), out, reader, scans, with_scans),
+                             handout_body(str(window.project.path), out, reader, scans, with_scans, deidentified),
                              note="Stop at any time: the folder appears whole or not at all.",
                              cancellable=True)
     if error is not None:
@@ -491,12 +536,16 @@ def handout_dialog(window, *, dialog: HandoutDialog | None = None):
     if result is None:
         window.statusBar().showMessage("Hand-out stopped", 8000)
         return None
+    from aldesk.app.handout import IDENTIFIED_WARNING
+
     text = (f"{result.annotator}'s copy is ready in\n{result.out}\n\n{result.scans:,} scans ({result.selection})"
             + (f", {result.files_copied:,} files copied" if result.files_copied else "")
             + (". Blind: other readers' labels and the model were left out." if result.blind else ".")
+            + ("\nDe-identified scans under pseudonymous names." if result.deidentified else
+               "\n⚠ IDENTIFIED: the copy carries patient identifiers.")
             + "\n\nOn the workstation: File ▸ Open project… on that folder, label, then File ▸ Export annotation "
               "package…. Back here: File ▸ Merge annotation package….")
     if result.warnings:
-        text += "\n\n" + "\n".join(f"⚠ {for_the_gui(w)}" for w in result.warnings)
+        text += "\n\n" + "\n".join(f"⚠ {for_the_gui(w)}" for w in result.warnings if w != IDENTIFIED_WARNING)
     QMessageBox.information(window, "Hand-out ready", text)
     return result

@@ -9,7 +9,7 @@ import pytest
 
 from aldesk.app.export import ExportOptions, export_labelled_set
 from aldesk.app.handout import HANDOUT_NOTE, handout, next_scans_for
-from aldesk.app.labelling import final_labels
+from aldesk.app.labelling import final_labels, record_label
 from aldesk.app.packages import export_package, import_package
 from aldesk.cli import main
 from aldesk.errors import ProjectError
@@ -29,7 +29,7 @@ def read_by_two(study):
 def test_blind_handout_holds_only_the_readers_own_labels_and_no_model(read_by_two, tmp_path):
     master = read_by_two
     before = (master.labels.count(), master.scans.count())
-    result = handout(master, tmp_path / "alice", annotator="alice")
+    result = handout(master, tmp_path / "alice", annotator="alice", deidentified=False)
     assert result.blind and result.scans == 20 and result.labels_removed == 3
     assert (tmp_path / "alice" / HANDOUT_NOTE).is_file()
     with Project.open(tmp_path / "alice") as copy:
@@ -46,7 +46,7 @@ def test_not_blind_keeps_everyone(read_by_two, tmp_path):
     from aldesk.app.review import update_review_settings
 
     update_review_settings(read_by_two, blind_reading=False)
-    result = handout(read_by_two, tmp_path / "alice", annotator="alice")
+    result = handout(read_by_two, tmp_path / "alice", annotator="alice", deidentified=False)
     assert not result.blind and result.labels_removed == 0
     with Project.open(tmp_path / "alice") as copy:
         assert copy.labels.count() == 4 and copy.models.latest() is not None
@@ -56,7 +56,7 @@ def test_next_scans_and_scan_files_are_copied_and_relinked(read_by_two, tmp_path
     master = read_by_two
     wanted, how = next_scans_for(master, "alice", 5)
     assert len(wanted) == 5 and scan_ids_by_name(master)["img_1"] not in wanted and how
-    result = handout(master, tmp_path / "h", annotator="alice", scans=5, with_scans=True)
+    result = handout(master, tmp_path / "h", annotator="alice", scans=5, deidentified=True)
     assert result.scans == 5 and result.files_copied == 5
     with Project.open(tmp_path / "h") as copy:
         kept = {sid for sid, _r, _p in copy.scans.iter_paths()}
@@ -71,14 +71,15 @@ def test_next_scans_and_scan_files_are_copied_and_relinked(read_by_two, tmp_path
 def test_the_leads_round_trip(read_by_two, tmp_path):
     master = read_by_two
     for reader in ("alice", "carol"):
-        handout(master, tmp_path / reader, annotator=reader, scans=8, with_scans=True)
+        handout(master, tmp_path / reader, annotator=reader, scans=8, deidentified=True)
     plans = {}
     for reader in ("alice", "carol"):
         with Project.open(tmp_path / reader) as copy:        # offline: the reader labels in the copy
-            names = sorted(scan_ids_by_name(copy), key=scan_ids_by_name(copy).get)
+            sids = sorted(sid for sid, _root, _rel in copy.scans.iter_paths())   # the master's ids, kept
             # alice calls everything normal; carol agrees on her first four scans only
-            plans[reader] = {n: "normal" if reader == "alice" or i < 4 else "pneumonia" for i, n in enumerate(names)}
-            label_all(copy, reader, plans[reader])
+            plans[reader] = {n: "normal" if reader == "alice" or i < 4 else "pneumonia" for i, n in enumerate(sids)}
+            for sid, value in plans[reader].items():
+                record_label(copy, sid, reader, value)
             export_package(copy, tmp_path / f"{reader}.aldpkg")
     for reader in ("alice", "carol"):
         result = import_package(master, tmp_path / f"{reader}.aldpkg")
@@ -86,7 +87,7 @@ def test_the_leads_round_trip(read_by_two, tmp_path):
     again = import_package(master, tmp_path / "alice.aldpkg")
     assert again.counts.added == 0
     current = {(l.annotator, l.scan_id) for l in master.labels.current()}
-    ids = scan_ids_by_name(master)
+    ids = {sid: sid for sid in plans["alice"]}
     assert all(("alice", ids[n]) in current for n in plans["alice"])
     assert all(("carol", ids[n]) in current for n in plans["carol"])
     assert set(plans["alice"]) == set(plans["carol"])        # the same queue: a double read
@@ -106,18 +107,18 @@ def test_handout_errors(read_by_two, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("x")
     with pytest.raises(ProjectError, match="not empty"):
-        handout(read_by_two, tmp_path / "busy", annotator="alice")
+        handout(read_by_two, tmp_path / "busy", annotator="alice", deidentified=True)
     with pytest.raises(ProjectError, match="annotator name is empty"):
-        handout(read_by_two, tmp_path / "h", annotator=" ")
+        handout(read_by_two, tmp_path / "h", annotator=" ", deidentified=True)
     with pytest.raises(ProjectError, match="scans == 0, must be >= 1"):
-        handout(read_by_two, tmp_path / "h", annotator="alice", scans=0)
+        handout(read_by_two, tmp_path / "h", annotator="alice", scans=0, deidentified=True)
     assert not (tmp_path / "h").exists() and not list(tmp_path.glob(".h.partial*"))
 
 
 def test_cli_handout_round_trip(read_by_two, tmp_path, capsys):
     master = str(read_by_two.path)
     copy = tmp_path / "lee"
-    assert main(["package", "handout", master, str(copy), "--annotator", "lee", "--scans", "3", "--with-scans"]) == 0
+    assert main(["package", "handout", master, str(copy), "--annotator", "lee", "--scans", "3", "--deidentified"]) == 0
     assert "hand-out for lee" in capsys.readouterr().out
     with Project.open(copy) as p:
         label_all(p, "lee", dict.fromkeys(scan_ids_by_name(p), "normal"))

@@ -14,7 +14,7 @@ import pytest
 from aldesk.app import packages as pk
 from aldesk.app.importer import import_paths
 from aldesk.app.labelling import final_labels
-from aldesk.app.packages import PackageError, export_package, import_package, read_package
+from aldesk.app.packages import PackageError, export_package, import_package
 from aldesk.cli import main
 from aldesk.store import Project
 from tests.export.conftest import label_all, scan_ids_by_name
@@ -140,21 +140,29 @@ def test_annotator_and_since_filters(sites, tmp_path):
         export_package(a, tmp_path / "z.aldpkg", since="last week")
 
 
-def test_package_content_and_checksum(sites):
-    _master, _a, _b, pa, _pb = sites
+def test_package_content_is_json_lines_signed_and_without_paths(sites):
+    master, a, _b, pa, _pb = sites
     with zipfile.ZipFile(pa) as zf:
-        assert sorted(zf.namelist()) == ["labels.json", "package.json"]
+        assert sorted(zf.namelist()) == ["labels.jsonl", "package.json", "reviews.jsonl", "scans.jsonl"]
         head = json.loads(zf.read("package.json"))
-        body = json.loads(zf.read("labels.json"))
-        assert head["checksum"]["members"]["labels.json"] == hashlib.sha256(zf.read("labels.json")).hexdigest()
-    assert head["format"] == "aldesk-annotation-package" and head["version"] == 1
+        labels = [json.loads(line) for line in zf.read("labels.jsonl").splitlines()]
+        scans = [json.loads(line) for line in zf.read("scans.jsonl").splitlines()]
+        assert head["members"]["labels.jsonl"]["sha256"] == hashlib.sha256(zf.read("labels.jsonl")).hexdigest()
+        raw = b"".join(zf.read(n) for n in zf.namelist())
+    assert head["format"] == "aldesk-annotation-package" and head["version"] == 2
     assert head["counts"] == {"labels": 21, "current": 20, "scans": 20, "annotators": 1, "reviews": 0}
-    label = body["labels"][0]
-    assert set(label) == {"id", "scan_uid", "annotator", "value", "note", "created_at", "duration_ms",
-                          "workstation", "source", "replaced_by"}
-    assert uuid.UUID(label["id"]) and body["annotators"] == [{"name": "alice", "role": "annotator"}]
-    assert not any(s["path"].endswith(".png") and "pixel" in s for s in body["scans"])
-    assert read_package(pa).head["project_id"] == head["project_id"]
+    assert head["signer"] == {"kind": "project"}
+    assert [m["key_id"] for m in head["auth"]["macs"]] == [f"project:{master.project_id}"]
+    assert set(labels[0]) == {"id", "scan", "annotator", "value", "note", "created_at", "duration_ms",
+                              "workstation", "source", "replaced_by"}
+    assert uuid.UUID(labels[0]["id"]) and head["annotators"] == [{"name": "alice", "role": "annotator"}]
+    assert all(set(s) == {"ref", "pixel_hash"} for s in scans)
+    # no path, file or folder name, no UID of the source, no secret of the project
+    for _sid, _root, rel in master.scans.iter_paths():
+        assert Path(rel).stem.encode() not in raw and rel.encode() not in raw
+    for row in master.scans.rows():
+        assert row.uid.encode() not in raw
+    assert master.meta("package_secret").encode() not in raw and master.patient_salt.encode() not in raw
 
 
 def test_reviews_travel_and_adjudicated_labels_export_as_such(study, tmp_path):
@@ -189,15 +197,35 @@ def members_of(path: Path) -> dict[str, bytes]:
         return {n: zf.read(n) for n in zf.namelist()}
 
 
-def write_package(path: Path, members: dict[str, bytes], *, fix_checksum: bool = True) -> Path:
+def rows_of(members: dict[str, bytes], name: str) -> list[dict]:
+    return [json.loads(line) for line in members[name].splitlines() if line.strip()]
+
+
+def with_rows(members: dict[str, bytes], name: str, rows: list[dict]) -> dict[str, bytes]:
+    return members | {name: b"".join(json.dumps(r).encode() + b"\n" for r in rows)}
+
+
+def own_keys(project: Project) -> list[tuple[str, bytes]]:
+    return [(f"project:{project.project_id}", bytes.fromhex(project.meta("package_secret")))]
+
+
+def write_package(path: Path, members: dict[str, bytes], *, keys=None, fix_checksum: bool = True,
+                  head_change=None) -> Path:
+    """Write ``members`` as a package; package.json's digests are recomputed (``fix_checksum``) and it is
+    signed again with ``keys`` [(key id, secret)] when given: what a forger holding those keys does."""
     members = dict(members)
     try:
         head = json.loads(members.get("package.json", b""))
     except ValueError:
         head = None  # a malformed package.json stays as the test wrote it
-    if fix_checksum and head is not None:
-        head["checksum"]["members"] = {n: hashlib.sha256(d).hexdigest() for n, d in members.items()
-                                       if n in ("labels.json", "reviews.json")}
+    if head is not None and isinstance(head, dict):
+        if fix_checksum and "members" in head:
+            head["members"] = {n: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d),
+                                   "lines": d.count(b"\n")} for n, d in members.items() if n.endswith(".jsonl")}
+        if head_change:
+            head_change(head)
+        if keys is not None:
+            head["auth"]["macs"] = [{"key_id": kid, "mac": pk.package_mac(secret, head)} for kid, secret in keys]
         members["package.json"] = json.dumps(head).encode()
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
@@ -205,10 +233,10 @@ def write_package(path: Path, members: dict[str, bytes], *, fix_checksum: bool =
     return path
 
 
-def edit(members: dict[str, bytes], member: str, change) -> dict[str, bytes]:
-    doc = json.loads(members[member])
-    change(doc)
-    return members | {member: json.dumps(doc).encode()}
+def edit_head(members: dict[str, bytes], change) -> dict[str, bytes]:
+    head = json.loads(members["package.json"])
+    change(head)
+    return members | {"package.json": json.dumps(head).encode()}
 
 
 def _set(path: list, value):
@@ -226,51 +254,59 @@ def good(sites):
     return master, members_of(pa)
 
 
-def _bad_cases(good_members: dict[str, bytes], master: Project):
-    label_id = json.loads(good_members["labels.json"])["labels"][0]["id"]
+def _bad_cases(m: dict[str, bytes], master: Project):
+    labels = rows_of(m, "labels.jsonl")
+    first_scan = rows_of(m, "scans.jsonl")[0]["ref"]
+
+    def label_edit(i, **change):
+        return with_rows(m, "labels.jsonl", [dict(r, **change) if k == i else r for k, r in enumerate(labels)])
+
+    keys = own_keys(master)
     return {
-        "not a zip file": None,
-        "no package.json": {"labels.json": good_members["labels.json"]},
+        "not a zip file": (None, keys),
+        "no package.json": ({"labels.jsonl": m["labels.jsonl"]}, keys),
         r"member '\.\./evil\.json' would be written outside the package folder \(path traversal\)":
-            good_members | {"../evil.json": b"{}"},
-        "unexpected member 'notes.txt'": good_members | {"notes.txt": b"hello"},
-        r"would expand [\d,]+ times .*zip bomb": good_members | {"labels.json": b" " * (20 << 20)},
-        r"written by a newer aldesk \(package format version 2": edit(good_members, "package.json", _set(["version"], 2)),
-        "not an aldesk annotation package": edit(good_members, "package.json", _set(["format"], "tarball")),
-        "checksum mismatch for labels.json": "tamper",
-        r"package.json: malformed JSON at line 1 column 2": good_members | {"package.json": b"{oops"},
-        r"labels.json: malformed JSON at line 3 column 1": good_members | {"labels.json": b'{"labels":\n [1,\n'},
-        r"labels.json: labels\[0\]\.value must be a text": edit(good_members, "labels.json",
-                                                                 _set(["labels", 0, "value"], 5)),
-        r"labels.json: annotators\[0\]\.role \('boss'\) must be one of": edit(
-            good_members, "labels.json", _set(["annotators", 0, "role"], "boss")),
-        r"labels 'fracture' are not classes of this project": edit(good_members, "labels.json",
-                                                                   _set(["labels", 0, "value"], "fracture")),
-        "made from another project": edit(good_members, "package.json", _set(["project_id"], str(uuid.uuid4()))),
-        r"1 scans of the package are not in this project \(png/ghost\.png\)": edit(
-            good_members, "labels.json", lambda d: (d["scans"][0].update(uid="sha:0", pixel_hash="0", path="png/ghost.png"),
-                                                     [l.update(scan_uid="sha:0") for l in d["labels"]
-                                                      if l["scan_uid"] == json.loads(good_members["labels.json"])["scans"][0]["uid"]])),
-        "neither in the package nor in this project": edit(
-            good_members, "labels.json", _set(["labels", 0, "replaced_by"], str(uuid.uuid4()))),
+            (m | {"../evil.json": b"{}"}, keys),
+        "unexpected member 'notes.txt'": (m | {"notes.txt": b"hello"}, keys),
+        r"would expand [\d,]+ times .*zip bomb": (m | {"labels.jsonl": b" " * (20 << 20)}, keys),
+        r"written by a newer aldesk \(package format version 3": (edit_head(m, _set(["version"], 3)), keys),
+        r"an unauthenticated package \(format version 1": (edit_head(m, _set(["version"], 1)), keys),
+        "not an aldesk annotation package": (edit_head(m, _set(["format"], "tarball")), keys),
+        "checksum mismatch for labels.jsonl": ("tamper", keys),
+        r"MAC does not match its content: it was altered after it was written, or forged":
+            (label_edit(0, value="pneumonia" if labels[0]["value"] == "normal" else "normal"), None),
+        r"made from a copy of this project that does not hold its key": (m, [("x", b"k" * 32)]),
+        r"package.json: malformed JSON at line 1 column 2": (m | {"package.json": b"{oops"}, None),
+        r"labels.jsonl line 2: malformed JSON": (m | {"labels.jsonl": m["labels.jsonl"].split(b"\n")[0] + b"\n[1,\n"}, keys),
+        r"labels.jsonl: line 1.value must be a text": (label_edit(0, value=5), keys),
+        r"labels.jsonl: line 1.created_at \('yesterday'\) must be an ISO 8601 time": (label_edit(0, created_at="yesterday"), keys),
+        r"labels.jsonl: line 2: id .* appears twice \(lines 1 and 2\)": (label_edit(1, id=labels[0]["id"]), keys),
+        r"package.json: annotators\[0\]\.role \('boss'\) must be one of": (
+            edit_head(m, _set(["annotators", 0, "role"], "boss")), keys),
+        r"labels 'fracture' are not classes of this project": (label_edit(0, value="fracture"), keys),
+        r"1 scans of the package are not in this project \(scans.jsonl refs 0000": (
+            with_rows(m, "scans.jsonl", [dict(s, ref="0" * 40, pixel_hash="0") if s["ref"] == first_scan else s
+                                         for s in rows_of(m, "scans.jsonl")])
+            | with_rows({}, "labels.jsonl", [dict(r, scan="0" * 40) if r["scan"] == first_scan else r
+                                            for r in labels]), keys),
+        r"labels.jsonl: line 1: names a scan missing from scans.jsonl": (label_edit(0, scan="f" * 40), keys),
+        "neither in the package nor in this project": (label_edit(0, replaced_by=str(uuid.uuid4())), keys),
     }
 
 
-def test_each_malformed_package_has_its_own_message_and_changes_nothing(good, tmp_path):
+def test_each_malformed_or_forged_package_has_its_own_message_and_changes_nothing(good, tmp_path):
     master, members = good
     import_package(master, write_package(tmp_path / "ok.aldpkg", members))   # the master already holds some labels
     before = state(master)
-    cases = _bad_cases(members, master)
-    for i, (message, content) in enumerate(cases.items()):
+    for i, (message, (content, keys)) in enumerate(_bad_cases(members, master).items()):
         path = tmp_path / f"bad{i}.aldpkg"
         if content is None:
             path.write_text("label,path\nnormal,x.png\n")
         elif content == "tamper":
-            write_package(path, members, fix_checksum=False)
-            tampered = members["labels.json"].replace(b'"normal"', b'"pneumonia"', 1)
-            write_package(path, members | {"labels.json": tampered}, fix_checksum=False)
+            tampered = members["labels.jsonl"].replace(b'"normal"', b'"pneumonia"', 1)
+            write_package(path, members | {"labels.jsonl": tampered}, fix_checksum=False, keys=keys)
         else:
-            write_package(path, content)
+            write_package(path, content, keys=keys)
         with pytest.raises(PackageError, match=message):
             import_package(master, path)
         assert state(master) == before, message
@@ -280,10 +316,10 @@ def test_conflicting_content_for_a_known_label_id_is_refused_whole(good, tmp_pat
     master, members = good
     import_package(master, write_package(tmp_path / "ok.aldpkg", members))
     before = state(master)
-    body = json.loads(members["labels.json"])
-    body["labels"].append({**body["labels"][0], "id": str(uuid.uuid4())})   # a harmless new row first ...
-    body["labels"][1]["note"] = "edited afterwards"                          # ... then a known id, altered
-    bad = write_package(tmp_path / "bad.aldpkg", members | {"labels.json": json.dumps(body).encode()})
+    labels = rows_of(members, "labels.jsonl")
+    labels.append({**labels[0], "id": str(uuid.uuid4())})    # a harmless new row first ...
+    labels[1]["note"] = "edited afterwards"                    # ... then a known id, altered
+    bad = write_package(tmp_path / "bad.aldpkg", with_rows(members, "labels.jsonl", labels), keys=own_keys(master))
     with pytest.raises(PackageError, match="in both this project and the package with different content"):
         import_package(master, bad)
     assert state(master) == before
@@ -296,30 +332,56 @@ def test_zip_bomb_over_the_total_limit_is_refused_before_reading(good, tmp_path,
         import_package(master, write_package(tmp_path / "p.aldpkg", members))
 
 
+def test_a_line_over_the_limit_is_refused(good, tmp_path, monkeypatch):
+    master, members = good
+    monkeypatch.setattr(pk, "MAX_LINE_BYTES", 100)
+    with pytest.raises(PackageError, match=r"labels.jsonl line 1 is longer than 100 bytes"):
+        import_package(master, write_package(tmp_path / "p.aldpkg", members))
+
+
 def test_duplicate_members_are_refused(good, tmp_path):
     master, members = good
     path = write_package(tmp_path / "dup.aldpkg", members)
     with pytest.warns(UserWarning), zipfile.ZipFile(path, "a") as zf:
-        zf.writestr("labels.json", b"{}")
-    with pytest.raises(PackageError, match="member 'labels.json' appears twice"):
+        zf.writestr("labels.jsonl", b"{}")
+    with pytest.raises(PackageError, match="member 'labels.jsonl' appears twice"):
         import_package(master, path)
 
 
-def test_other_project_is_allowed_when_asked_and_scans_match_by_content(study, study_folder, tmp_path):
+def test_another_project_needs_the_leads_explicit_trust_and_scans_match_by_content(study, study_folder, tmp_path,
+                                                                                   capsys):
     label_all(study, "alice", {"case0_0": "normal", "img_1": "pneumonia"})
     with Project.create(tmp_path / "site2", study.classes) as other:
         import_paths(other, [study_folder], jobs=1)
         summary = export_package(study, tmp_path / "p.aldpkg")
-        with pytest.raises(PackageError, match="made from another project.*--allow-other-project"):
+        with pytest.raises(pk.UntrustedPackageError, match="made from another project .* does not trust.*"
+                                                           "aldesk package trust"):
             import_package(other, summary.path)
+        assert main(["package", "import", str(other.path), str(summary.path), "--allow-other-project"]) == 1
+        assert "no longer enough" in capsys.readouterr().err
+        # the key is exchanged once: study exports one, the other project's lead adds it
+        key = tmp_path / "study.key"
+        assert main(["package", "trust", str(study.path), "--export-key", str(key)]) == 0
+        assert oct(key.stat().st_mode & 0o777) == "0o600"
+        assert main(["package", "trust", str(other.path), "--add-key", str(key)]) == 0
+        with pytest.raises(pk.InputFileError, match="a key of this very project"):
+            pk.add_trust_key(study, key)
+        summary = export_package(study, tmp_path / "p2.aldpkg")   # now also signed with the key given away
         # the DICOM was re-sent with a new SOP Instance UID: matched by its pixels
-        members = edit(members_of(summary.path), "labels.json",
-                       lambda d: [s.update(uid="1.2.3.999") for s in d["scans"] if s["path"].endswith(".dcm")]
-                       and [l.update(scan_uid="1.2.3.999") for l in d["labels"] if l["scan_uid"].startswith("1.2")
-                            or not l["scan_uid"].startswith("sha:")])
-        result = import_package(other, write_package(tmp_path / "q.aldpkg", members), allow_other_project=True)
-        assert result.counts.added == 2
+        members = members_of(summary.path)
+        dicom_refs = {pk.scan_ref(r.uid) for r in study.scans.rows() if not r.uid.startswith("sha:")}
+        members = with_rows(members, "scans.jsonl", [dict(s, ref="9" * 40) if s["ref"] in dicom_refs else s
+                                                     for s in rows_of(members, "scans.jsonl")])
+        members = with_rows(members, "labels.jsonl", [dict(r, scan="9" * 40) if r["scan"] in dicom_refs else r
+                                                      for r in rows_of(members, "labels.jsonl")])
+        trusted = [(k.id, k.secret) for k in study.packages.keys("sign")]
+        result = import_package(other, write_package(tmp_path / "q.aldpkg", members, keys=trusted))
+        assert result.counts.added == 2 and result.sender.kind == "trusted"
         assert current(other) == current(study)
+        capsys.readouterr()
+        assert main(["package", "trust", str(other.path), "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert listed["trusted"][0]["project_id"] == study.project_id and "secret" not in json.dumps(listed)
 
 
 def test_cli_package_round_trip(sites, tmp_path, capsys):
@@ -328,9 +390,211 @@ def test_cli_package_round_trip(sites, tmp_path, capsys):
     assert main(["package", "export", str(a.path), str(out), "--annotator", "alice"]) == 0
     assert "21 labels (20 current)" in capsys.readouterr().out
     assert main(["package", "import", str(master.path), str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["added"] == 21
+    result = json.loads(capsys.readouterr().out)
+    assert result["added"] == 21 and result["current_added"] == 20 and result["rejected"] == []
+    assert result["sender"]["kind"] == "own"
     assert main(["package", "import", str(master.path), str(out)]) == 0
     assert "0 labels added, 21 already here" in capsys.readouterr().out
     (tmp_path / "junk.aldpkg").write_bytes(b"PK\x03\x04 not really")
     assert main(["package", "import", str(master.path), str(tmp_path / "junk.aldpkg")]) == 1
     assert "not a zip file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- a hand-out's packages
+# Attacks of issue 16 by someone holding a hand-out (and so its key): each must change nothing it may
+# not, name every row it refused, and the summary must count what really changed.
+@pytest.fixture
+def issued(study, tmp_path):
+    """The master: bob read all 20 scans, rev adjudicated one. mallory got a hand-out (annotator) and
+    read three scans in it. Returns (master, copy path, mallory's honest package, the hand-out key)."""
+    from aldesk.app.handout import handout
+    from aldesk.app.review import adjudicate, set_role
+
+    names = scan_ids_by_name(study)
+    label_all(study, "bob", {n: "normal" for n in names})
+    set_role(study, "rev", "reviewer")
+    adjudicate(study, names["case0_0"], "pneumonia", "lateral view", "rev")
+    handout(study, tmp_path / "mallory", annotator="mallory", deidentified=False)
+    with Project.open(tmp_path / "mallory") as copy:
+        label_all(copy, "mallory", {"case1_0": "pneumonia", "case2_0": "normal", "img_0": "pneumonia"})
+        summary = export_package(copy, tmp_path / "mallory.aldpkg")
+        info = json.loads(copy.meta("handout"))
+        key = [(info["id"], bytes.fromhex(copy.meta("handout_secret")))]
+        assert copy.meta("package_secret") is None and copy.patient_salt != study.patient_salt
+    return study, tmp_path / "mallory", summary.path, key
+
+
+def finals(project: Project) -> dict[int, str]:
+    return dict(final_labels(project))
+
+
+def honest_finals(master: Project, package: Path, tmp_path: Path) -> dict[int, str]:
+    """The final labels after merging mallory's honest package alone (into a raw copy of the master)."""
+    twin = copy_of(master, tmp_path / f"twin-{uuid.uuid4().hex[:6]}")
+    try:
+        import_package(twin, package)
+        return finals(twin)
+    finally:
+        twin.close()
+
+
+def forge(tmp_path: Path, package: Path, key, *, labels=None, reviews=None, head_change=None) -> Path:
+    """mallory's package with extra rows, signed again with her hand-out's key (which she holds)."""
+    m = members_of(package)
+    if labels is not None:
+        m = with_rows(m, "labels.jsonl", rows_of(m, "labels.jsonl") + labels)
+    if reviews is not None:
+        m = with_rows(m, "reviews.jsonl", rows_of(m, "reviews.jsonl") + reviews)
+    return write_package(tmp_path / f"forged-{uuid.uuid4().hex[:6]}.aldpkg", m, keys=key, head_change=head_change)
+
+
+def bobs_rows(master: Project) -> list[dict]:
+    return [{"id": r["id"], "scan": pk.scan_ref(r["scan_uid"]), "annotator": "bob", "value": r["value"],
+             "note": r["note"], "created_at": r["created_at"], "duration_ms": r["duration_ms"],
+             "workstation": r["workstation"], "source": r["source"], "replaced_by": r["replaced_by"]}
+            for r in master.packages.label_rows("bob")]
+
+
+def test_honest_handout_package_merges_only_its_readers_reads(issued):
+    master, _copy, package, _key = issued
+    before = current(master)
+    result = import_package(master, package)
+    assert result.sender.kind == "handout" and result.sender.handout.annotator == "mallory"
+    assert result.counts.added == 3 and result.counts.current_added == 3 and result.rejected == []
+    assert {k: v for k, v in current(master).items() if k[1] != "mallory"} == before
+    assert import_package(master, package).counts.added == 0          # twice = once
+
+
+def test_future_dated_rows_cannot_override_another_readers_labels(issued, tmp_path):
+    master, _copy, package, key = issued
+    bob_before = {k: v for k, v in current(master).items() if k[1] == "bob"}
+    expected = honest_finals(master, package, tmp_path)
+    future = [dict(r, id=str(uuid.uuid4()), value="pneumonia", created_at="2099-01-01T00:00:00+00:00",
+                   replaced_by=None) for r in bobs_rows(master)]
+    own_future = {**future[0], "id": str(uuid.uuid4()), "annotator": "mallory"}
+    result = import_package(master, forge(tmp_path, package, key, labels=future + [own_future]))
+    assert {k: v for k, v in current(master).items() if k[1] == "bob"} == bob_before
+    assert finals(master) == expected
+    assert len(result.rejected) == 21
+    reasons = {r["id"]: r["reason"] for r in result.rejected}
+    assert all("reader 'bob' is not the reader this hand-out was issued to ('mallory')" in reasons[r["id"]]
+               for r in future)
+    assert "in the future of this merge" in reasons[own_future["id"]]
+    assert result.counts.added == 3                           # mallory's honest reads still merge
+
+
+def test_self_pointing_rows_cannot_retract_another_readers_labels(issued, tmp_path):
+    master, _copy, package, key = issued
+    n_bob = len(master.labels.current("bob"))
+    retract = [dict(r, replaced_by=r["id"]) for r in bobs_rows(master)]
+    result = import_package(master, forge(tmp_path, package, key, labels=retract))
+    assert len(master.labels.current("bob")) == n_bob == 20
+    assert result.counts.current_retracted == 0 and result.counts.history_updated == 0
+    assert sorted(r["id"] for r in result.rejected) == sorted(r["id"] for r in retract)
+
+
+def test_forged_adjudications_and_roles_are_rejected_and_named(issued, tmp_path, capsys):
+    master, _copy, package, key = issued
+    expected = honest_finals(master, package, tmp_path)
+    refs = {pk.scan_ref(r.uid): r.id for r in master.scans.rows()}
+    forged = [{"table": "adjudications", "id": str(uuid.uuid4()), "scan": ref, "reviewer": who, "value": "pneumonia",
+               "reason": "forged", "created_at": "2026-01-01T00:00:00+00:00", "workstation": ""}
+              for ref in refs for who in ("boss", "mallory")]
+
+    def escalate(head):
+        head["annotators"] = [{"name": "mallory", "role": "lead"}, {"name": "boss", "role": "lead"}]
+
+    path = forge(tmp_path, package, key, reviews=forged, head_change=escalate)
+    assert main(["package", "import", str(master.path), str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["adjudications_added"] == 0 and out["rejected_count"] == 40
+    assert {r["reason"] for r in out["rejected"]} == {
+        "the hand-out was issued to 'mallory' as annotator: adjudications and read requests need a hand-out "
+        "issued to a reviewer or lead"}
+    assert finals(master) == expected
+    assert master.labels.role("mallory") == "annotator" and master.labels.role("boss") is None
+    assert out["annotators_added"] == []
+    # the text summary names every rejected row too
+    assert main(["package", "import", str(master.path), str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "REJECTED 40 rows" in text and all(r["id"] in text for r in forged)
+
+
+def test_a_reviewers_handout_may_adjudicate_but_only_to_a_class(study, tmp_path, capsys):
+    from aldesk.app.handout import handout
+    from aldesk.app.review import adjudicate, set_role
+
+    names = scan_ids_by_name(study)
+    label_all(study, "bob", {"case0_0": "normal", "case1_0": "normal"})
+    label_all(study, "carl", {"case0_0": "pneumonia", "case1_0": "pneumonia"})
+    set_role(study, "rev", "reviewer")
+    adjudicate(study, names["case0_0"], "pneumonia", "real decision", "rev")
+    handout(study, tmp_path / "rev2", annotator="rev2", role="reviewer", deidentified=False)
+    with Project.open(tmp_path / "rev2") as copy:
+        adjudicate(copy, names["case1_0"], "normal", "seen on the copy", "rev2")
+        package = export_package(copy, tmp_path / "rev2.aldpkg").path
+        key = [(json.loads(copy.meta("handout"))["id"], bytes.fromhex(copy.meta("handout_secret")))]
+    bogus = {"table": "adjudications", "id": str(uuid.uuid4()), "scan": pk.scan_ref(study.scans.get(names["case0_0"]).uid),
+             "reviewer": "rev2", "value": "unsure", "reason": "cancel it", "created_at": "2026-01-01T00:00:00+00:00",
+             "workstation": ""}
+    path = forge(tmp_path, package, key, reviews=[bogus])
+    assert main(["package", "import", str(study.path), str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "1 adjudications and 0 read requests added" in text
+    assert "adjudication to 'unsure', which is not a class of this project" in text
+    decisions = study.reviews.current_adjudications()
+    assert decisions[names["case0_0"]].value == "pneumonia" and decisions[names["case1_0"]].value == "normal"
+
+
+def test_summary_counts_retracted_and_changed_reads(sites, tmp_path, capsys):
+    """A copy of the project (its own key) undoes and changes reads: the summary says so."""
+    master, a, _b, pa, _pb = sites
+    import_package(master, pa)
+    names = scan_ids_by_name(a)
+    label_all(a, "alice", {"case0_0": "unsure"})
+    first = [l for l in a.labels.current("alice") if l.scan_id == names["img_5"]][0]
+    a.labels.undo(first.id)
+    path = export_package(a, tmp_path / "again.aldpkg").path
+    assert main(["package", "import", str(master.path), str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "current reads: 0 new, 1 changed, 1 retracted" in text
+
+
+def test_packages_from_an_unknown_handout_or_with_a_bad_mac_are_refused(issued, tmp_path, study_folder):
+    master, _copy, package, key = issued
+    before = state(master)
+    with pytest.raises(PackageError, match="MAC does not match"):
+        import_package(master, forge(tmp_path, package, [(key[0][0], b"x" * 32)]))
+    with pytest.raises(PackageError, match="comes from a hand-out this project did not issue"):
+        import_package(master, forge(tmp_path, package, key,
+                                     head_change=lambda h: h["signer"].update(handout_id=str(uuid.uuid4()))))
+    # the project id alone (printed everywhere) opens nothing
+    with pytest.raises(PackageError, match="made from a copy of this project that does not hold its key"):
+        import_package(master, forge(tmp_path, package, [("k", b"y" * 32)],
+                                     head_change=lambda h: h.update(signer={"kind": "project"})))
+    assert state(master) == before
+
+
+def test_a_handout_copy_reads_as_its_reader(issued):
+    from aldesk.app.handout import handout_reader
+
+    master, copy_path, _package, _key = issued
+    with Project.open(copy_path) as copy:
+        assert handout_reader(copy) == "mallory"
+    assert handout_reader(master) is None
+
+
+def test_a_schema_3_project_gets_its_package_key_and_tables_when_opened(tmp_path):
+    import sqlite3
+
+    from aldesk.store import PROJECT_DB_NAME, SCHEMA_VERSION
+
+    Project.create(tmp_path / "old", ["a", "b"]).close()
+    c = sqlite3.connect(tmp_path / "old" / PROJECT_DB_NAME)
+    c.executescript("DROP TABLE handout_scans; DROP TABLE handouts; DROP TABLE package_keys; "
+                    "DELETE FROM meta WHERE key = 'package_secret'; PRAGMA user_version = 3;")
+    c.close()
+    with Project.open(tmp_path / "old") as p:
+        assert p.status.migrated_from == 3 and SCHEMA_VERSION >= 4
+        assert len(bytes.fromhex(p.meta("package_secret"))) == 32
+        assert p.packages.handouts() == [] and p.packages.keys() == []

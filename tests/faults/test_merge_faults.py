@@ -19,7 +19,7 @@ from aldesk.store import PROJECT_DB_NAME, Project
 from tests.faults.conftest import wait_for_writer
 
 REPO = Path(__file__).resolve().parents[2]
-KILLS = 50
+KILLS = 20   # a bounded sample in the default suite; the soak lives in a benchmark script
 N_SCANS = 300
 
 
@@ -81,7 +81,6 @@ def test_sigkill_during_package_merge_is_all_or_nothing(tmp_path, zygote):
 
     outcomes = {"unchanged": 0, "merged": 0}
     killed = in_transaction = 0
-    started = time.perf_counter()
     for i in range(KILLS):
         work = tmp_path / f"round-{i}"
         shutil.copytree(hub, work)
@@ -106,7 +105,6 @@ def test_sigkill_during_package_merge_is_all_or_nothing(tmp_path, zygote):
         assert zygote.wait(pid)["exit"] == 0
         assert _labels_state(work) == after
         shutil.rmtree(work)
-    assert time.perf_counter() - started < 40
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} kills landed before the merge ended"
     print(f"merge {full:.2f} s; {killed} kills mid-run, {in_transaction} while writing; outcomes {outcomes}")
     assert outcomes["unchanged"] > 0, outcomes

@@ -229,23 +229,28 @@ def test_a_malformed_package_is_explained_and_the_project_is_unchanged(open_wind
     assert current_labels(study) == before
 
 
-def test_a_package_of_another_project_is_merged_only_when_confirmed(open_window, tmp_path, monkeypatch,
-                                                                    message_boxes):
-    from aldesk.app.packages import export_package
+def test_a_package_of_another_project_is_merged_only_once_its_key_is_added(open_window, tmp_path, monkeypatch,
+                                                                           message_boxes):
+    from PySide6.QtWidgets import QFileDialog
+
+    from aldesk.app.packages import export_package, export_trust_key
     from aldesk.store import Project
     from aldesk.ui import package_actions
 
     one = labelled_project(tmp_path, "one", reader="dr_a")
     other = labelled_project(tmp_path, "other", reader="dr_c")       # same images, imported separately
     with Project.open(other) as project:
+        export_trust_key(project, tmp_path / "other.key")            # the other lead hands this over once
         export_package(project, tmp_path / "c.aldpkg")
     before = current_labels(one)
     win = open_window(one)
     assert package_actions.import_package_dialog(win, str(tmp_path / "c.aldpkg")) is None   # declined
-    assert message_boxes[-1][1] == "Package from another project" and current_labels(one) == before
+    assert message_boxes[-1][1] == "Package from another project" and "does not trust" in message_boxes[-1][2]
+    assert current_labels(one) == before
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(tmp_path / "other.key"), "")))
     result = package_actions.import_package_dialog(win, str(tmp_path / "c.aldpkg"))
-    assert result is not None and result.counts.added == 12
+    assert result is not None and result.counts.added == 12 and result.sender.kind == "trusted"
     assert {a for _, a, _ in current_labels(one)} == {"dr_a", "dr_c"}
 
 
@@ -352,9 +357,13 @@ def test_hand_out_then_merge_back_is_the_leads_round_trip(qtbot, open_window, st
     dlg.limit_check.setChecked(True)
     assert dlg.scans_box.isEnabled()
     dlg.limit_check.setChecked(False)                                 # every scan (all were read once already)
-    dlg.copy_check.setChecked(True)
+    dlg.accept()
+    assert "de-identified or identified" in dlg.validation.text()     # the lead must choose
+    dlg.deid_radio.setChecked(True)
+    assert not dlg.copy_check.isEnabled()                             # de-identified scans are always copied
     result = package_actions.handout_dialog(lead, dialog=dlg)
     assert result is not None and result.scans == 12 and result.files_copied == 12 and result.blind
+    assert result.deidentified and "De-identified scans" in message_boxes[-1][2]
     assert message_boxes[-1][1] == "Hand-out ready" and "File ▸ Merge annotation package" in message_boxes[-1][2]
 
     copy = Path(dlg.out_edit.text())
@@ -384,6 +393,7 @@ def test_hand_out_needs_a_reader_and_a_new_folder(qtbot, open_window, study, tmp
     (tmp_path / "busy" / "x").write_text("x")
     dlg.reader_box.setCurrentText("dr_x")
     dlg.out_edit.setText(str(tmp_path / "busy"))
+    dlg.deid_radio.setChecked(True)
     dlg.accept()
     assert "not empty" in dlg.validation.text()
 
