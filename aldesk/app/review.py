@@ -283,20 +283,22 @@ def project_consensus(project: Project, *, min_overlap: int = MIN_OVERLAP) -> Pr
 def agreement(project: Project, *, n_boot: int = 1000, confidence: float = 0.95, random_state: int = 0) -> dict:
     """The ``aldesk agreement --json`` report: agreement_report's keys (pairs, fleiss_kappa,
     krippendorff_alpha, ... with CIs and n), plus ``consensus`` {method, n_multi_read, n_final,
-    n_adjudicated} and ``readers``: [{name, role, reads, unsure, skipped, confusion (rows = true
-    class, columns = class given, rows sum to 1), confusion_source ('dawid-skene' or 'final-label':
-    the reader's reads against the training label when reliabilities cannot be estimated),
-    accuracy (estimated)}]."""
+    n_adjudicated} and ``readers``: [{name, role, reads, unsure, skipped, confusion (rows = the
+    other readers' consensus class or the adjudicated class, columns = class given, rows sum to 1),
+    confusion_source ('others-dawid-skene' or 'others-majority'; None when it cannot be estimated),
+    accuracy (estimated against the others, never against a consensus holding the reader's own
+    read; None when it cannot be estimated), why (None or the plain reason)}]."""
     if not isinstance(n_boot, Integral) or n_boot < 0:
         raise ProjectError(f"bootstrap == {n_boot!r}, must be a whole number >= 0 (0 = no intervals)")
     cons = project_consensus(project)
     classes = cons.classes
     k = len(classes)
-    final_idx = np.array([classes.index(cons.final[s].label) if s in cons.final else MISSING
-                          for s in cons.scan_ids], dtype=np.int64)
+    decisions = project.reviews.current_adjudications()
+    truth = np.array([classes.index(decisions[s].value) if s in decisions and decisions[s].value in classes
+                      else MISSING for s in cons.scan_ids], dtype=np.int64)
     settings = review_settings(project)
     report = agreement_report(cons.ratings.reshape(len(cons.scan_ids), len(cons.readers)), cons.readers, classes,
-                              ordered=bool(settings["ordered_classes"]), consensus=final_idx, n_boot=n_boot,
+                              ordered=bool(settings["ordered_classes"]), truth=truth, n_boot=n_boot,
                               confidence=confidence, random_state=random_state)
     report["consensus"] = {"method": cons.method, "min_overlap": MIN_OVERLAP, "n_multi_read": cons.n_multi_read,
                            "n_final": len(cons.final), "n_adjudicated": cons.n_adjudicated}
@@ -307,24 +309,15 @@ def agreement(project: Project, *, n_boot: int = 1000, confidence: float = 0.95,
         t["reads"] += 1
         t["unsure"] += l.value == "unsure"
         t["skipped"] += l.value == "skip"
+    vs = {v["reader"]: v for v in report["vs_consensus"]}
     rows = []
-    for j, name in enumerate(cons.readers):
-        if cons.confusion is not None:
-            matrix, source = cons.confusion[j], "dawid-skene"
-        else:
-            given = cons.ratings[:, j]
-            ok = (given != MISSING) & (final_idx != MISSING)
-            counts = np.zeros((k, k))
-            np.add.at(counts, (final_idx[ok], given[ok]), 1.0)
-            totals = counts.sum(axis=1, keepdims=True)
-            matrix = np.divide(counts, totals, out=np.full_like(counts, np.nan), where=totals > 0)
-            source = "final-label"
-        prior = np.array([sum(1 for f in cons.final.values() if f.label == c) for c in classes], dtype=np.float64)
-        prior = prior / prior.sum() if prior.sum() else np.full(k, 1.0 / k)
-        diag = np.nan_to_num(np.diag(matrix), nan=0.0)
+    for name in cons.readers:
+        v = vs.get(name)
+        why = v["why"] if v else "only one reader so far: there is no one to compare with"
         rows.append({"name": name, "role": roles.get(name, "annotator"), **tallies.get(name, {}),
-                     "confusion": [[None if not np.isfinite(v) else round(float(v), 4) for v in r] for r in matrix],
-                     "confusion_source": source, "accuracy": round(float((prior * diag).sum()), 4)})
+                     "confusion": v["confusion"] if v and why is None else [[None] * k for _ in range(k)],
+                     "confusion_source": f"others-{v['reference']}" if v and why is None else None,
+                     "accuracy": v["accuracy"] if v and why is None else None, "why": why})
     report["readers"] = rows
     return report
 

@@ -129,13 +129,19 @@ def cmd_agreement(args) -> int:
                   f"  agreement {_fmt(p['percent_agreement'])}")
     if report["readers"]:
         classes = report["classes"]
-        print("readers (confusion: rows = true class, columns = class given):")
+        print("readers, each against the other readers' consensus (never one holding their own read);")
+        print("confusion: rows = the others' (or the adjudicated) class, columns = class given:")
         vs = {v["reader"]: v for v in report["vs_consensus"]}
         for r in report["readers"]:
             kappa = vs.get(r["name"], {}).get("cohen_kappa")
+            accuracy = ("estimated accuracy n/a" if r["accuracy"] is None
+                        else f"estimated accuracy {r['accuracy']:.3f}")
             print(f"  {r['name']} ({r['role']}): {r.get('reads', 0)} reads, {r.get('unsure', 0)} unsure, "
-                  f"estimated accuracy {r['accuracy']:.3f}, kappa vs consensus {_fmt(kappa).strip()} "
-                  f"[{r['confusion_source']}]")
+                  f"{accuracy}, kappa vs the others {_fmt(kappa).strip()}"
+                  + (f" [{r['confusion_source']}]" if r["confusion_source"] else ""))
+            if r.get("why"):
+                print(f"      not estimated: {r['why']}")
+                continue
             for cls, row in zip(classes, r["confusion"]):
                 cells = "  ".join("  n/a" if v is None else f"{v:5.3f}" for v in row)
                 print(f"      {cls:>14}: {cells}")

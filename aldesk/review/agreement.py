@@ -10,7 +10,11 @@ Arrays (see ``aldesk.review.ratings``):
     a, b    : (n,) int64 class indices two raters gave the same n items
 
 Statistics that cannot be computed (no shared items, no variation at all) are NaN, never an error:
-the report turns them into ``None``. Pure: numpy only. Never imports Qt, sqlite or the store.
+the report turns them into ``None``.
+
+A reader is never judged against a consensus that holds their own read (``reader_reliability``): with
+few reads per scan that consensus mostly *is* the reader, and a reader wrong on a quarter of their
+scans came out as "accuracy 1.000". Pure: numpy only. Never imports Qt, sqlite or the store.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from itertools import combinations
 
 import numpy as np
 
+from aldesk.review.consensus import MIN_OVERLAP, consensus as consensus_of
 from aldesk.review.ratings import MISSING, category_counts, check_ratings
 
 LEVELS = ("nominal", "ordinal", "interval")
@@ -162,6 +167,102 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], float], n_items: int, *, n_bo
     return float(low), float(high)
 
 
+def leave_one_out_reference(ratings, reader: int, n_classes: int, *, truth=None,
+                            min_overlap: int = MIN_OVERLAP) -> tuple[np.ndarray, np.ndarray, str]:
+    """What the *other* readers say about each item, for judging ``reader``.
+
+    Returns (posterior (n_items, n_classes) float64 — rows sum to 1 where there is a reference, 0
+    elsewhere; strong (n_items,) bool — two or more other readers read the item, or it was adjudicated;
+    method 'dawid-skene' (three or more other readers and enough overlap) or 'majority' of the others).
+    ``truth`` (adjudicated, MISSING elsewhere)
+    replaces the others' consensus where known and is always strong."""
+    R, k = check_ratings(ratings, n_classes)
+    others = np.delete(R, reader, axis=1)
+    t = None if truth is None else np.asarray(truth, dtype=np.int64)
+    if others.shape[1] == 0:
+        post, method = np.zeros((len(R), k)), "majority"
+        n_votes = np.zeros(len(R))
+    else:
+        # Dawid–Skene cannot tell which of two readers is the reliable one: majority (ties left out) then
+        result = consensus_of(others, k, truth=t, min_overlap=min_overlap if others.shape[1] >= 3 else len(R) + 1)
+        post, method = result.posterior.astype(np.float64), result.method
+        n_votes = (others != MISSING).sum(axis=1)
+    strong = n_votes >= 2  # one other read says how often two readers differ, not who is right
+    if t is not None:
+        known = t != MISSING
+        post[known] = np.eye(k)[t[known]]
+        strong = strong | known
+    return post, strong & (post.sum(axis=1) > 0), method
+
+
+def corrected_accuracy(agreement: float, reference_accuracy: float, n_classes: int) -> float:
+    """A reader's accuracy from their agreement with a reference that is itself sometimes wrong.
+
+    With errors spread evenly over the other classes and independent of the reference's (the
+    one-coin model), P(agree) = acc * q + (1 - acc) * (1 - q) / (k - 1); solved for acc and clipped to
+    [0, 1]. ``reference_accuracy`` q is the reference's mean probability of its own class (1 for
+    adjudicated scans). NaN when q is no better than chance."""
+    chance = (1.0 - reference_accuracy) / max(n_classes - 1, 1)
+    if reference_accuracy - chance <= 1e-9:
+        return float("nan")
+    return float(np.clip((agreement - chance) / (reference_accuracy - chance), 0.0, 1.0))
+
+
+def reader_reliability(ratings, raters: Sequence[str], n_classes: int, *, truth=None,
+                       min_overlap: int = MIN_OVERLAP) -> list[dict]:
+    """Each reader against the consensus of the *other* readers (and adjudicated truth), per reader:
+
+    reader, n (their reads that others also read), percent_agreement and cohen_kappa against the
+    others' consensus class (items where it is a tie are left out), accuracy (share of the reader's
+    reads equal to that class on items with a strong reference — two or more other readers, or
+    adjudication — corrected for the reference's own errors by ``corrected_accuracy``), confusion (n_classes, n_classes) rows =
+    reference class, columns = class given,
+    rows sum to 1 (NaN rows where the reference never had that class), reference ('dawid-skene' or
+    'majority' of the others), n_strong, and ``why`` — None, or in plain words why accuracy and
+    confusion cannot be estimated (then they are None / NaN)."""
+    rows = []
+    for row, a, b in _versus_others(ratings, raters, n_classes, truth=truth, min_overlap=min_overlap):
+        row["percent_agreement"] = float((a == b).mean()) if len(a) else float("nan")
+        row["cohen_kappa"] = cohen_kappa(a, b, n_classes)
+        rows.append(row)
+    return rows
+
+
+def _versus_others(ratings, raters, n_classes, *, truth, min_overlap):
+    """(row, a, b) per reader: a = the reader's class, b = the others' consensus class, where decided."""
+    R, k = check_ratings(ratings, n_classes)
+    for j, name in enumerate(raters):
+        post, strong, method = leave_one_out_reference(R, j, k, truth=truth, min_overlap=min_overlap)
+        given = R[:, j]
+        mine = given != MISSING
+        ref = mine & (post.sum(axis=1) > 0)
+        top = post.max(axis=1)
+        decided = ref & ((post == top[:, None]).sum(axis=1) == 1)
+        hard = post.argmax(axis=1)
+        row = {"reader": name, "n": int(ref.sum()), "n_strong": int((ref & strong).sum()), "reference": method}
+        use = decided & strong
+        confusion = np.full((k, k), np.nan)
+        why = None
+        if not mine.any():
+            why = f"{name} has no class read yet"
+        elif not ref.any():
+            why = f"no scan {name} read was also read by another reader"
+        elif not (ref & strong).any():
+            why = (f"each scan {name} shares with others was read by one other reader only: agreement shows how "
+                   "often the two of you differ, not which of you is right")
+        if why is None:
+            counts = np.zeros((k, k))
+            np.add.at(counts, (hard[use], given[use]), 1.0)
+            totals = counts.sum(axis=1, keepdims=True)
+            confusion = np.divide(counts, totals, out=np.full_like(counts, np.nan), where=totals > 0)
+            row["accuracy"] = corrected_accuracy(float((given[use] == hard[use]).mean()),
+                                                 float(top[use].mean()), k) if use.any() else float("nan")
+        else:
+            row["accuracy"] = float("nan")
+        row["confusion"], row["why"] = confusion, why
+        yield row, given[decided], hard[decided]
+
+
 def _num(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 6)
 
@@ -171,18 +272,21 @@ def _ci(pair: tuple[float, float]) -> list | None:
 
 
 def agreement_report(ratings, raters: Sequence[str], classes: Sequence[str], *, ordered: bool = False,
-                     consensus=None, n_boot: int = 1000, confidence: float = 0.95, random_state=0) -> dict:
+                     truth=None, min_overlap: int = MIN_OVERLAP, n_boot: int = 1000, confidence: float = 0.95,
+                     random_state=0) -> dict:
     """Every agreement figure a study reports, as plain JSON-ready data.
 
     ratings : (n_items, n_raters) int64, MISSING where no class was given
-    consensus : optional (n_items,) int64 consensus class per item (MISSING where none): each
-        reader is compared with it ("vs_consensus"). The consensus includes the reader's own read,
-        so these figures flatter readers on scans with few reads.
+    truth : optional (n_items,) int64 adjudicated class per item (MISSING where none). Each reader is
+        compared with the consensus of the *other* readers, truth replacing it where known
+        (``reader_reliability``), never with a consensus holding their own read.
 
     Keys: n_items, n_multi_read, percent_agreement, fleiss_kappa, krippendorff_alpha (nominal, always),
     krippendorff_alpha_ordinal (only when ``ordered``), each with ``*_ci`` ([low, high] or None);
     pairs: [{a, b, n, percent_agreement, cohen_kappa, ... _ci, weighted_kappa when ordered}];
-    vs_consensus: [{reader, n, percent_agreement, cohen_kappa, cohen_kappa_ci}].
+    vs_consensus: [{reader, n, n_strong, reference, percent_agreement, cohen_kappa, cohen_kappa_ci,
+    accuracy (None when it cannot be estimated), confusion (rows = reference class, None cells
+    where unknown), why (None, or why accuracy cannot be estimated)}].
     """
     R, k = check_ratings(ratings, len(classes))
     if R.shape[1] != len(raters):
@@ -233,17 +337,15 @@ def agreement_report(ratings, raters: Sequence[str], classes: Sequence[str], *, 
     report["pairs"] = pairs
 
     vs = []
-    if consensus is not None:
-        c = np.asarray(consensus, dtype=np.int64)
-        if c.shape != (R.shape[0],):
-            raise ValueError(f"consensus.shape == {c.shape}, must be ({R.shape[0]},)")
-        for j, name in enumerate(raters):
-            shared = (R[:, j] != MISSING) & (c != MISSING)
-            a, b = R[shared, j], c[shared]
-            row = {"reader": name, "n": int(shared.sum()),
-                   "percent_agreement": _num(float((a == b).mean())) if len(a) else None}
+    if R.shape[1] >= 2:
+        if truth is not None and np.asarray(truth).shape != (R.shape[0],):
+            raise ValueError(f"truth.shape == {np.asarray(truth).shape}, must be ({R.shape[0]},)")
+        for row, a, b in _versus_others(R, raters, k, truth=truth, min_overlap=min_overlap):
+            row["percent_agreement"] = _num(float((a == b).mean())) if len(a) else None
             row["cohen_kappa"], row["cohen_kappa_ci"] = with_ci(
                 lambda w, a=a, b=b: cohen_kappa(a, b, k, sample_weight=w), len(a))
+            row["accuracy"] = _num(row["accuracy"])
+            row["confusion"] = [[_num(v) for v in r] for r in row["confusion"]]
             vs.append(row)
     report["vs_consensus"] = vs
     return report

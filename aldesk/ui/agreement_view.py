@@ -71,6 +71,9 @@ def band(kappa: float | None) -> str:
     return next(name for upper, name in BANDS[1:] if kappa <= upper)
 
 
+REFERENCE_NAMES = {"others-dawid-skene": "others (Dawid–Skene)", "others-majority": "others (majority)"}
+
+
 def fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -179,8 +182,8 @@ class AgreementView(QWidget):
 
         self.overall = _Table(["All readers", "Value", "95% CI", "n scans", "Reading"])
         self.pairs = _Table(["Reader", "Reader", "n shared", "Cohen's κ", "95% CI", "Agreement", "95% CI"])
-        self.readers = _Table(["Reader", "Role", "Reads", "Unsure", "n", "κ vs consensus", "95% CI",
-                               "Agreement", "Est. accuracy", "Matrix from"])
+        self.readers = _Table(["Reader", "Role", "Reads", "Unsure", "n", "κ vs the others", "95% CI",
+                               "Agreement", "Est. accuracy", "Reference"])
         self.caveat = QLabel("")
         self.caveat.setObjectName("Muted")
         self.caveat.setWordWrap(True)
@@ -192,7 +195,7 @@ class AgreementView(QWidget):
         lv.addWidget(self.overall)
         lv.addWidget(section("Every pair of readers (scans both read)"))
         lv.addWidget(self.pairs)
-        lv.addWidget(section("Each reader against the consensus"))
+        lv.addWidget(section("Each reader against the other readers (never their own read)"))
         lv.addWidget(self.readers)
         lv.addWidget(self.caveat)
         lv.addStretch(1)
@@ -289,13 +292,14 @@ class AgreementView(QWidget):
             reader_rows.append([r["name"], r.get("role", ""), r.get("reads", 0), r.get("unsure", 0), v.get("n", 0),
                                 _kappa_cell(v.get("cohen_kappa"), v.get("cohen_kappa_ci"), self.theme),
                                 fmt_ci(v.get("cohen_kappa_ci")), fmt_pct(v.get("percent_agreement")),
-                                fmt(r.get("accuracy")), r.get("confusion_source", "")])
+                                (fmt(r.get("accuracy")), None, r.get("why") or "corrected for the others' own errors"),
+                                (REFERENCE_NAMES.get(r.get("confusion_source"), "not estimated"), None, r.get("why"))])
         self.readers.fill(reader_rows, max_rows=10)
         self.caveat.setText(
             "κ colours: red slight/poor, amber fair/moderate, green substantial or better (Landis & Koch). "
-            "The consensus includes each reader's own read, so 'vs consensus' flatters readers on scans with few "
-            "reads. Matrices come from Dawid–Skene once enough scans were read twice "
-            f"({c.get('min_overlap', '?')}); until then from each reader's reads against the training label.")
+            "Each reader is compared with the consensus of the other readers (adjudicated scans: the decision), "
+            "never with one that holds their own read; accuracy needs scans that two or more others read "
+            "(hover 'not estimated' for why).")
         self._draw()
         self.computed.emit(report)
 
@@ -348,7 +352,7 @@ class AgreementView(QWidget):
             ax.set_yticks(range(len(classes)), short, fontsize=8, color=col["fg"])
             ax.set_xlabel("label given", fontsize=8, color=col["fg"])
             if i % ncols == 0:
-                ax.set_ylabel("true class (estimated)", fontsize=8, color=col["fg"])
+                ax.set_ylabel("the others' class", fontsize=8, color=col["fg"])
             ax.tick_params(colors=col["fg"], length=0)
             for spine in ax.spines.values():
                 spine.set_color(col["grid"])

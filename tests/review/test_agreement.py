@@ -134,7 +134,7 @@ def test_agreement_report_shape_and_values():
     truth = rng.integers(0, 2, 120)
     R = np.stack([np.where(rng.random(120) < e, 1 - truth, truth) for e in (0.1, 0.2, 0.3)], axis=1)
     R[:40, 2] = MISSING  # the third reader read only some scans
-    report = agreement_report(R, ["a", "b", "c"], ["normal", "pneumonia"], ordered=True, consensus=truth,
+    report = agreement_report(R, ["a", "b", "c"], ["normal", "pneumonia"], ordered=True, truth=truth,
                               n_boot=100, random_state=0)
     pairs = {(p["a"], p["b"]): p for p in report["pairs"]}
     assert set(pairs) == {("a", "b"), ("a", "c"), ("b", "c")}

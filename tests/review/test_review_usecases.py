@@ -359,3 +359,29 @@ def test_suspect_search_needs_labels(proj):
         review.find_suspect_labels(project)
     with pytest.raises(ProjectError, match="folds == 1, must be a whole number >= 2"):
         review.find_suspect_labels(project, folds=1)
+
+
+def test_agreement_cli_judges_each_reader_against_the_others_not_their_own_read(proj, capsys):
+    """Issue 13: a reader 25 % wrong on purpose showed 'estimated accuracy 1.000, kappa vs consensus 1.000'."""
+    project, ids = proj
+    read(project, "ann", {s: truth(i) for i, s in enumerate(ids)})
+    read(project, "bob", {s: truth(i) for i, s in enumerate(ids)})
+    wrong = set(ids[::4])                                          # 8 of 30 wrong on purpose: accuracy 0.733
+    read(project, "eve", {s: (truth(i + 1) if s in wrong else truth(i)) for i, s in enumerate(ids)})
+    report = review.agreement(project, n_boot=0)
+    eve = {r["name"]: r for r in report["readers"]}["eve"]
+    assert eve["accuracy"] == pytest.approx(22 / 30, abs=1e-3) and eve["why"] is None
+    assert {v["reader"]: v for v in report["vs_consensus"]}["eve"]["cohen_kappa"] < 0.7
+    rc, out, _ = run(capsys, "agreement", project.path, "--bootstrap", 0)
+    assert rc == 0 and "eve (annotator): 30 reads, 0 unsure, estimated accuracy 0.733" in out
+    assert "estimated accuracy 1.000" in out                       # ann and bob were right on every scan
+
+
+def test_agreement_cli_says_why_two_readers_cannot_be_told_apart(proj, capsys):
+    project, ids = proj
+    read(project, "ann", {s: truth(i) for i, s in enumerate(ids)})
+    read(project, "eve", {s: (truth(i + 1) if i % 4 == 0 else truth(i)) for i, s in enumerate(ids)})
+    rc, out, _ = run(capsys, "agreement", project.path, "--bootstrap", 0)
+    assert rc == 0 and out.count("estimated accuracy n/a") == 2
+    assert "not estimated: each scan eve shares with others was read by one other reader only" in out
+    assert "estimated accuracy 1.000" not in out

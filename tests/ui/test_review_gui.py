@@ -194,6 +194,11 @@ def test_agreement_view_shows_the_kappas_the_use_case_computes(qtbot, review_pro
     assert set(readers) == {"dr_a", "dr_b"} and readers["dr_b"][1] == "reviewer" and readers["dr_b"][3] == "1"
     vs = {v["reader"]: v for v in expected["vs_consensus"]}
     assert readers["dr_a"][5] == f"{vs['dr_a']['cohen_kappa']:.3f}"
+    # two readers: each only has the other to compare with, so accuracy is not estimated — and says why
+    assert readers["dr_a"][8] == "n/a" and readers["dr_a"][9] == "not estimated"
+    row = [r[0] for r in view.readers.texts()].index("dr_a")
+    assert "one other reader only" in view.readers.item(row, 9).toolTip()
+    assert "never with one that holds their own read" in view.caveat.text()
     titles = [a.get_title() for a in view._figure.axes]
     assert titles[0].startswith("dr_a") and titles[1].startswith("dr_b")  # a confusion matrix per reader
     view.shutdown()
