@@ -16,17 +16,20 @@ def workstation_name() -> str:
     return socket.gethostname()
 
 
-def label_from_csv(project: Project, csv_path: str | os.PathLike, annotator: str) -> dict[str, int]:
+def label_from_csv(project: Project, csv_path: str | os.PathLike, annotator: str, *, strict: bool = False) -> dict:
     """Record one reader's labels from a ``path,label[,note][,duration_ms]`` CSV, all or nothing.
-    Returns added/changed/unchanged."""
-    rows = read_labelled_csv(project, csv_path)
+
+    The same image listed twice with different labels is that reader's latest line (reported in
+    "conflicts"); ``strict`` refuses the whole file instead. Returns added/changed/unchanged/conflicts."""
+    read = read_labelled_csv(project, csv_path, on_conflict="refuse" if strict else "latest")
     annotator_id = project.labels.annotator_id(annotator)
     host = workstation_name()
-    return project.labels.add_many(
+    counts = project.labels.add_many(
         [{"scan_id": r.scan_id, "annotator_id": annotator_id, "value": r.label, "note": r.note,
-          "duration_ms": r.duration_ms, "workstation": host} for r in rows],
+          "duration_ms": r.duration_ms, "workstation": host} for r in read.rows],
         source="csv",
     )
+    return {**counts, "conflicts": [c.to_json() for c in read.conflicts], "warnings": read.warnings()}
 
 
 def final_labels(project: Project) -> dict[int, str]:

@@ -71,7 +71,7 @@ def rank(
     params = {"favour_rare": True} if favour_rare else {}
     chooser = get_strategy(strategy, **params)
     result = chooser.query(X, y, candidates=candidates, batch_size=batch, random_state=random_state,
-                           n_classes=len(project.classes))
+                           n_classes=len(project.classes), model=_ranking_model(project, X, y, chooser, random_state))
     chosen = ids[result.indices]
     rows = {r.id: r for r in project.scans.rows(chosen.tolist())}
     return Ranking(
@@ -82,6 +82,30 @@ def rank(
         n_candidates=len(candidates),
         details=result.details,
     )
+
+
+def _plain(v):
+    return float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v
+
+
+def _ranking_model(project: Project, X, y, chooser, random_state):
+    """The model the strategy scores with, weighing classes as the project's objective says; None when the
+    strategy needs none or no model can be trained yet (the strategy then falls back to cold start)."""
+    from aldesk.app.objective import project_objective
+    from aldesk.errors import NotEnoughLabelsError
+    from aldesk.learning.models import fit_model
+    from aldesk.learning.objectives import class_weighting
+
+    estimator = getattr(chooser, "estimator", None)
+    labelled = y != UNLABELLED
+    if estimator is None or not labelled.any():
+        return None
+    try:
+        return fit_model(X[labelled], y[labelled], n_classes=len(project.classes), name=estimator,
+                         random_state=random_state, class_names=project.classes,
+                         class_weight=class_weighting(project_objective(project)[0]))
+    except NotEnoughLabelsError:
+        return None
 
 
 def train(
@@ -100,29 +124,36 @@ def train(
     The fitted model is stored as plain arrays where the estimator allows it (logistic), else only
     its metrics: it is retrained from the labels when needed, never unpickled.
     """
+    from aldesk.app.objective import project_objective
     from aldesk.learning.models import cross_validate_model, fit_model
+    from aldesk.learning.objectives import class_weighting
 
     ids, X, y, weights = _dataset(project, extractor, progress, should_stop)
     labelled = y != UNLABELLED
     n_classes = len(project.classes)
+    objective, ordered = project_objective(project)
+    weighting = class_weighting(objective)  # the objective decides whether rare classes weigh more
     progress(0, 2, "cross-validating")
     metrics = cross_validate_model(X[labelled], y[labelled], n_classes=n_classes, name=model, folds=folds,
-                                   random_state=random_state, class_names=project.classes)
+                                   random_state=random_state, class_names=project.classes,
+                                   class_weight=weighting, ordered=ordered)
     progress(1, 2, "fitting")
     # soft labels (consensus posteriors) weigh each scan by how sure the readers are of its label
     fitted = fit_model(X[labelled], y[labelled], n_classes=n_classes, name=model, random_state=random_state,
-                       sample_weight=weights[labelled],
-                       class_names=project.classes)
+                       sample_weight=weights[labelled], class_names=project.classes, class_weight=weighting)
     progress(2, 2, "done")
     arrays = fitted.to_arrays() if hasattr(fitted, "to_arrays") else None
     counts = np.bincount(y[labelled], minlength=n_classes)
     report = {
+        "objective": objective,
+        objective: _plain(metrics.get(objective)),
         "model": model,
         "extractor": extractor,
         "labels": int(labelled.sum()),
         "per_class": {c: int(n) for c, n in zip(project.classes, counts)},
         "folds": folds,
-        **{k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in metrics.items()},
+        "class_weight": weighting or "none",
+        **{k: _plain(v) for k, v in metrics.items() if k != objective},
     }
     from aldesk.app.progress import audit_fields, record_stop_predictions
 

@@ -52,15 +52,24 @@ def simulate_project(
     out: str | os.PathLike,
     extractor: str = "default",
     model: str = "logistic",
+    strict: bool = False,
+    objective: str | None = None,
     progress: Progress = no_progress,
     should_stop: ShouldStop = never_stop,
 ) -> SimulationOutput:
-    from aldesk.learning.simulation import format_table, plot_curves, simulate
+    """Replay labelling from an answer key. Images the key labels two ways are left out (``strict``:
+    refused); images in both pool and test split are held out of the pool; both are reported in
+    ``results["answers"]``. The objective (default: the project's setting) is what AULC is computed on."""
+    from aldesk.app.objective import project_objective
+    from aldesk.learning.simulation import format_table, plot_curves, resolve_default, simulate
 
+    strategies = resolve_default(strategies)
     if "random" not in strategies:
         strategies = ["random", *strategies]  # every comparison is against random sampling
-    rows = read_labelled_csv(project, answers, allow_unknown=False)
+    read = read_labelled_csv(project, answers, allow_unknown=False, on_conflict="refuse" if strict else "drop")
+    rows = read.rows
     classes = project.classes
+    objective, ordered = project_objective(project, objective)
     rows = [r for r in rows if r.label in classes]
     if not rows:
         raise InputFileError(f"{answers}: no row names a scan with a class label")
@@ -82,7 +91,8 @@ def simulate_project(
         raise LearningError(f"budget == {budget}, but the pool has only {pool} scans; lower --budget")
     results = simulate(X, y, test_idx=test_idx, strategies=strategies, seeds=seeds, initial=initial,
                        batch=batch, budget=budget, n_classes=len(classes), groups=groups, model=model,
-                       progress=progress, should_stop=should_stop)
+                       objective=objective, ordered=ordered, progress=progress, should_stop=should_stop)
+    results["answers"] = read.report()
     results.setdefault("setup", {}).update({
         "extractor": extractor, "model": model, "pool": int(pool), "test": int(len(test_idx)),
         "initial": initial, "batch": batch, "budget": budget, "classes": classes,
@@ -94,7 +104,7 @@ def simulate_project(
     results_path.write_text(json.dumps(results, indent=2))
     curves_path = out / "curves.png"
     plot_curves(results, curves_path)
-    table = format_table(results)
+    table = "\n".join([*read.warnings(), format_table(results)])
     (out / "summary.txt").write_text(table + "\n")
     return SimulationOutput(results, results_path, curves_path, table)
 

@@ -25,9 +25,15 @@ def cmd_label(args) -> int:
     from aldesk.app.labelling import label_from_csv
 
     with open_project(args.project) as project:
-        counts = label_from_csv(project, args.csv, args.annotator)
+        counts = label_from_csv(project, args.csv, args.annotator, strict=args.strict)
+    if args.json:
+        print_json({k: v for k, v in counts.items() if k != "warnings"})
+        return EXIT_OK
+    for warning in counts["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.annotator}: {counts['added']} labels added, {counts['changed']} changed, "
-          f"{counts['unchanged']} unchanged")
+          f"{counts['unchanged']} unchanged"
+          + (f"; {len(counts['conflicts'])} conflicting lines resolved by the latest" if counts["conflicts"] else ""))
     return EXIT_OK
 
 
@@ -43,14 +49,34 @@ def cmd_train(args) -> int:
         return EXIT_OK
     print(f"model {report['model']} on {report['extractor']} features, {report['labels']} labels "
           f"({', '.join(f'{k} {v}' for k, v in report['per_class'].items())})")
-    print(f"{report['folds']}-fold cross-validation:")
-    for key in ("accuracy", "balanced_accuracy", "auc", "ece"):
+    print(f"{report['folds']}-fold cross-validation (objective: {report['objective']}):")
+    keys = dict.fromkeys([report["objective"], "accuracy", "balanced_accuracy", "quadratic_kappa", "grade_mae",
+                          "sensitivity_at_specificity", "auc", "ece"])
+    for key in keys:
         if key in report and report[key] is not None:
-            print(f"  {key:18} {report[key]:.3f}")
+            print(f"  {key:26} {report[key]:.3f}")
     if report.get("audit_accuracy") is not None:
         lo, hi = report["audit_ci"]
         print(f"audit sample ({report['audit_n']} random scans, each predicted without its own label):")
-        print(f"  {'accuracy':18} {report['audit_accuracy']:.3f} (95 % CI {lo:.3f}–{hi:.3f})")
+        print(f"  {'accuracy':26} {report['audit_accuracy']:.3f} (95 % CI {lo:.3f}–{hi:.3f})")
+    return EXIT_OK
+
+
+def cmd_objective(args) -> int:
+    from aldesk.app.objective import objective_settings, set_objective
+
+    with open_project(args.project) as project:
+        if args.name or args.specificity is not None:
+            name = args.name or objective_settings(project)["objective"]
+            settings = set_objective(project, name, specificity=args.specificity)
+        else:
+            settings = objective_settings(project)
+    if args.json:
+        print_json(settings)
+        return EXIT_OK
+    extra = f" at specificity {settings['specificity']:.2f}" if settings["objective"] == "sensitivity_at_specificity" else ""
+    print(f"objective: {settings['objective']}{extra}{'' if settings['explicit'] else ' (the default)'}; "
+          f"classes {'ordered (graded)' if settings['ordered'] else 'unordered'}")
     return EXIT_OK
 
 
@@ -96,7 +122,14 @@ def cmd_simulate(args) -> int:
             with Bar("simulate", "step", quiet=args.quiet) as bar:
                 output = simulate_project(project, answers, strategies=strategies, seeds=args.seeds,
                                           initial=args.initial, batch=args.batch, budget=args.budget, out=args.out,
-                                          extractor=args.extractor, model=args.model, progress=bar, should_stop=stop)
+                                          extractor=args.extractor, model=args.model, strict=args.strict,
+                                          objective=args.objective, progress=bar, should_stop=stop)
+    if args.json:
+        print_json({k: output.results[k] for k in ("objective", "default", "answers", "setup")}
+                   | {"strategies": {n: {k: v for k, v in e.items() if k != "runs"}
+                                     for n, e in output.results["strategies"].items()},
+                      "results": str(output.results_path)})
+        return EXIT_OK
     print(output.table)
     print(f"results: {output.results_path}\ncurves:  {output.curves_path}")
     return EXIT_OK
@@ -114,6 +147,10 @@ def register(add) -> None:
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--csv", required=True, metavar="FILE")
     p.add_argument("--annotator", required=True, metavar="NAME")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse the whole file if it labels the same image two ways (default: the latest line wins, "
+                        "with a warning)")
+    p.add_argument("--json", action="store_true")
 
     p = add("train", cmd_train, "fit the model on the labels and report cross-validated metrics")
     p.add_argument("project", metavar="PROJECT")
@@ -122,6 +159,13 @@ def register(add) -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
+
+    p = add("objective", cmd_objective, "show or set what 'better' means: the objective training and simulation follow")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("name", nargs="?", default=None,
+                   help="accuracy | balanced_accuracy | sensitivity_at_specificity | quadratic_kappa")
+    p.add_argument("--specificity", type=float, default=None, help="for sensitivity_at_specificity (default 0.90)")
+    p.add_argument("--json", action="store_true")
 
     p = add("rank", cmd_rank, "the next scans worth reading, with scores and reasons")
     p.add_argument("project", metavar="PROJECT")
@@ -138,7 +182,13 @@ def register(add) -> None:
     p.add_argument("--answers", metavar="ANSWERS.csv", help="columns path,label[,split]; split 'test' is held out")
     p.add_argument("--npz", metavar="FILE", help="a MedMNIST-style .npz, written as PNGs and imported first")
     p.add_argument("--classes", help="with --npz: class names for label 0,1,... (e.g. normal,pneumonia)")
-    p.add_argument("--strategies", default="random,entropy,hybrid")
+    p.add_argument("--strategies", default="random,entropy,default",
+                   help="comma-separated; 'default' is the default strategy, run under its own name")
+    p.add_argument("--objective", default=None,
+                   help="what AULC is computed on (default: the project's objective setting)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse an answer key that labels the same image two ways (default: leave it out, report it)")
+    p.add_argument("--json", action="store_true", help="print the summary (no per-seed runs) as JSON")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--initial", type=int, default=20)
     p.add_argument("--batch", type=int, default=10)

@@ -39,6 +39,13 @@ from aldesk.learning.uncertainty import (
 PREFILTER_MAX = 10_000  # keeps the k-means cheap for unusually large batches (never below 2·b)
 
 
+def prefilter_size(n_candidates: int, b: int, pool_factor: int, pool_fraction: float) -> int:
+    """How many of the most uncertain candidates the diverse pick chooses among: a fraction of the pool,
+    at most pool_factor·b (and PREFILTER_MAX), never fewer than 2·b."""
+    keep = min(int(np.ceil(pool_fraction * n_candidates)), pool_factor * b, PREFILTER_MAX)
+    return max(keep, 2 * b)
+
+
 class HybridStrategy(BaseStrategy):
     """Uncertainty pre-filter, then a diverse pick among the most uncertain.
 
@@ -50,11 +57,13 @@ class HybridStrategy(BaseStrategy):
 
     name = "hybrid"
 
-    def __init__(self, *, uncertainty: str = "entropy", pool_factor: int = 50, diversity: str = "kmeans",
+    def __init__(self, *, uncertainty: str = "entropy", pool_factor: int = 50, pool_fraction: float = 0.1,
+                 diversity: str = "kmeans",
                  favour_rare: bool = False, estimator: str = DEFAULT_MODEL, calibrate: bool = True,
                  min_labels_per_class: int = 1, class_names=None):
         self.uncertainty = uncertainty
         self.pool_factor = pool_factor
+        self.pool_fraction = pool_fraction
         self.diversity = diversity
         self.favour_rare = favour_rare
         self.estimator = estimator
@@ -67,6 +76,9 @@ class HybridStrategy(BaseStrategy):
             raise LearningError(f"uncertainty == {self.uncertainty!r}; choose one of {', '.join(SCORE_FUNCTIONS)}")
         if isinstance(self.pool_factor, bool) or not isinstance(self.pool_factor, int) or self.pool_factor < 1:
             raise LearningError(f"pool_factor == {self.pool_factor!r}, must be an int >= 1")
+        if isinstance(self.pool_fraction, bool) or not isinstance(self.pool_fraction, (int, float)) \
+                or not 0 < self.pool_fraction <= 1:
+            raise LearningError(f"pool_fraction == {self.pool_fraction!r}, must be a number in (0, 1]")
         if self.diversity not in ("kmeans", "kcenter"):
             raise LearningError(f"diversity == {self.diversity!r}; choose 'kmeans' or 'kcenter'")
         check_model_params(self)
@@ -78,7 +90,7 @@ class HybridStrategy(BaseStrategy):
         u = SCORE_FUNCTIONS[self.uncertainty](proba)
         score = u * favour_rare_factors(proba, data.class_counts) if self.favour_rare else u
         b = data.batch_size
-        keep = min(self.pool_factor * b, max(PREFILTER_MAX, 2 * b))
+        keep = prefilter_size(len(data.candidates), b, self.pool_factor, self.pool_fraction)
         top = top_k(score, keep)  # positions into candidates, most uncertain first
         if len(top) <= b:
             chosen = top

@@ -31,7 +31,9 @@ from aldesk.learning.calibration import (
     softmax,
 )
 
-MODEL_NAMES = ("logistic", "random_forest", "hist_gradient_boosting", "mlp")
+MODEL_NAMES = ("logistic", "random_forest", "hist_gradient_boosting", "mlp", "ordinal_logistic")
+ORDINAL_MODEL = "ordinal_logistic"  # for graded classes (learning.ordinal); retrained from labels, not stored
+_C_MODELS = ("logistic", "ordinal_logistic")  # models whose C is chosen out of fold
 DEFAULT_MODEL = "logistic"
 ISOTONIC_MIN_LABELS = 1000
 CALIBRATION_FOLDS = 5
@@ -52,11 +54,15 @@ def _seed(random_state) -> int | None:
     return int(random_state)
 
 
-def make_estimator(name: str = DEFAULT_MODEL, random_state=None, *, C: float = LOGISTIC_C):
+def make_estimator(name: str = DEFAULT_MODEL, random_state=None, *, C: float = LOGISTIC_C,
+                   class_weight: str | None = "balanced"):
     """A fresh, unfitted scikit-learn estimator for ``name`` (one of ``MODEL_NAMES``).
 
-    C is the logistic model's inverse regularisation strength (on standardised features).
+    C is the logistic model's inverse regularisation strength (on standardised features); class_weight
+    "balanced" weighs every class equally, None weighs scans as they come (see learning.objectives).
     """
+    if class_weight not in ("balanced", None):
+        raise LearningError(f"class_weight == {class_weight!r}; choose 'balanced' or None")
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -65,17 +71,21 @@ def make_estimator(name: str = DEFAULT_MODEL, random_state=None, *, C: float = L
         from sklearn.linear_model import LogisticRegression
 
         return Pipeline([("scale", StandardScaler()),
-                         ("clf", LogisticRegression(C=C, class_weight="balanced", max_iter=1000))])
+                         ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=1000))])
+    if name == "ordinal_logistic":
+        from aldesk.learning.ordinal import CumulativeLogit
+
+        return Pipeline([("scale", StandardScaler()), ("clf", CumulativeLogit(C=C, class_weight=class_weight))])
     if name == "random_forest":
         from sklearn.ensemble import RandomForestClassifier
 
-        return RandomForestClassifier(n_estimators=100, min_samples_leaf=1, class_weight="balanced_subsample",
+        return RandomForestClassifier(n_estimators=100, min_samples_leaf=1, class_weight=class_weight and "balanced_subsample",
                                       max_features="sqrt", n_jobs=1, random_state=seed)
     if name == "hist_gradient_boosting":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         return HistGradientBoostingClassifier(max_iter=60, learning_rate=0.15, max_leaf_nodes=15, min_samples_leaf=5,
-                                              class_weight="balanced", early_stopping=False, random_state=seed)
+                                              class_weight=class_weight, early_stopping=False, random_state=seed)
     if name == "mlp":
         from sklearn.neural_network import MLPClassifier
 
@@ -144,14 +154,15 @@ def single_threaded():
         yield
 
 
-def _fit_estimator(name, X, y, n_classes, sample_weight, seed, C=LOGISTIC_C):
-    est = make_estimator(name, seed, C=C)
-    if name == "mlp":  # MLPClassifier has no class_weight: balance through the sample weights
+def _fit_estimator(name, X, y, n_classes, sample_weight, seed, C=LOGISTIC_C, class_weight="balanced"):
+    est = make_estimator(name, seed, C=C, class_weight=class_weight)
+    if name == "mlp" and class_weight:  # MLPClassifier has no class_weight: balance through the sample weights
         w = _balanced_weights(y, n_classes)
         sample_weight = w if sample_weight is None else w * sample_weight
     kwargs = {}
     if sample_weight is not None:
-        kwargs = {"clf__sample_weight": sample_weight} if name in ("logistic", "mlp") else {"sample_weight": sample_weight}
+        kwargs = ({"clf__sample_weight": sample_weight} if name in ("logistic", "mlp", "ordinal_logistic")
+                  else {"sample_weight": sample_weight})
     est.fit(X, y, **kwargs)
     return est
 
@@ -316,7 +327,7 @@ def _wrap(estimator, name: str, n_classes: int) -> TrainedModel:
     return EstimatorModel(estimator, name, n_classes)
 
 
-def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C=LOGISTIC_C):
+def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C=LOGISTIC_C, class_weight="balanced"):
     """(n, C) out-of-fold logits from ``folds`` stratified folds (every fold trains on every class)."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -324,35 +335,38 @@ def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C=LOGISTIC_C)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(np.zeros(len(y)), y):
         sw = None if sample_weight is None else sample_weight[train]
-        est = _fit_estimator(name, X[train], y[train], n_classes, sw, seed, C)
+        est = _fit_estimator(name, X[train], y[train], n_classes, sw, seed, C, class_weight)
         logits[test] = _wrap(est, name, n_classes).decision_logits(X[test])
     return logits
 
 
-def _balanced_log_loss(logits: np.ndarray, y: np.ndarray, n_classes: int, sample_weight=None) -> float:
-    w = _balanced_weights(y, n_classes)
+def _balanced_log_loss(logits: np.ndarray, y: np.ndarray, n_classes: int, sample_weight=None,
+                       class_weight="balanced") -> float:
+    w = _balanced_weights(y, n_classes) if class_weight else np.ones(len(y))
     if sample_weight is not None:
         w = w * sample_weight
     return float(-(w * log_softmax(logits)[np.arange(len(y)), y]).sum() / w.sum())
 
 
 def select_C(X, y, *, n_classes: int, folds: int, sample_weight=None, random_state=None,
-             grid=LOGISTIC_C_GRID) -> tuple[float, np.ndarray, dict]:
-    """The logistic C with the lowest class-balanced out-of-fold log-loss, its OOF logits, and all losses.
+             grid=LOGISTIC_C_GRID, class_weight="balanced", name: str = "logistic") -> tuple[float, np.ndarray, dict]:
+    """The logistic C with the lowest out-of-fold log-loss (class-balanced when the classes are weighed
+    equally, so model selection follows the objective), its OOF logits, and all losses.
 
     The same folds serve every C (paired), and the winner's OOF logits are reused for calibration.
     """
     seed = _seed(random_state)
     losses, oof = {}, {}
     for c in grid:
-        oof[c] = _oof_logits("logistic", X, y, n_classes, sample_weight, seed, folds, c)
-        losses[c] = _balanced_log_loss(oof[c], y, n_classes, sample_weight)
+        oof[c] = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, c, class_weight)
+        losses[c] = _balanced_log_loss(oof[c], y, n_classes, sample_weight, class_weight)
     best = min(grid, key=lambda c: (losses[c], c))
     return best, oof[best], losses
 
 
 def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=None, random_state=None,
-              calibrate: bool = True, class_names=None, C: float | None = None) -> TrainedModel:
+              calibrate: bool = True, class_names=None, C: float | None = None,
+              class_weight: str | None = "balanced") -> TrainedModel:
     """Fit ``name`` on the labelled rows, choose its regularisation and calibrate it, all out of fold.
 
     X : (n_labels, d) float32 features of labelled scans only; y : (n_labels,) class indices.
@@ -360,7 +374,8 @@ def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=
     in every class the logistic C is chosen from ``LOGISTIC_C_GRID`` by out-of-fold log-loss (unless
     ``C`` is given) and, from ``MIN_CALIBRATION_LABELS`` labels on, the probabilities are calibrated on the
     same out-of-fold predictions; otherwise C = ``LOGISTIC_C`` and/or the model is returned uncalibrated
-    (``calibration_ == "none"``).
+    (``calibration_ == "none"``). class_weight: "balanced" (every class counts equally) or None (scans
+    as they come); ``learning.objectives.class_weighting`` picks it from the project's objective.
     """
     if name not in MODEL_NAMES:
         raise LearningError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
@@ -371,16 +386,16 @@ def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=
     logits = None
     losses = {}
     with single_threaded():
-        if name == "logistic" and C is None:
+        if name in _C_MODELS and C is None:
             C = LOGISTIC_C
             if folds >= 2:
                 C, logits, losses = select_C(X, y, n_classes=n_classes, folds=folds, sample_weight=sample_weight,
-                                             random_state=seed)
+                                             random_state=seed, class_weight=class_weight, name=name)
         C = LOGISTIC_C if C is None else float(C)
-        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed, C), name, n_classes)
+        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed, C, class_weight), name, n_classes)
         if calibrate and folds >= 2 and len(y) >= MIN_CALIBRATION_LABELS:
             if logits is None:
-                logits = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C)
+                logits = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C, class_weight)
             factory = (IsotonicCalibrator if len(y) >= ISOTONIC_MIN_LABELS else TemperatureScaler)
             model.calibrator_ = make_calibrator(len(y), ISOTONIC_MIN_LABELS).fit(logits, y)
             model.ece_uncalibrated_ = expected_calibration_error(softmax(logits), y)
@@ -422,12 +437,16 @@ def evaluate(proba: np.ndarray, y: np.ndarray) -> dict:
 
 
 def cross_validate_model(X, y, n_classes: int, name: str = DEFAULT_MODEL, folds: int = 5, random_state=None,
-                         class_names=None, calibrate: bool = True) -> dict:
+                         class_names=None, calibrate: bool = True, class_weight: str | None = "balanced",
+                         ordered: bool = False) -> dict:
     """Stratified k-fold estimate of how the model fitted on these labels will do on new scans.
 
     Returns {"accuracy", "balanced_accuracy", "auc" (binary: ROC AUC; else macro one-vs-rest), "ece",
-    "n_labels", "folds"} from the pooled out-of-fold predictions of calibrated models.
+    "n_labels", "folds"} (plus "quadratic_kappa" and "grade_mae" when ``ordered``, and
+    "sensitivity_at_specificity" for two classes) from the pooled out-of-fold predictions of calibrated models.
     """
+    from aldesk.learning.objectives import score_all
+
     from sklearn.model_selection import StratifiedKFold
 
     if isinstance(folds, bool) or not isinstance(folds, Integral) or folds < 2:
@@ -443,6 +462,7 @@ def cross_validate_model(X, y, n_classes: int, name: str = DEFAULT_MODEL, folds:
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
         model = fit_model(X[train], y[train], n_classes=n_classes, name=name, calibrate=calibrate,
-                          random_state=None if seed is None else seed + i, class_names=class_names)
+                          random_state=None if seed is None else seed + i, class_names=class_names,
+                          class_weight=class_weight)
         proba[test] = model.predict_proba(X[test])
-    return {**evaluate(proba, y), "n_labels": int(len(y)), "folds": int(folds)}
+    return {**score_all(proba, y, ordered=ordered), "n_labels": int(len(y)), "folds": int(folds)}

@@ -6,6 +6,12 @@ aldesk.app.simulate gathers the features and the answers and writes the files.
 Fairness: seeds are paired. For a given seed every strategy starts from the same stratified random
 initial set, trains the same model the same way (same random_state) at every step, and is scored on the
 same test scans, so strategy-vs-random differences can be tested seed by seed (Wilcoxon signed-rank).
+
+What is compared is the project's objective (learning.objectives): AULC, "labels to match random" and the
+paired tests use its curve; accuracy, balanced accuracy, AUC and ECE (and quadratic kappa and mean absolute
+grade error for ordered classes) are recorded beside it at every step. The model weighs classes as the
+objective says. ``"default"`` in the strategy list means the default strategy, run under its own name;
+results record that name as ``results["default"]``.
 """
 
 from __future__ import annotations
@@ -19,10 +25,26 @@ import numpy as np
 
 from aldesk.errors import CancelledError, LearningError, NotEnoughLabelsError
 from aldesk.learning.base import UNLABELLED, check_features
-from aldesk.learning.models import MODEL_NAMES, evaluate, fit_model
-from aldesk.learning.strategies import get_strategy, strategy_params
+from aldesk.learning.models import MODEL_NAMES, fit_model
+from aldesk.learning.objectives import DEFAULT_OBJECTIVE, check_objective, class_weighting, score_all
+from aldesk.learning.strategies import DEFAULT_STRATEGY, get_strategy, strategy_params
 
-METRICS = ("accuracy", "balanced_accuracy", "auc")
+METRICS = ("accuracy", "balanced_accuracy", "auc", "ece")
+GRADED_METRICS = ("quadratic_kappa", "grade_mae")
+
+
+def metric_names(objective: str = DEFAULT_OBJECTIVE, ordered: bool = False, n_classes: int = 2) -> tuple[str, ...]:
+    """The curves recorded per step: the objective first, then the others."""
+    names = list(METRICS) + (list(GRADED_METRICS) if ordered or objective == "quadratic_kappa" else [])
+    if n_classes == 2:
+        names.append("sensitivity_at_specificity")
+    return tuple(dict.fromkeys([objective, *names]))
+
+
+def resolve_default(strategies: list[str]) -> list[str]:
+    """``default`` replaced by the default strategy's own name (it is never run twice)."""
+    out = [DEFAULT_STRATEGY if s == "default" else s for s in strategies]
+    return list(dict.fromkeys(out))
 
 
 def _none_if_nan(v):
@@ -69,14 +91,17 @@ def _check_int(name: str, value, minimum: int) -> int:
 
 def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[int] = 10, initial: int = 20,
              batch: int = 10, budget: int = 300, n_classes: int, groups=None, model: str = "logistic",
+             objective: str = DEFAULT_OBJECTIVE, ordered: bool = False, params: dict | None = None,
              progress=None, should_stop=None) -> dict:
     """Replay labelling for every strategy and seed; score on ``test_idx`` after every batch.
 
     X : (n, d) float32 standardised features; y_true : (n,) the answer key; test_idx : indices kept out of
     the pool; groups : optional (n,) patient keys — pool scans of a patient who is in the test set are
-    dropped so no patient is on both sides. Returns
-    {"strategies": {name: {"runs": [{"seed", "labels", "accuracy", "balanced_accuracy", "auc"}], "aulc",
-    "labels_to_match_random", ...}}, "setup": {...}}. Raises CancelledError when ``should_stop()``.
+    dropped so no patient is on both sides; objective : what AULC is computed on (learning.objectives);
+    ordered : classes are grades (adds quadratic_kappa and grade_mae); params : {strategy name: keyword
+    parameters}. Returns {"objective", "default", "strategies": {name: {"runs": [{"seed", "labels",
+    <metric>: [...]}], "aulc", "labels_to_match_random", ...}}, "setup": {...}}. Raises CancelledError
+    when ``should_stop()``.
     """
     progress = progress or (lambda done, total, message: None)
     should_stop = should_stop or (lambda: False)
@@ -98,8 +123,11 @@ def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[in
         raise LearningError("strategies is empty; name at least one, e.g. ['random', 'hybrid']")
     if len(set(strategies)) != len(strategies):
         raise LearningError(f"strategies lists a name twice: {strategies}")
+    strategies = resolve_default(strategies)
+    objective = check_objective(objective, n_classes)
+    params = dict(params or {})
     for name in strategies:
-        get_strategy(name)  # unknown names fail here, before any work
+        get_strategy(name, **params.get(name, {}))  # unknown names and parameters fail here, before any work
     if model not in MODEL_NAMES:
         raise LearningError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
     seed_list = list(range(_check_int("seeds", seeds, 1))) if isinstance(seeds, Integral) else list(seeds)
@@ -129,12 +157,14 @@ def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[in
     total = len(strategies) * len(seed_list) * len(grid)
     done = 0
     X_test, y_test = X[test_idx], y_true[test_idx]
-    results: dict = {"strategies": {}}
+    metrics = metric_names(objective, ordered, n_classes)
+    weighting = class_weighting(objective)
+    results: dict = {"objective": objective, "default": DEFAULT_STRATEGY, "strategies": {}}
     first_fit: dict = {}  # the initial set (and so its model) is the same for every strategy of a seed
 
     for name in strategies:
-        params = {"estimator": model} if "estimator" in strategy_params(name) else {}
-        strategy = get_strategy(name, **params)
+        kwargs = {"estimator": model} if "estimator" in strategy_params(name) else {}
+        strategy = get_strategy(name, **{**kwargs, **params.get(name, {})})
         runs = []
         started = time.perf_counter()
         for seed in seed_list:
@@ -143,7 +173,7 @@ def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[in
             y_obs[labelled] = y_true[labelled]
             in_pool = np.zeros(n, dtype=bool)
             in_pool[pool] = True
-            curves = {m: [] for m in METRICS}
+            curves = {m: [] for m in metrics}
             trained = None  # the model fitted at the previous step; it ranks the next batch
             for step, target in enumerate(grid):
                 if should_stop():
@@ -159,13 +189,14 @@ def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[in
                 if trained is None:
                     try:
                         trained = fit_model(X[labelled], y_true[labelled], n_classes=n_classes, name=model,
-                                            random_state=seed)
+                                            random_state=seed, class_weight=weighting)
                     except NotEnoughLabelsError:
                         trained = None
                     if step == 0:
                         first_fit[seed] = trained
-                scores = evaluate(trained.predict_proba(X_test), y_test) if trained is not None else {}
-                for m in METRICS:
+                scores = (score_all(trained.predict_proba(X_test), y_test, ordered=ordered or objective == "quadratic_kappa")
+                          if trained is not None else {})
+                for m in metrics:
                     curves[m].append(_none_if_nan(scores.get(m, float("nan"))))
                 done += 1
                 progress(done, total, f"{name}, seed {seed}: {len(labelled)} labels")
@@ -174,6 +205,7 @@ def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[in
 
     summarise(results)
     results["setup"] = {"seeds": seed_list, "initial": initial, "batch": batch, "budget": budget, "model": model,
+                        "objective": objective, "ordered": bool(ordered), "class_weight": weighting,
                         "pool": int(len(pool)), "test": int(len(test_idx)), "n_classes": n_classes,
                         "pool_dropped_for_patient_overlap": dropped}
     return results
@@ -206,36 +238,44 @@ def _paired_tests(a: np.ndarray, b: np.ndarray) -> dict:
 
 def summarise(results: dict) -> dict:
     """Add aulc, mean curves, labels_to_match_random and the paired comparison with random to every
-    strategy of ``{"strategies": {name: {"runs": [...]}}}`` (also used to merge runs made separately)."""
+    strategy of ``{"strategies": {name: {"runs": [...]}}}`` (also used to merge runs made separately).
+
+    AULC, final_score and labels_to_match_random are on ``results["objective"]`` (accuracy if absent)."""
     strategies = results["strategies"]
+    objective = results.setdefault("objective", DEFAULT_OBJECTIVE)
     grid = next(iter(strategies.values()))["runs"][0]["labels"]
     for entry in strategies.values():
-        per_seed = np.array([aulc(grid, r["accuracy"]) for r in entry["runs"]])
+        per_seed = np.array([aulc(grid, r[objective]) for r in entry["runs"]])
         entry["aulc"] = _none_if_nan(np.nanmean(per_seed)) if np.isfinite(per_seed).any() else None
         entry["aulc_sd"] = _none_if_nan(np.nanstd(per_seed)) if np.isfinite(per_seed).any() else None
         entry["aulc_per_seed"] = [_none_if_nan(v) for v in per_seed]
         curve = {"labels": list(grid)}
-        for m in METRICS:
+        recorded = [k for k in entry["runs"][0] if k not in ("seed", "labels")]
+        for m in recorded:
             vals = np.array([_as_float_array(r[m]) for r in entry["runs"]])
             with warnings.catch_warnings():  # a step where no seed could train: nan, reported as null
                 warnings.simplefilter("ignore", RuntimeWarning)
                 curve[m] = [_none_if_nan(v) for v in np.nanmean(vals, axis=0)]
                 curve[f"{m}_sd"] = [_none_if_nan(v) for v in np.nanstd(vals, axis=0)]
         entry["mean_curve"] = curve
+        entry["final_score"] = curve[objective][-1]
+        entry["final_score_sd"] = curve[f"{objective}_sd"][-1]
         entry["final_accuracy"] = curve["accuracy"][-1]
         entry["final_accuracy_sd"] = curve["accuracy_sd"][-1]
+        entry["final"] = {m: curve[m][-1] for m in recorded}
     random = strategies.get("random")
-    target = random["final_accuracy"] if random else None
+    target = random["final_score"] if random else None
     for name, entry in strategies.items():
         entry["labels_to_match_random"] = None
         if target is not None:
-            mean = _as_float_array(entry["mean_curve"]["accuracy"])
+            mean = _as_float_array(entry["mean_curve"][objective])
             hit = np.flatnonzero(mean >= target - 1e-12)
             entry["labels_to_match_random"] = int(grid[hit[0]]) if len(hit) else None
         if random is not None and name != "random":
             entry["vs_random"] = _paired_tests(_as_float_array(entry["aulc_per_seed"]),
                                                _as_float_array(random["aulc_per_seed"]))
-    results["random_final_accuracy"] = target
+    results["random_final_score"] = target
+    results["random_final_accuracy"] = random["final_accuracy"] if random else None
     return results
 
 
@@ -243,8 +283,9 @@ def format_table(results: dict) -> str:
     """One line per strategy: AULC, final accuracy, labels to match random, paired comparison with random."""
     strategies = results["strategies"]
     setup = results.get("setup", {})
-    target = results.get("random_final_accuracy")
-    head = (f"{'strategy':<18} {'AULC':>15} {'final acc':>15} {'labels to match':>16} "
+    target = results.get("random_final_score", results.get("random_final_accuracy"))
+    objective = results.get("objective", DEFAULT_OBJECTIVE)
+    head = (f"{'strategy':<18} {'AULC':>15} {'final':>15} {'labels to match':>16} "
             f"{'dAULC vs random':>16} {'p (Wilcoxon)':>13} {'wins':>7}")
 
     def fmt(v, spec):
@@ -255,8 +296,9 @@ def format_table(results: dict) -> str:
         lines.append(f"{len(setup.get('seeds', []))} paired seeds; {setup.get('initial')} initial labels + "
                      f"batches of {setup.get('batch')} up to {setup.get('budget')}; model {setup.get('model')}; "
                      f"pool {setup.get('pool')}, test {setup.get('test')}")
+    lines.append(f"objective: {objective} (AULC and 'final' are on it; every other figure is in results.json)")
     if target is not None:
-        lines.append(f"random sampling's mean final accuracy: {target:.4f} (the level 'labels to match' refers to)")
+        lines.append(f"random sampling's mean final {objective}: {target:.4f} (the level 'labels to match' refers to)")
     lines.append(head)
     lines.append("-" * len(head))
     order = sorted(strategies, key=lambda s: (s != "random", -(strategies[s].get("aulc") or 0.0)))
@@ -267,17 +309,18 @@ def format_table(results: dict) -> str:
         diff = vs.get("aulc_diff")
         lines.append(
             f"{name:<18} {fmt(e.get('aulc'), '.4f'):>7} ± {fmt(e.get('aulc_sd'), '.4f'):<5} "
-            f"{fmt(e.get('final_accuracy'), '.4f'):>7} ± {fmt(e.get('final_accuracy_sd'), '.4f'):<5} "
+            f"{fmt(e.get('final_score'), '.4f'):>7} ± {fmt(e.get('final_score_sd'), '.4f'):<5} "
             f"{fmt(e.get('labels_to_match_random'), 'd'):>16} {fmt(diff, '+.4f'):>16} "
             f"{fmt(vs.get('p_wilcoxon'), '.4f'):>13} {wins:>7}")
     return "\n".join(lines)
 
 
 def plot_curves(results: dict, path) -> None:
-    """Mean accuracy against labels, ±1 sd bands, one line per strategy; writes a PNG to ``path``.
+    """Mean objective (e.g. accuracy) against labels, ±1 sd bands, one line per strategy; writes a PNG.
 
-    Random sampling is the dashed grey line; the dotted line is its mean final accuracy.
+    Random sampling is the dashed grey line; the dotted line is its mean final score.
     """
+    objective = results.get("objective", DEFAULT_OBJECTIVE)
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -292,22 +335,22 @@ def plot_curves(results: dict, path) -> None:
         e = strategies[name]
         curve = e["mean_curve"]
         x = np.asarray(curve["labels"], dtype=float)
-        m = _as_float_array(curve["accuracy"])
-        sd = _as_float_array(curve["accuracy_sd"])
+        m = _as_float_array(curve[objective])
+        sd = _as_float_array(curve[f"{objective}_sd"])
         if name == "random":
             style = {"color": "0.35", "linestyle": "--", "linewidth": 2.0}
         else:
             style = {"color": palette(others.index(name) % palette.N),
-                     "linewidth": 2.4 if name == "hybrid" else 1.3}
+                     "linewidth": 2.4 if name == results.get("default", DEFAULT_STRATEGY) else 1.3}
         label = f"{name} (AULC {e['aulc']:.3f})" if e.get("aulc") is not None else name
         ax.plot(x, m, label=label, **style)
         ax.fill_between(x, m - sd, m + sd, color=style["color"], alpha=0.08, linewidth=0)
-    target = results.get("random_final_accuracy")
+    target = results.get("random_final_score", results.get("random_final_accuracy"))
     if target is not None:
         ax.axhline(target, color="0.5", linestyle=":", linewidth=1)
     setup = results.get("setup", {})
     ax.set_xlabel("labelled scans")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(f"test {objective.replace('_', ' ')}")
     ax.set_title(f"Simulated labelling, {len(setup.get('seeds', []))} paired seeds (mean ± 1 sd)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)

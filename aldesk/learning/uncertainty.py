@@ -13,6 +13,7 @@ import numpy as np
 from aldesk.errors import LearningError
 from aldesk.learning.base import BaseStrategy, QueryInput, class_label, make_result, ordinal, top_k
 from aldesk.learning.models import DEFAULT_MODEL, MODEL_NAMES
+from aldesk.learning.ordinal import grade_variance_scores
 from aldesk.learning.querymodel import model_proba
 
 
@@ -48,8 +49,10 @@ SCORE_FUNCTIONS = {
     "least_confidence": least_confidence_scores,
     "margin": margin_scores,
     "entropy": entropy_scores,
+    "grade_variance": grade_variance_scores,  # graded classes (learning.ordinal)
 }
-SCORE_LABELS = {"least_confidence": "least confidence", "margin": "margin score", "entropy": "entropy"}
+SCORE_LABELS = {"least_confidence": "least confidence", "margin": "margin score", "entropy": "entropy",
+                "grade_variance": "grade variance"}
 
 
 def rare_class_weights(counts: np.ndarray, strength: float = 0.5, cap: float = 10.0) -> np.ndarray:

@@ -191,8 +191,10 @@ def test_a_label_for_a_duplicate_file_labels_the_original_scan(project, tmp_path
     import_paths(project, [folder], jobs=1)
     key = tmp_path / "answers.csv"
     key.write_text("path,label,split\na.png,normal,pool\ncopy.png,normal,test\nb.png,pneumonia,pool\n")
-    rows = read_labelled_csv(project, key)
+    read = read_labelled_csv(project, key)
+    rows = read.rows
     assert len(rows) == 2 and rows[0].split == "test"  # the copy's test split wins: no leakage
+    assert read.held_out_of_pool == [{"file": "answers.csv", "line": 2, "test_line": 3}]  # and it is reported
     key.write_text("path,label\na.png,normal\ncopy.png,pneumonia\n")
     with pytest.raises(InputFileError, match="line 3: 'copy.png' is the same image as line 2"):
-        read_labelled_csv(project, key)
+        read_labelled_csv(project, key, on_conflict="refuse")

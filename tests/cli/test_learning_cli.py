@@ -126,3 +126,75 @@ def test_simulate_with_an_answer_key(labelled_project, tmp_path):
     results = json.loads((tmp_path / "sim2" / "results.json").read_text())
     assert results["setup"]["test"] == 60  # the answer key's split=test rows are held out
     assert set(results["strategies"]) == {"random", "margin"}
+
+
+def _conflicting_key(answers: Path, tmp_path: Path) -> Path:
+    """The answer key with one pool image repeated with the other label (line 2 vs the last line) and one pool
+    image repeated in the test split with its own label (line 3 vs the line before last)."""
+    lines = answers.read_text().splitlines()
+    first, second = lines[1].split(","), lines[2].split(",")
+    other = "0" if first[1] == "1" else "1"
+    key = tmp_path / "conflicting.csv"
+    key.write_text("\n".join(lines + [f"{second[0]},{second[1]},test", f"{first[0]},{other},pool"]) + "\n")
+    return key
+
+
+def test_simulate_reports_conflicts_and_leaves_the_image_out(labelled_project, tmp_path):
+    project, answers = labelled_project
+    key = _conflicting_key(answers, tmp_path)
+    n_lines = len(key.read_text().splitlines())
+    out = _run("simulate", str(project), "--answers", str(key), "--strategies", "random,default", "--seeds", "2",
+               "--initial", "10", "--batch", "10", "--budget", "30", "--out", str(tmp_path / "sim"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert f"lines 2 and {n_lines} are the same image" in out.stdout and "dropped" in out.stdout
+    assert f"line 3 (pool) is the same image as line {n_lines - 1} (test split): held out of the pool" in out.stdout
+    results = json.loads((tmp_path / "sim" / "results.json").read_text())
+    conflict, = results["answers"]["conflicts"]
+    assert conflict == {"file": "conflicting.csv", "line": 2, "label": conflict["label"], "other_line": n_lines,
+                        "other_label": conflict["other_label"], "resolution": "dropped"}
+    assert {conflict["label"], conflict["other_label"]} == {"normal", "pneumonia"}
+    assert results["answers"]["held_out_of_pool"] == [{"file": "conflicting.csv", "line": 3, "test_line": n_lines - 1}]
+    # 180 images, one dropped (the conflict), one moved from the pool to the test split
+    assert results["setup"]["test"] == 61 and results["setup"]["pool"] == 118
+    # the contract: the default runs under its own name and is named at the top level
+    assert results["default"] == "hybrid" and set(results["strategies"]) == {"random", "hybrid"}
+    assert results["objective"] == "accuracy"
+    strict = _run("simulate", str(project), "--answers", str(key), "--strict", "--strategies", "random",
+                  "--seeds", "1", "--budget", "30", "--out", str(tmp_path / "sim-strict"), "--quiet")
+    assert strict.returncode == 1 and f"line {n_lines}:" in strict.stderr and "same image as line 2" in strict.stderr
+
+
+def test_label_csv_conflict_keeps_the_latest_line_with_a_warning(labelled_project, tmp_path):
+    project, answers = labelled_project
+    path = answers.read_text().splitlines()[5].split(",")[0]
+    csv = tmp_path / "twice.csv"
+    csv.write_text(f"path,label\n{path},normal\n{path},pneumonia\n")
+    strict = _run("label", str(project), "--csv", str(csv), "--annotator", "dr_c", "--strict")
+    assert strict.returncode == 1 and "line 3" in strict.stderr and "nothing was recorded" in strict.stderr
+    out = _run("label", str(project), "--csv", str(csv), "--annotator", "dr_c", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["added"] == 1 and report["conflicts"] == [
+        {"file": "twice.csv", "line": 2, "label": "normal", "other_line": 3, "other_label": "pneumonia",
+         "resolution": "latest line kept"}]
+    plain = _run("label", str(project), "--csv", str(csv), "--annotator", "dr_c")
+    assert plain.returncode == 0 and "warning: twice.csv: lines 2 and 3 are the same image" in plain.stderr
+    from aldesk.store import Project
+
+    with Project.open(project) as p:
+        assert [r.value for r in p.labels.current("dr_c")] == ["pneumonia"]  # the latest line is the label
+
+
+def test_objective_setting_drives_train_json(labelled_project):
+    project, _ = labelled_project
+    out = _run("objective", str(project), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["objective"] == "accuracy"  # two unordered classes
+    assert _run("objective", str(project), "balanced_accuracy").returncode == 0
+    report = json.loads(_run("train", str(project), "--json", "--quiet").stdout)
+    assert list(report)[:2] == ["objective", "balanced_accuracy"] and report["class_weight"] == "balanced"
+    bad = _run("objective", str(project), "kappa")
+    assert bad.returncode == 1 and "unknown objective 'kappa'" in bad.stderr
+    assert _run("objective", str(project), "accuracy").returncode == 0
+    report = json.loads(_run("train", str(project), "--json", "--quiet").stdout)
+    assert list(report)[:2] == ["objective", "accuracy"] and report["class_weight"] == "none"

@@ -166,7 +166,7 @@ def test_export_reimported_as_answers_reproduces_the_labels(labelled, study_fold
 
     export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="csv", splits=(0.7, 0.15, 0.15)))
     # the project reads its own de-identified export back by scan key
-    answers = read_labelled_csv(labelled, tmp_path / "out" / "labels.csv")
+    answers = read_labelled_csv(labelled, tmp_path / "out" / "labels.csv").rows
     final = final_labels(labelled)
     assert {a.scan_id: a.label for a in answers} == final
     assert {a.split for a in answers} <= {"train", "val", "test"}

@@ -40,11 +40,11 @@ def project_with_scans(project, tmp_path):
 
 
 def _as_label_file(project, path):
-    return label_from_csv(project, path, "dr_csv")
+    return label_from_csv(project, path, "dr_csv", strict=True)
 
 
 def _as_answer_key(project, path):
-    return read_labelled_csv(project, path)
+    return read_labelled_csv(project, path, on_conflict="refuse")
 
 
 @pytest.mark.parametrize("read", [_as_label_file, _as_answer_key], ids=["label file", "answer key"])

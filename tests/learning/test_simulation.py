@@ -12,7 +12,7 @@ from aldesk.learning.simulation import aulc, format_table, plot_curves, simulate
 
 from .conftest import make_pool
 
-RUN_KEYS = {"seed", "labels", "accuracy", "balanced_accuracy", "auc"}
+RUN_KEYS = {"seed", "labels", "accuracy", "balanced_accuracy", "auc", "ece"}
 
 
 @pytest.fixture(scope="module")
