@@ -49,6 +49,10 @@ class ProjectBusyError(ProjectError):
     """Another process holds the project; try again when it is done."""
 
 
+class ProjectDamagedError(ProjectError):
+    """The database is damaged or lost committed writes; the message names the way out (restore, doctor)."""
+
+
 class FeatureError(AldeskError):
     """A feature extractor cannot be built or cannot turn these previews into vectors."""
 

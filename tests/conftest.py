@@ -36,3 +36,5 @@ def _isolated_settings(tmp_path, monkeypatch):
     """Each test gets its own settings and log folders, never the user's."""
     monkeypatch.setenv("ALDESK_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("ALDESK_LOG_DIR", str(tmp_path / "logs"))
+    # no detached backup process outliving a test (tests/store/test_backups.py turns it back on)
+    monkeypatch.setenv("ALDESK_NO_BACKGROUND_BACKUP", "1")

@@ -37,6 +37,7 @@ import numpy as np
 
 from aldesk import __version__
 from aldesk.app.callbacks import Progress, ShouldStop, check_stop, never_stop, no_progress
+from aldesk.app.partial_dirs import PartialDir
 from aldesk.errors import AldeskError, InputFileError, InvalidScanError, ProjectError
 from aldesk.store import Project
 from aldesk.store.project import utc_now
@@ -251,15 +252,12 @@ def _safe_name(name: str) -> str:
     return cleaned or "_"
 
 
-def _prepare_out(out: Path) -> Path:
+def _prepare_out(out: Path) -> PartialDir:
+    """The hidden folder the export is written into; removed even if this process is killed."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ProjectError(f"{out}: already exists and is not empty; choose a new folder for the export")
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir()
-    return partial
+    return PartialDir.create(out)
 
 
 def export_labelled_set(
@@ -303,7 +301,8 @@ def export_labelled_set(
         split_of = {f.scan_id: split_names[k] for f, k in zip(finals, assigned.tolist())}
 
     readers = sorted({name for f in finals for name in f.readers})
-    partial = _prepare_out(out)
+    partial_dir = _prepare_out(out)
+    partial = partial_dir.path
     problems: list[dict] = []
     warnings: list[str] = []
     burned_in: dict[str, list[int]] = {"YES": [], "unknown": []}
@@ -372,6 +371,8 @@ def export_labelled_set(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        partial_dir.close()
     return ExportResult(out, len(records), manifest, problems, warnings, left_out)
 
 

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,6 +31,7 @@ from aldesk.store.project import utc_now
 
 DEFAULT_MAX_PIXELS = 400_000_000
 PREVIEW_SIZE = 128
+_PR_SET_PDEATHSIG = 1
 CHUNK_FILES = 8          # files per task sent to a worker
 BATCH_FILES = 256        # files per write transaction
 BATCH_SECONDS = 1.0      # ... or this long, whichever comes first
@@ -86,10 +88,37 @@ _WORKER_SALT = ""
 _WORKER_MAX_PIXELS = DEFAULT_MAX_PIXELS
 
 
-def _init_worker(salt: str, max_pixels: int) -> None:
+def _init_worker(salt: str, max_pixels: int, parent_pid: int) -> None:
     global _WORKER_SALT, _WORKER_MAX_PIXELS
     _WORKER_SALT, _WORKER_MAX_PIXELS = salt, max_pixels
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    die_with_parent(parent_pid)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker when the importing process dies, even by SIGKILL (nothing else would tell it).
+
+    Linux: the kernel's parent-death signal (prctl PR_SET_PDEATHSIG). Elsewhere, or if that fails: a
+    daemon thread that polls the parent's pid once a second."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before the signal was armed
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="aldesk-parent-watch", daemon=True).start()
 
 
 def _inspect(paths: list[str]) -> list[tuple]:
@@ -313,7 +342,7 @@ def _init_in_process(salt: str, max_pixels: int) -> None:
 def _new_pool(jobs: int, salt: str, max_pixels: int) -> ProcessPoolExecutor:
     # spawn, not fork: the GUI process has threads, and fork would copy their locks.
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(salt, max_pixels))
+                               initializer=_init_worker, initargs=(salt, max_pixels, os.getpid()))
 
 
 def _run_pool(tasks, jobs, salt, max_pixels, report, should_stop) -> str:

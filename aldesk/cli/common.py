@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130
 
@@ -69,11 +71,27 @@ def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
-def open_project(path: str):
+@contextmanager
+def open_project(path: str, *, allow_damaged: bool = False) -> Iterator:
+    """``with open_project(path) as project:``; as the command ends, the scheduled backup starts in the
+    background if the command wrote and one is due (so it holds this command's writes)."""
+    from aldesk.app.backups import back_up_after_writes
     from aldesk.store import Project
 
-    project = Project.open(path)
-    project.backup_if_due()  # the daily safety copy (seconds on a very large project, once a day)
-    return project
+    project = Project.open(path, allow_damaged=allow_damaged)
+    if project.status.damaged:
+        print(f"aldesk: warning: {project.status.describe()}", file=sys.stderr)
+    if project.status.interrupted_imports:
+        print(f"aldesk: note: {project.status.interrupted_imports} earlier import(s) were interrupted (the process "
+              "was killed or crashed); what they committed is kept: run the same import again to finish",
+              file=sys.stderr)
+    at_open = project.commits()
+    try:
+        yield project
+    finally:
+        try:
+            back_up_after_writes(project, at_open)
+        finally:
+            project.close()
 
 

@@ -123,28 +123,78 @@ def cmd_relink(args) -> int:
 
 
 def cmd_backup(args) -> int:
-    from aldesk.store.project import list_backups, restore_backup
+    from datetime import datetime
+
+    from aldesk.store.backups import list_backups
 
     if args.list:
-        for b in list_backups(args.project):
-            print(f"{b.stat().st_size / 1e6:8.1f} MB  {b}")
+        backups = list_backups(args.project)
+        if args.json:
+            print_json([{"path": str(b), "bytes": b.stat().st_size,
+                         "taken_at": datetime.fromtimestamp(b.stat().st_mtime).isoformat(timespec="seconds")}
+                        for b in backups])
+            return EXIT_OK
+        for b in backups:
+            print(f"{b.stat().st_size / 1e6:8.1f} MB  {datetime.fromtimestamp(b.stat().st_mtime):%Y-%m-%d %H:%M:%S}  {b}")
+        if not backups:
+            print("no backups yet")
         return EXIT_OK
     if args.restore:
-        source, aside = restore_backup(args.project, None if args.restore == "latest" else args.restore)
-        with open_project(args.project) as project:
-            status = project.integrity_check()
-        print(f"restored {source}; the replaced database is kept at {aside}; integrity: {status}")
+        from aldesk.app.backups import restore
+
+        result = restore(args.project, None if args.restore == "latest" else args.restore)
+        if args.json:
+            print_json(result.to_json())
+            return EXIT_OK
+        print(f"restored {result.source} (complete and verified)")
+        print(f"the replaced database is kept at {result.aside}"
+              + ("" if result.checkpointed else " with its -wal file beside it (it was too damaged to fold in)"))
+        print(result.gap.describe())
         return EXIT_OK
     with open_project(args.project) as project:
-        print(f"backup written to {project.backup('manual')}")
+        made = project.backup("manual")
+    if args.json:
+        print_json({"backup": str(made), "bytes": made.stat().st_size})
+    else:
+        print(f"backup written to {made} (complete and verified)")
     return EXIT_OK
+
+
+def cmd_doctor(args) -> int:
+    from aldesk.app.doctor import accept_loss, diagnose
+
+    if args.accept_loss:
+        lost = accept_loss(args.project)
+        print(f"accepted: {lost} lost commits will no longer be reported; everything in the database is kept")
+    report = diagnose(args.project)
+    if args.json:
+        print_json(report)
+    else:
+        print(f"{report['project']}: {'healthy' if report['ok'] else 'PROBLEMS FOUND'}")
+        print(f"  integrity     {report['integrity'] if report['integrity'] in ('ok', None) else 'damaged'}")
+        print(f"  labels        {report['labels']}")
+        print(f"  commits       {report['commits']['database']} in the database, {report['commits']['recorded']} recorded")
+        print(f"  backups       {report['backups']['count']} (newest {report['backups']['latest_at'] or '-'})")
+        for p in report["problems"]:
+            print(f"problem: {p}")
+        for a in report["advice"]:
+            print(f"to do:   {a}")
+    return EXIT_OK if report["ok"] else EXIT_ERROR
 
 
 def register(add) -> None:
     p = add("backup", cmd_backup, "back up the project database, list backups, or restore one")
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--list", action="store_true", help="list backups, newest first")
-    p.add_argument("--restore", metavar="latest|FILE", help="replace the database with a backup (the current one is kept aside)")
+    p.add_argument("--restore", metavar="latest|FILE", help="replace the database with a backup (the current one is "
+                   "kept aside with everything it committed; refused while the project is open)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = add("doctor", cmd_doctor, "check a project in full (every page, lost commits, backups) and say how to repair it")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--accept-loss", action="store_true",
+                   help="carry on without committed changes that were lost (a deleted -wal file) when no backup has them")
 
     p = add("init", cmd_init, "create a project folder")
     p.add_argument("project", metavar="PROJECT")

@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
             return False
         self._close_project()
         self.project = project
+        self._commits_at_open = project.commits()
         self.settings.remember_project(path)
         self._save_settings()
         self.setWindowTitle(f"aldesk — {project.name}")
@@ -213,7 +214,8 @@ class MainWindow(QMainWindow):
         if project.status.migrated_from is not None or project.status.readonly:
             self.statusBar().showMessage(project.status.describe(), 10_000)
         self.project_opened.emit(str(path))
-        # the daily safety copy can take seconds on a large project: never on the UI thread
+        # earlier sessions' writes not yet in a backup (one killed before its close, a command's): seconds
+        # on a large project, so never on the UI thread; this session's own go into the one made at close
         self._track(run_in_pool(backup_body(str(path)), on_finished=self._on_backup_done,
                                 on_failed=lambda exc: self.errors.report("Automatic backup failed", exc)))
         if self.retrain_on_open and project.scans.count():
@@ -233,6 +235,10 @@ class MainWindow(QMainWindow):
         self.study_view.loader.shutdown()
         self.study_view.loader.clear()
         self.queue_model.set_project(None)
+        from aldesk.app.backups import back_up_after_writes
+
+        # this session's labels go into the scheduled backup, written by a detached process: closing never waits
+        back_up_after_writes(self.project, self._commits_at_open)
         self.project.close()
         self.project = None
         self.worklist = None

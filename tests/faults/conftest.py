@@ -37,7 +37,9 @@ class Zygote:
     """Client of tests/faults/zygote.py: ``start(...)`` a worker, ``kill(pid)``, ``wait(pid)``."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))], cwd=REPO,
+        # module-scoped, so started before the per-test environment: no detached backups from its workers
+        env = os.environ | {"ALDESK_NO_BACKGROUND_BACKUP": "1"}
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))], cwd=REPO, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         assert self._read() == {"ready": True}
 

@@ -7,6 +7,7 @@ The test process itself is never forked (it may hold Qt or BLAS threads).
 Protocol, one line per command on stdin, one JSON line per answer on stdout:
     {"run": "import", "project": P, "folder": F, "batch_files": 4}   -> {"pid": PID}
     {"run": "merge", "project": P, "package": PKG, "reader": R}        -> {"pid": PID}
+    {"run": "cli", "argv": ["backup", P, ...]}                         -> {"pid": PID}  (any aldesk command)
     {"wait": PID}    -> {"pid": PID, "killed": bool, "exit": code or null}
 """
 
@@ -33,15 +34,24 @@ def _work(cmd: dict) -> None:
         code = main(["package", "import", cmd["project"], cmd["package"], *cmd.get("args", [])])
         if code:
             raise SystemExit(code)
+    elif cmd["run"] == "cli":
+        from aldesk.cli import main
+
+        code = main(cmd["argv"])
+        if code:
+            raise SystemExit(code)
     else:
         raise ValueError(f"unknown work {cmd['run']!r}")
 
 
 def main() -> None:
     # warm up: everything the workers import, so a fork is ready to work at once
+    import aldesk.app.backups  # noqa: F401
+    import aldesk.app.export  # noqa: F401
     import aldesk.app.importer  # noqa: F401
     import aldesk.app.packages  # noqa: F401
     import aldesk.cli  # noqa: F401
+    import aldesk.cli.export_commands  # noqa: F401
 
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

@@ -40,8 +40,9 @@ def test_truncated_database_names_the_newest_backup_and_restore_works(tmp_path):
     db.write_bytes(db.read_bytes()[:50])
     with pytest.raises(ProjectError, match=f"damaged.*{backup.name}.*--restore latest"):
         Project.open(tmp_path / "p")
-    source, aside = restore_backup(tmp_path / "p")
-    assert source == backup and aside.exists()
+    result = restore_backup(tmp_path / "p")
+    assert result.source == backup and result.aside.exists() and not result.checkpointed
+    assert result.gap.count is None and "cannot be read" in result.gap.describe()
     with Project.open(tmp_path / "p") as p:
         assert p.scans.count() == 5 and p.integrity_check() == "ok"
 
