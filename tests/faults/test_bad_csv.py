@@ -19,7 +19,7 @@ GOOD = "path,label\nimg_0.png,normal\nimg_1.png,pneumonia\n"
 CASES = {
     # name: (file bytes, the line the error must name, text the message must contain)
     "missing header": (b"img_0.png,normal\nimg_1.png,pneumonia\n", 1, "header must name the columns"),
-    "wrong column": (b"path,diagnosis\nimg_0.png,normal\n", 1, "'path' and 'label'"),
+    "wrong column": (b"path,diagnosis\nimg_0.png,normal\n", 1, "must name the columns 'path'"),
     "bad UTF-8": (b"path,label\nimg_0.png,normal\nimg_1.png,pneumonia\nimg_\xff\xfe.png,normal\n", 4,
                   "not UTF-8 text"),
     "unknown label": (b"path,label\nimg_0.png,normal\nimg_1.png,cat\n", 3, "label 'cat' is not a class"),
