@@ -45,11 +45,14 @@ def features(s: SuiteSet, extractor: str) -> np.ndarray:
     from aldesk.features.registry import get_extractor
     from aldesk.learning.base import standardize
 
+    import hashlib
+
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{s.name}-{extractor}.npy"
+    ex = get_extractor(extractor)
+    tag = hashlib.sha1(ex.version.encode()).hexdigest()[:10]
+    path = CACHE / f"{s.name}-{extractor}-{tag}.npy"
     if path.exists():
         return np.load(path)
-    ex = get_extractor(extractor)
     images = list(s.images)
     if ex.needs_fit:
         ex.fit(images)
@@ -251,6 +254,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--extractor", default="default")
     p.add_argument("--extractors", default=None, help="also measure full-pool objective per extractor, e.g. default,learned")
+    p.add_argument("--full-pool-only", action="store_true", help="with --extractors: only the full-pool figures")
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
     a = p.parse_args(argv)
@@ -271,9 +275,11 @@ def main(argv=None) -> int:
              "cpus": f"{os.cpu_count()} cores, one process", "sets": {}, "full_pool": {}}
     for name in [s.strip() for s in a.sets.split(",") if s.strip()]:
         s = {**BUILDERS, **EXTRA_BUILDERS}[name]()
-        suite["sets"][name] = run_set(s, strategies, seeds, a.initial, batch, a.extractor, variants, log)
+        if not a.full_pool_only:
+            suite["sets"][name] = run_set(s, strategies, seeds, a.initial, batch, a.extractor, variants, log)
         if a.extractors:
             suite["full_pool"][name] = full_pool_scores(s, [e.strip() for e in a.extractors.split(",")])
+            log(f"  {name}: full pool " + ", ".join(f"{k} {v['objective']:.3f}" for k, v in suite["full_pool"][name].items()))
         suite["wall_seconds"] = round(time.perf_counter() - started, 1)
         if a.json:  # written after every set, so a long run can be read as it goes
             Path(a.json).parent.mkdir(parents=True, exist_ok=True)

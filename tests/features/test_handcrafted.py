@@ -9,12 +9,12 @@ from aldesk.features.handcrafted import HandcraftedExtractor, intensity_features
 def test_default_dims_are_a_few_hundred_and_documented():
     ext = HandcraftedExtractor()
     X = ext.transform([np.zeros((28, 28), np.uint8)])
-    assert X.shape == (1, ext.n_features) == (1, 303)
+    assert X.shape == (1, ext.n_features) == (1, 361)
 
 
-@pytest.mark.parametrize("options, dims", [({"size": 32, "cell": 8}, 303),
-                                           ({"size": 64, "cell": 32}, 195),
-                                           ({"grid": 16}, 495)])
+@pytest.mark.parametrize("options, dims", [({"size": 32, "cell": 8}, 361),
+                                           ({"size": 64, "cell": 32}, 253),
+                                           ({"grid": 16}, 553)])
 def test_options_change_dims_and_version(options, dims):
     base = HandcraftedExtractor()
     ext = HandcraftedExtractor(**options)
@@ -77,3 +77,17 @@ def test_crop_not_pad_a_border_outside_the_central_square_changes_only_global_st
     spatial = slice(45, None)  # after 13 statistics + 32 histogram bins
     np.testing.assert_allclose(a[spatial], b[spatial], atol=1e-6)
     assert not np.allclose(a[:45], b[:45])
+
+
+def test_colour_block_sees_colour_and_is_zero_for_grey():
+    from aldesk.features.handcrafted import COLOUR_DIMS
+
+    ext = HandcraftedExtractor()
+    grey = np.full((40, 40), 120, np.uint8)
+    brown = np.dstack([np.full((40, 40), v, np.uint8) for v in (150, 100, 60)])
+    blue = np.dstack([np.full((40, 40), v, np.uint8) for v in (60, 100, 150)])
+    X = ext.transform([grey, brown, blue])
+    assert not X[0, -COLOUR_DIMS:].any()
+    assert X[1, -COLOUR_DIMS] == pytest.approx(150 / 255) and X[2, -COLOUR_DIMS] == pytest.approx(60 / 255)
+    # the grey part of the vector cannot tell the two tints apart (same luminance), the colour block can
+    assert np.abs(X[1, -COLOUR_DIMS:] - X[2, -COLOUR_DIMS:]).max() > 0.3

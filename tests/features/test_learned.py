@@ -37,9 +37,9 @@ def test_output_is_default_plus_pooled_dictionary_responses(fitted, previews):
 
     X = fitted.transform([previews["grey_128"], previews["tall_128x40"]])
     default = HandcraftedExtractor().transform([previews["grey_128"], previews["tall_128x40"]])
-    assert X.shape == (2, 303 + 8 * 9) == (2, fitted.n_features)
-    np.testing.assert_array_equal(X[:, :303], default)
-    assert (X[:, 303:] >= 0).all() and X[:, 303:].any()
+    assert X.shape == (2, 361 + 8 * 9) == (2, fitted.n_features)
+    np.testing.assert_array_equal(X[:, :361], default)
+    assert (X[:, 361:] >= 0).all() and X[:, 361:].any()
 
 
 def test_state_is_small_plain_float32_arrays(fitted):
