@@ -47,6 +47,33 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _DEFER = 1 << 20  # values over 1 MiB are read only when needed, after the size checks
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+
+# Storage SOP classes that are not images a reader labels, even when they carry pixel data (a SEG's
+# masks, an RT Dose grid): (SOP class UID or its prefix ending in "."), what it is in plain words.
+_NOT_FOR_READING = (
+    ("1.2.840.10008.5.1.4.1.1.66", "a segmentation, registration or fiducials object derived from other scans"),
+    ("1.2.840.10008.5.1.4.1.1.481.1", None),  # RT Image: a portal image, which is read
+    ("1.2.840.10008.5.1.4.1.1.481.", "a radiotherapy object (dose grid, structure set, plan or treatment record)"),
+    ("1.2.840.10008.5.1.4.34.", "a radiotherapy object (second-generation RT)"),
+    ("1.2.840.10008.5.1.4.1.1.88.59", "a key object selection (a list pointing at other images)"),
+    ("1.2.840.10008.5.1.4.1.1.88.", "a structured report (findings and measurements as text)"),
+    ("1.2.840.10008.5.1.4.1.1.11.", "a presentation state (how to display another image)"),
+    ("1.2.840.10008.5.1.4.1.1.9.", "a waveform (ECG, audio or haemodynamic curves)"),
+    ("1.2.840.10008.5.1.4.1.1.104.", "an encapsulated document (PDF, CDA or a 3D model)"),
+    ("1.2.840.10008.5.1.4.1.1.67", "a real world value mapping"),
+    ("1.2.840.10008.5.1.4.1.1.68.", "a surface scan (mesh or point cloud)"),
+    ("1.2.840.10008.5.1.4.1.1.200.", "an acquisition protocol"),
+)
+# By Modality when the SOP class is missing or unknown.
+_NOT_FOR_READING_MODALITIES = {
+    "SEG": "a segmentation (regions marked on another scan)", "RTDOSE": "a radiotherapy dose grid",
+    "RTSTRUCT": "a radiotherapy structure set (contours)", "RTPLAN": "a radiotherapy plan",
+    "RTRECORD": "a radiotherapy treatment record", "SR": "a structured report (findings and measurements as text)",
+    "PR": "a presentation state (how to display another image)",
+    "KO": "a key object selection (a list pointing at other images)", "REG": "a registration between scans",
+    "FID": "spatial fiducials", "RWV": "a real world value mapping", "DOC": "an encapsulated document",
+    "ECG": "a waveform (ECG)", "HD": "a waveform (haemodynamic)", "AU": "an audio recording", "PLAN": "a plan",
+}
 _QUIET_LOGGERS = ("pydicom", "pylibjpeg", "openjpeg", "libjpeg", "rle", "PIL")
 _DECODER_HINTS = {
     "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg or Pillow (or python-gdcm)",
@@ -281,12 +308,30 @@ def _sop_description(ds: Dataset) -> str:
     return f"{name} (modality {modality})" if modality else name
 
 
+def not_for_reading(ds: Dataset) -> str | None:
+    """What a non-image object is, in plain words (a SEG, RT Dose, SR, PR, KO, ...), or None for an image."""
+    sop = text_value(ds, "SOPClassUID")
+    meta = getattr(ds, "file_meta", None)
+    if sop is None and meta is not None:
+        sop = text_value(meta, "MediaStorageSOPClassUID")
+    if sop:
+        for prefix, what in _NOT_FOR_READING:
+            if sop == prefix or (prefix.endswith(".") and sop.startswith(prefix)) or sop.startswith(prefix + "."):
+                return what
+    return _NOT_FOR_READING_MODALITIES.get((text_value(ds, "Modality") or "").upper())
+
+
 def pixel_header(path: str, ds: Dataset, max_pixels: int) -> PixelHeader:
     """Validate what the pixels need, cheapest checks first, all before decoding.
 
-    Order: pixel data present -> transfer syntax known -> header values sane -> pixel limit ->
-    decoder installed -> enough bytes. Raises InvalidScanError with the matching code.
+    Order: an image at all (not a SEG, RT Dose, report, ...) -> pixel data present -> transfer
+    syntax known -> header values sane -> pixel limit -> decoder installed -> enough bytes. Raises
+    InvalidScanError with the matching code.
     """
+    what = not_for_reading(ds)
+    if what is not None:
+        raise _skip(path, "not-for-reading", f"not for reading: this DICOM file is {_sop_description(ds)}, "
+                    f"{what}, not an image to label; it is listed here and not imported as a scan")
     keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
     if keyword is None:
         meta = getattr(ds, "file_meta", None)

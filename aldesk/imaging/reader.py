@@ -5,7 +5,8 @@ with picklable arguments and result. The format is detected from the content (DI
 without its 128-byte preamble, PNG, JPEG, TIFF), never from the file name. Failures are classified
 by ``InvalidScanError.code``:
 
-skipped: ``not-a-scan``, ``empty``, ``no-pixel-data``, ``too-large``, ``unsupported-syntax``,
+skipped: ``not-a-scan``, ``empty``, ``not-for-reading`` (a SEG, RT Dose, report, ...: not an image to
+label), ``no-pixel-data``, ``too-large``, ``unsupported-syntax``,
 ``no-transfer-syntax``; failed: ``truncated``, ``corrupt-pixel-data``, ``invalid-header``,
 ``unreadable``.
 

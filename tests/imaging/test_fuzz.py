@@ -68,7 +68,7 @@ def test_damaged_files_fail_cleanly(data, frames):
     try:
         result = read_frames(path) if frames else read_scan_info(path)
     except InvalidScanError as exc:
-        assert exc.code in {"not-a-scan", "empty", "no-pixel-data", "too-large",
+        assert exc.code in {"not-a-scan", "empty", "not-for-reading", "no-pixel-data", "too-large",
                             "unsupported-syntax", "no-transfer-syntax", "truncated",
                             "corrupt-pixel-data", "invalid-header", "unreadable"}
         assert exc.reason
