@@ -16,8 +16,9 @@ What :func:`deidentify_dataset` does, at every level of the dataset (sequence it
   curves (50xx) and overlays (60xx, which may hold burned-in text) are removed whole;
 * every attribute of the table gets its action: X remove, Z empty, D dummy value, U remapped UID.
   Combined actions take the strictest one that keeps the object readable: Z/D, X/Z and X/Z/D -> Z,
-  X/D -> X, X/Z/U* -> U for a UID, and for a sequence its items kept and cleaned (so the UIDs they
-  reference are remapped). D on a sequence leaves one empty item;
+  X/D -> X, X/Z/U* -> U for a UID, and for a sequence (Referenced / Source Image) its items reduced
+  to references: UIDs remapped, frame numbers kept, anything else removed. D on a sequence leaves
+  one empty item; a sequence the table does not name has its items cleaned by these same rules;
 * beyond the table, conservatively: any other UID (not a DICOM-defined ``1.2.840.10008.`` one) is
   remapped, any other person name emptied, any other date, time or datetime removed, elements of
   unknown meaning (VR UN) removed, and Issuer of Accession Number Sequence removed;
@@ -308,7 +309,7 @@ class _Walk:
                     continue  # times of day kept beside shifted dates
                 if elem.VR in ("DA", "DT") and self.shift(elem):
                     continue
-            self.apply(ds, elem, action, keyword)
+            self.apply(ds, elem, action, keyword, table_action == "X/Z/U*")
 
     def shift(self, elem) -> bool:
         """Shift the element's dates in place; False (left for the profile) when they are not full dates."""
@@ -324,7 +325,26 @@ class _Walk:
             return "U*"  # clean the items
         return {"UI": "U", "PN": "Z", "DA": "X", "DT": "X", "TM": "X", "UN": "X"}.get(elem.VR)
 
-    def apply(self, ds: Dataset, elem, action: str, keyword: str) -> None:
+    def references(self, ds: Dataset) -> None:
+        """An item of an X/Z/U* sequence (Referenced / Source Image): references only. UIDs remapped,
+        numbers (frame, segment) and nested references kept, anything else removed."""
+        for tag in list(ds.keys()):
+            try:
+                elem = ds[tag]
+            except Exception:  # noqa: BLE001 - a value pydicom cannot parse is not kept unseen
+                self.remove(ds, tag)
+                continue
+            if tag.is_private:
+                self.remove(ds, tag)
+            elif elem.VR == "UI":
+                self.apply(ds, elem, "U", elem.keyword)
+            elif elem.VR == "SQ":
+                for item in elem.value:
+                    self.references(item)
+            elif elem.VR not in ("IS", "DS", "US", "UL", "SS", "SL", "AT"):
+                self.remove(ds, tag, elem.keyword)
+
+    def apply(self, ds: Dataset, elem, action: str, keyword: str, table_u_star: bool = False) -> None:
         report = self.report
         if action == "U" and elem.VR == "SQ":
             action = "U*"
@@ -342,7 +362,10 @@ class _Walk:
         elif action == "U*":
             if elem.VR == "SQ":
                 for item in elem.value:
-                    self.clean(item)
+                    if table_u_star:
+                        self.references(item)
+                    else:
+                        self.clean(item)
             elif elem.VR == "UI":
                 self.apply(ds, elem, "U", keyword)
             else:
