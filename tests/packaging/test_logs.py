@@ -145,7 +145,7 @@ def test_import_and_labelling_session_logs_no_patient_identifier(tmp_path, dicom
         assert cli(["export", str(proj), str(tmp_path / "out"), "--format", "folders", "--quiet"]) == 0
         assert cli(["package", "import", str(proj), str(tmp_path / "SMITH_JOHN_7731942.aldpkg")]) == 1
         monkeypatch.chdir(tmp_path)
-        assert cli(["package", "handout", str(proj), "SMITH_JOHN_export", "--annotator", "x"]) == 1
+        assert cli(["package", "handout", str(proj), "SMITH_JOHN_export", "--annotator", "x", "--deidentified"]) == 1
         screen = capsys.readouterr().err
         assert "SMITH_JOHN_12345/x.dcm" in screen and "DOE_JANE_5551234" in screen  # the user sees the paths
     finally:
