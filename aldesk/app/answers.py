@@ -1,7 +1,8 @@
 """Read CSV files that name scans by path (label files, answer keys) and match them to scans.
 
 A path may be absolute, or relative to the folder it was imported from; a ``scan_key`` column (as
-in this project's own de-identified exports) names scans by their pseudonymous key instead. Every
+in this project's own de-identified exports) names scans by their pseudonymous key instead, and a
+``series_uid`` or ``study_uid`` column names series and study units by their DICOM UIDs. Every
 problem names the file and the line, and nothing is recorded unless the whole file is good.
 
 Conflicts are data, not errors: real data sets hold the same image (same pixels or UID, so the same scan
@@ -23,6 +24,9 @@ from pathlib import Path
 from aldesk.errors import InputFileError
 from aldesk.store import Project
 from aldesk.store.project import SPECIAL_LABELS
+
+
+KEY_COLUMNS = ("scan_key", "series_uid", "study_uid")   # columns that may stand in for 'path'
 
 
 ON_CONFLICT = ("drop", "latest", "refuse")
@@ -91,8 +95,10 @@ class ScanPathIndex:
                 self.by_abs[os.path.normpath(os.path.join(root, rel))] = scan_id
                 self.by_rel.setdefault(rel, []).append(scan_id)
 
-    def find_key(self, key: str) -> tuple[int | None, str]:
-        """(scan id or None, why not) for a scan key of this project's exports."""
+    def find_key(self, key: str, column: str = "scan_key") -> tuple[int | None, str]:
+        """(scan id or None, why not) for a scan key of this project's exports, or a series/study UID."""
+        if column != "scan_key":
+            return self.project.units.find_unit(column, key.strip())
         if self._by_key is None:
             from aldesk.app.export import scan_keys
 
@@ -151,15 +157,17 @@ def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_un
         try:
             reader = csv.DictReader(handle)
             header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            by_key = "path" not in header and "scan_key" in header
+            key_column = None if "path" in header else next((k for k in KEY_COLUMNS if k in header), None)
+            by_key = key_column is not None
             if ("path" not in header and not by_key) or "label" not in header:
                 raise InputFileError(
-                    f"{csv_path}: line 1: the header must name the columns 'path' (or 'scan_key') and 'label' "
+                    f"{csv_path}: line 1: the header must name the columns 'path' (or 'scan_key', 'series_uid', "
+                    f"'study_uid') and 'label' "
                     f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})")
             reader.fieldnames = header
             for row in reader:
                 line = reader.line_num
-                path = (row.get("scan_key" if by_key else "path") or "").strip()
+                path = (row.get(key_column if by_key else "path") or "").strip()
                 raw = (row.get("label") or "").strip()
                 if not path and not raw:
                     continue
@@ -169,7 +177,7 @@ def read_labelled_csv(project: Project, csv_path: str | os.PathLike, *, allow_un
                 if label is None:
                     errors.append(f"line {line}: label {raw!r} is not a class of this project ({', '.join(classes)})")
                     continue
-                scan_id, why = index.find_key(path) if by_key else index.find(path)
+                scan_id, why = index.find_key(path, key_column) if by_key else index.find(path)
                 if scan_id is None:
                     if not allow_unknown:
                         errors.append(f"line {line}: {path!r}: {why}")

@@ -50,6 +50,8 @@ def extract_features(
     """Compute the vectors the cache lacks for ``extractor``; an unchanged extractor costs one query."""
     options = dict(options or {})
     ext = _make_extractor(extractor, options)
+    if project.units.kind() != "image":
+        return _unit_features(project, ext, progress, should_stop)
     store = project.features
     set_id = store.find_set(ext.name, ext.version)
     if set_id is None:
@@ -85,6 +87,23 @@ def extract_features(
     else:
         _run_pool(ext, chunks, jobs, write, should_stop)
     return FeatureResult(ext.name, ext.version, len(missing), cached, store.dim(set_id))
+
+
+def _unit_features(project: Project, ext, progress: Progress, should_stop: ShouldStop) -> FeatureResult:
+    """Series/study projects: slice features pooled per unit (aldesk.app.unit_features)."""
+    from aldesk.app.unit_features import extract_unit_features
+    from aldesk.features.pooling import pooled_version
+
+    version = pooled_version(ext.version)
+    set_id = project.features.find_set(ext.name, version)
+    if ext.needs_fit:
+        if set_id is None:
+            progress(0, 0, f"fitting {ext.name} on the project's scans")
+            ext.fit(_fit_sample(project, seed=0))
+        else:
+            ext.set_state(project.features.state(set_id))
+    set_id, computed, cached = extract_unit_features(project, ext, progress=progress, should_stop=should_stop)
+    return FeatureResult(ext.name, version, computed, cached, project.features.dim(set_id))
 
 
 def load_features(project: Project, extractor: str = "default", options: dict | None = None,

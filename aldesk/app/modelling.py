@@ -74,10 +74,16 @@ def rank(
                            n_classes=len(project.classes), model=_ranking_model(project, X, y, chooser, random_state))
     chosen = ids[result.indices]
     rows = {r.id: r for r in project.scans.rows(chosen.tolist())}
+    reasons = list(result.reasons)
+    if project.units.kind() != "image":   # why this study: the series behind the score
+        from aldesk.app.unit_features import series_reasons
+
+        behind = series_reasons(project, chosen.tolist(), extractor)
+        reasons = [f"{r}; {behind[int(s)]}" if int(s) in behind else r for s, r in zip(chosen, reasons)]
     return Ranking(
         strategy=result.strategy or strategy,
         batch=[RankedScan(int(s), str(rows[int(s)].path), float(sc), reason)
-               for s, sc, reason in zip(chosen, result.scores, result.reasons)],
+               for s, sc, reason in zip(chosen, result.scores, reasons)],
         n_labelled=int((y != UNLABELLED).sum()),
         n_candidates=len(candidates),
         details=result.details,

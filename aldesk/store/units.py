@@ -223,6 +223,28 @@ class UnitStore:
                             else f"{desc or 'series'} · {images} images")
         return out
 
+    def find_unit(self, column: str, uid: str) -> tuple[int | None, str]:
+        """(scan id or None, why not) of the unit a Series (``series_uid``) or Study (``study_uid``) UID names.
+
+        A series UID finds its series unit, or the study unit holding that series; a study UID finds its
+        study unit, or its only scan. Several scans under one UID (a study in a series project) is an error.
+        """
+        c = self._c
+        if column == "series_uid":
+            hits = {r[0] for r in c.execute("SELECT scan_id FROM series WHERE uid = ?", (uid,))}
+            hits |= {r[0] for r in c.execute("SELECT id FROM scans WHERE uid = ? OR (series_uid = ? AND id NOT IN "
+                                            "(SELECT scan_id FROM series))", (uid, uid))}
+        elif column == "study_uid":
+            hits = {r[0] for r in c.execute("SELECT id FROM scans WHERE uid = ? OR study_uid = ?", (uid, uid))}
+        else:
+            raise ValueError(f"column == {column!r}, must be 'series_uid' or 'study_uid'")
+        if len(hits) == 1:
+            return hits.pop(), ""
+        if not hits:
+            return None, f"no series or study of this project has this {column.replace('_', ' ')}"
+        return None, (f"this {column.replace('_', ' ')} names {len(hits)} labelling units of this "
+                      f"{self.kind()} project; name each one (e.g. by series_uid)")
+
     def series_units(self) -> int:
         """How many scans rows are series/study units (not single images)."""
         return self._c.execute("SELECT COUNT(DISTINCT scan_id) FROM series").fetchone()[0]

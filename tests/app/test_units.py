@@ -197,3 +197,80 @@ def test_version_1_project_migrates_to_image_units(tmp_path):
     with Project.open(folder) as p:
         assert p.status.migrated_from == 1
         assert p.units.kind() == "image" and p.units.counts() == {"series": 0, "studies": 0}
+
+
+# --------------------------------------------------------------------------- learning on units
+def _two_class_study_project(tmp_path, n_studies=12, slices=20):
+    """Studies of two generated series each; 'abnormal' studies carry a bright block on a few slices."""
+    from pydicom.uid import generate_uid
+
+    rng = np.random.default_rng(0)
+    truth = {}
+    for k in range(n_studies):
+        study = generate_uid()
+        abnormal = k % 2 == 1
+        for s in range(2):
+            vol = rng.integers(0, 200, (slices, 32, 32)).astype(np.int16)
+            if abnormal and s == 1:
+                vol[8:12, 8:24, 8:24] = 3000
+            write_series(tmp_path / "d" / f"st{k}" / f"se{s}", vol, study_uid=study, series_number=s + 1,
+                         description=f"series {s + 1}", patient_id=f"P{k}")
+        truth[study] = "abnormal" if abnormal else "normal"
+    p = _create(tmp_path, "study")
+    import_paths(p, [tmp_path / "d"], jobs=1)
+    return p, truth
+
+
+def test_unit_features_pool_a_bounded_subset_of_slices_per_series(tmp_path, monkeypatch):
+    import aldesk.app.unit_features as uf
+    from aldesk.app.features import load_features
+    from aldesk.features.pooling import SLICES_PER_STACK
+
+    p, _ = _two_class_study_project(tmp_path, n_studies=2, slices=30)
+    reads = []
+    real = uf.slice_preview
+    monkeypatch.setattr(uf, "slice_preview", lambda path, frame: reads.append(path) or real(path, frame))
+    ids, X = load_features(p)
+    assert len(ids) == 2 and len(reads) == 2 * 2 * SLICES_PER_STACK     # 8 of 30 slices per series
+    from aldesk.features.registry import get_extractor
+
+    d = get_extractor("default").transform([np.zeros((8, 8), np.uint8)]).shape[1]
+    assert X.shape == (2, 2 * d)
+    assert np.all(X[:, d:] >= X[:, :d] - 1e-5)                           # max >= mean
+    reads.clear()
+    load_features(p)
+    assert reads == []                                                    # cached
+    assert p.conn.execute("SELECT COUNT(*) FROM series_features").fetchone()[0] == 4
+
+
+def test_pool_mean_max_refuses_an_empty_stack():
+    from aldesk.features.pooling import pool_mean_max
+
+    assert pool_mean_max(np.array([[1.0, 4.0], [3.0, 0.0]])).tolist() == [2.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match=r"must be \(k >= 1, d\)"):
+        pool_mean_max(np.zeros((0, 3)))
+
+
+def test_answers_by_series_and_study_uid_and_why_this_study_names_a_series(tmp_path):
+    from aldesk.app.answers import read_labelled_csv
+    from aldesk.app.labelling import record_label
+    from aldesk.app.modelling import rank, train
+    from aldesk.errors import InputFileError
+
+    p, truth = _two_class_study_project(tmp_path)
+    key = tmp_path / "key.csv"
+    key.write_text("study_uid,label\n" + "".join(f"{uid},{label}\n" for uid, label in truth.items()))
+    rows = read_labelled_csv(p, key)
+    rows = getattr(rows, "rows", rows)
+    by_uid = {r.uid: r.id for r in p.scans.rows()}
+    assert {r.scan_id: r.label for r in rows} == {by_uid[u]: lab for u, lab in truth.items()}
+    series_key = tmp_path / "series.csv"
+    some_series = p.units.series()[0]
+    series_key.write_text(f"series_uid,label\n{some_series.uid},normal\n1.2.3.4,normal\n")
+    with pytest.raises(InputFileError, match="line 3: '1.2.3.4': no series or study of this project has this series uid"):
+        read_labelled_csv(p, series_key)
+    for r in rows[:8]:
+        record_label(p, r.scan_id, "dr_a", r.label)
+    train(p, folds=2)
+    ranking = rank(p, strategy="entropy", batch=3)
+    assert all("series S" in r.reason and "least certain of 2" in r.reason for r in ranking.batch)
