@@ -27,8 +27,6 @@ from aldesk.store.project import SPECIAL_LABELS
 
 
 KEY_COLUMNS = ("scan_key", "series_uid", "study_uid")   # columns that may stand in for 'path'
-
-
 ON_CONFLICT = ("drop", "latest", "refuse")
 
 
