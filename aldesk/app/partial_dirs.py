@@ -70,14 +70,14 @@ class PartialDir:
     def create(cls, out: Path) -> "PartialDir":
         remove_stale_partials(out)
         path = partial_name(out)
-        path.mkdir()
-        try:
+        try:  # the watcher first: a kill between the two then leaves nothing at all
             watcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHER, str(path)],
                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                        start_new_session=True, close_fds=True)
         except OSError as exc:  # the next run aimed here removes it instead
             log.warning("no watcher for %s (%s); a kill would leave it until the next export there", path, exc)
             watcher = None
+        path.mkdir()
         return cls(path, watcher)
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ def _work(cmd: dict) -> None:
 
         importer.BATCH_FILES = int(cmd.get("batch_files", importer.BATCH_FILES))
         with Project.open(cmd["project"]) as project:
-            importer.import_paths(project, [cmd["folder"]], jobs=1)
+            importer.import_paths(project, [cmd["folder"]], jobs=int(cmd.get("jobs", 1)))
     elif cmd["run"] == "merge":
         from aldesk.cli import main
 
