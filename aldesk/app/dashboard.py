@@ -17,6 +17,7 @@ def dashboard_data(project: Project) -> dict:
     "per_reader": {reader: count of current reads},
     "class_balance": {value: count} over current reads (classes first, then unsure/skip),
     "learning_curve": [(n_labels, accuracy, ece, model id), ...] oldest first,
+    "audit_curve": [(n_labels, audit accuracy, CI low, CI high, audit scans), ...] oldest first,
     "scans": total scans, "labelled": scans with a final label,
     }"""
     current = project.labels.current()
@@ -26,11 +27,14 @@ def dashboard_data(project: Project) -> dict:
         over_time[reader] = [(t, i + 1) for i, t in enumerate(times)]
     values = Counter(l.value for l in current)
     order = list(project.classes) + ["unsure", "skip"]
-    curve = []
+    curve, audit_curve = [], []
     for m in project.models.history():
         met = m["metrics"]
         if met.get("accuracy") is not None:
             curve.append((int(m["n_labels"]), float(met["accuracy"]), float(met.get("ece", float("nan"))), m["id"]))
+        if met.get("audit_accuracy") is not None and met.get("audit_ci"):
+            audit_curve.append((int(m["n_labels"]), float(met["audit_accuracy"]), float(met["audit_ci"][0]),
+                                float(met["audit_ci"][1]), int(met.get("audit_n", 0))))
     from aldesk.app.labelling import final_labels
 
     return {
@@ -38,6 +42,7 @@ def dashboard_data(project: Project) -> dict:
         "per_reader": {r: len(v) for r, v in over_time.items()},
         "class_balance": {k: values.get(k, 0) for k in order},
         "learning_curve": curve,
+        "audit_curve": audit_curve,
         "scans": project.scans.count(),
         "labelled": len(final_labels(project)),
     }

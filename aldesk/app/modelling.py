@@ -161,9 +161,9 @@ def train(
         "class_weight": weighting or "none",
         **{k: _plain(v) for k, v in metrics.items() if k != objective},
     }
-    from aldesk.app.progress import audit_fields, record_stop_predictions
+    from aldesk.app.progress import record_stop_predictions, train_fields
 
-    report.update(audit_fields(project, ids, X, y, weights, fitted, model=model, should_stop=should_stop))
+    report.update(train_fields(project, ids, X, y, weights, fitted, model=model, should_stop=should_stop))
     model_id = project.models.add(extractor=extractor, estimator=model, n_labels=report["labels"], metrics=report,
                                   arrays=arrays)
     record_stop_predictions(project, model_id, ids, X, fitted)

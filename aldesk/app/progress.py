@@ -135,11 +135,26 @@ def _fitter(X, y, weights, n_classes, model: str, C, class_names, random_state=0
     return fit
 
 
-def audit_fields(project: Project, ids, X, y, weights, fitted, *, model: str = "logistic",
+def train_fields(project: Project, ids, X, y, weights, fitted, *, model: str = "logistic",
                  should_stop: ShouldStop = never_stop) -> dict:
-    """The audit figures ``aldesk train --json`` reports beside cross-validation: audit_accuracy,
-    audit_ci (Wilson, 95 %), audit_balanced_accuracy, audit_balanced_ci, audit_n (all None / 0 while
-    no audit scan has a label). X standardised, y with UNLABELLED, in ``ids`` order."""
+    """What ``aldesk train --json`` reports beside cross-validation (and the status bar shows):
+    audit_accuracy, audit_ci (Wilson, 95 %), audit_balanced_accuracy, audit_balanced_ci, audit_n,
+    audit_pending (None / 0 while no audit scan has a label), and stability_kappa, stability_agreement
+    (the new model against the stored history; None until the window is full). X standardised, y with
+    UNLABELLED, in ``ids`` order."""
+    from aldesk.learning.stopping import stability
+
+    ids = np.asarray(ids, dtype=np.int64)
+    rows = stop_set(project, ids)
+    history = _same_kind(project.audit.stop_history())
+    n_labels = int((y != UNLABELLED).sum())
+    stab = stability([(h["n_labels"], h["scan_ids"], h["predicted"]) for h in history]
+                     + [(n_labels, ids[rows], fitted.predict_proba(X[rows]).argmax(axis=1))], len(project.classes))
+    return {**_audit_fields(project, ids, X, y, weights, fitted, model=model, should_stop=should_stop),
+            "stability_kappa": stab.mean_kappa, "stability_agreement": stab.agreement}
+
+
+def _audit_fields(project: Project, ids, X, y, weights, fitted, *, model: str, should_stop: ShouldStop) -> dict:
     from aldesk.learning.stopping import audit_estimate, audit_learning_curve
 
     state = audit_state(project, np.asarray(ids), y)
@@ -172,14 +187,22 @@ def record_stop_predictions(project: Project, model_id: int, ids, X, fitted) -> 
     project.audit.add_stop_predictions(model_id, ids[rows], fitted.predict_proba(X[rows]).argmax(axis=1))
 
 
+def _same_kind(history: list[dict]) -> list[dict]:
+    """The newest run of models on the same features and estimator (a switch restarts the history)."""
+    if not history:
+        return history
+    kind = (history[-1]["extractor"], history[-1]["estimator"])
+    start = len(history)
+    while start and (history[start - 1]["extractor"], history[start - 1]["estimator"]) == kind:
+        start -= 1
+    return history[start:]
+
+
 def model_stability(project: Project):
     """Stability of the models trained on the current features and estimator (newest model's kind)."""
     from aldesk.learning.stopping import stability
 
-    history = project.audit.stop_history()
-    if history:
-        kind = (history[-1]["extractor"], history[-1]["estimator"])
-        history = [h for h in history if (h["extractor"], h["estimator"]) == kind]
+    history = _same_kind(project.audit.stop_history())
     return stability([(h["n_labels"], h["scan_ids"], h["predicted"]) for h in history], len(project.classes))
 
 
@@ -264,3 +287,38 @@ def progress_report(project: Project, *, extractor: str = "default", model: str 
     report["reasons"] = advice.reasons
     progress(4, 4, "done")
     return report
+
+
+def _interval(pair) -> str:
+    return "" if not pair else f" (95 % CI {pair[0]:.3f}–{pair[1]:.3f})"
+
+
+def describe(report: dict) -> list[tuple[str, str]]:
+    """The figures of a :func:`progress_report` as (name, text) lines, for the CLI and the dashboard."""
+    audit, stab = report["audit"], report["stability"]
+    lines = [("labels", str(report["labels"]))]
+    if report["audit_accuracy"] is not None:
+        lines.append(("audit accuracy", f"{report['audit_accuracy']:.3f}{_interval(report['audit_ci'])}, "
+                                        f"{audit['n']} audit scans"))
+        lines.append(("audit balanced acc.", f"{audit['balanced_accuracy']:.3f}{_interval(audit['balanced_ci'])}"))
+    else:
+        lines.append(("audit accuracy", f"- ({audit['n']} audit scans read; {audit['drawn']} drawn; "
+                                        f"audit share of the queue {audit['fraction']:.0%})"))
+    if report["stability_kappa"] is not None:
+        lines.append(("stability", f"κ {report['stability_kappa']:.4f} over the last {stab['window']} model pairs "
+                                   f"({100 * stab['agreement']:.1f} % same prediction on the stop set)"))
+    else:
+        lines.append(("stability", f"- ({len(stab['kappas'])} model pairs so far, {stab['window']} needed)"))
+    proj = report["projected"]
+    if proj:
+        lines.append(("projected", f"{proj['accuracy']:.3f}{_interval(proj['ci'])} at {proj['labels']} labels "
+                                   f"(gain {proj['gain']:+.3f}{_interval(proj['gain_ci'])})"))
+    qr = report["queue_vs_random"]
+    if qr:
+        lines.append(("queue against random", f"with {qr['labels']} labels: queue {qr['queue_accuracy']:.3f}, random "
+                                              f"{qr['random_accuracy']:.3f} (difference {qr['difference']:+.3f}"
+                                              f"{_interval(qr['difference_ci'])}, on {qr['n']} audit scans)"))
+    if report["ceiling"]:
+        lines.append(("readers' ceiling", f"{report['ceiling']['accuracy']:.3f} (readers against the consensus, "
+                                          f"{report['ceiling']['n_multi_read']} scans read twice)"))
+    return lines

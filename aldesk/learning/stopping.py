@@ -288,9 +288,9 @@ def recommend(*, labels: int, stab: Stability | None, audit: dict | None, projec
               ceiling: float | None = None, worthwhile: float = WORTHWHILE_GAIN,
               min_audit: int = MIN_AUDIT) -> Advice:
     """Turn the figures into a recommendation. Stop when the predictions have stabilised (mean κ over
-    the window ≥ threshold) and the projection, when there is one, does not expect a worthwhile gain
-    (point estimate < ``worthwhile``); or when the audit accuracy's interval reaches the readers' own
-    agreement (a model cannot be shown to beat its teachers)."""
+    the window ≥ threshold) and the projection, when the audit sample is big enough to have one, does
+    not expect a worthwhile gain (point estimate < ``worthwhile``); or when the audit accuracy's
+    interval reaches the readers' own agreement (a model cannot be shown to beat its teachers)."""
     reasons: list[str] = []
     if stab is not None and stab.mean_kappa is not None:
         n_models = stab.window + 1
@@ -308,8 +308,8 @@ def recommend(*, labels: int, stab: Stability | None, audit: dict | None, projec
     else:
         n = 0 if audit is None else audit.get("n", 0)
         reasons.append(f"only {n} audit scans read so far: the accuracy estimate needs at least {min_audit}")
-    gain_small = None
-    if projected is not None:
+    gain_small = None  # the projection counts only once the audit sample is big enough to fit a curve on
+    if projected is not None and audit_ok:
         g = projected["gain"]
         ci = projected.get("gain_ci")
         span = f" (95 % interval {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""

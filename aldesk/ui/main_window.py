@@ -58,6 +58,18 @@ def retrain_body(project_path: str, annotator: str, strategy: str, retrain: bool
     return body
 
 
+def stop_advice_body(project_path: str):
+    """Worker body: the dashboard's "when can I stop?" report (aldesk.app.progress)."""
+
+    def body(progress, should_stop):
+        from aldesk.app.progress import progress_report
+
+        with Project.open(project_path) as project:
+            return progress_report(project, progress=progress, should_stop=should_stop)
+
+    return body
+
+
 def backup_body(project_path: str):
     def body(progress, should_stop):
         from aldesk.app.projects import scheduled_backup
@@ -523,6 +535,30 @@ class MainWindow(QMainWindow):
             return
         self.dashboard.set_strategies(strategy_descriptions(), self.settings.strategy)
         self.dashboard.set_data(dashboard_data(self.project), self.settings.theme)
+        self._refresh_stop_advice()
+
+    def _refresh_stop_advice(self) -> None:
+        """"When can I stop?" refits the model a few dozen times: in a worker; a newer request wins."""
+        if getattr(self, "_advice_job", None) is not None:
+            self._advice_job.cancel()
+        else:
+            self.dashboard.set_progress(None, pending=True)
+        self._advice_gen = getattr(self, "_advice_gen", 0) + 1
+        gen, dashboard = self._advice_gen, self.dashboard
+
+        def finished(report):
+            if gen == self._advice_gen:
+                self._advice_job = None
+                dashboard.set_progress(report)
+
+        def failed(exc):
+            if gen == self._advice_gen:
+                self._advice_job = None
+                dashboard.set_progress(None, error=f"Cannot work out when to stop: {exc}")
+
+        self._advice_job = run_in_pool(stop_advice_body(str(self.project.path)), on_finished=finished,
+                                       on_failed=failed, on_cancelled=lambda: None)
+        self._track(self._advice_job)
 
     # ================================================================== review
     def show_review(self, kind: str = "review"):

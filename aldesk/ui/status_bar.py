@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from aldesk.app import worklist as worklists
+from aldesk.learning.stopping import STABILITY_KAPPA
 
 
 class WorkStatusBar(QStatusBar):
@@ -18,7 +19,9 @@ class WorkStatusBar(QStatusBar):
         super().__init__(parent)
         self.model_status = QLabel("No model yet")
         self.model_status.setToolTip(
-            "Model version · labels used · cross-validated accuracy and calibration error (ECE)")
+            "Model version · labels used · cross-validated accuracy and calibration error (ECE) · accuracy on the "
+            "audit sample (random scans, each predicted without its own label; ± half its 95 % interval) · "
+            "whether successive models still change their predictions (κ; see the dashboard, Ctrl+D)")
         self.progress_bar = QProgressBar()
         self.progress_bar.setFixedWidth(160)
         self.progress_bar.setVisible(False)
@@ -64,6 +67,12 @@ class WorkStatusBar(QStatusBar):
             parts.append(f"accuracy {m['accuracy']:.2f}")
         if m.get("ece") is not None:
             parts.append(f"ECE {m['ece']:.3f}")
+        if m.get("audit_accuracy") is not None and m.get("audit_ci"):
+            lo, hi = m["audit_ci"]
+            parts.append(f"audit {m['audit_accuracy']:.2f} ± {(hi - lo) / 2:.2f} (n={m.get('audit_n', 0)})")
+        if m.get("stability_kappa") is not None:
+            parts.append(("stable" if m["stability_kappa"] >= STABILITY_KAPPA else "still changing")
+                         + f" (κ {m['stability_kappa']:.3f})")
         self.model_status.setText(" · ".join(parts))
 
     def show_reader(self, name: str) -> None:

@@ -70,9 +70,9 @@ def _digits(seed: int = 0):
 
 
 DATASETS = {
-    "pneumoniamnist": (lambda: _pneumonia(), 1000),
-    "digits": (lambda: _digits(), 800),
-    "pneumonia-1:8": (lambda: _pneumonia(imbalance=8), 1000),
+    "pneumoniamnist": (lambda: _pneumonia(), 800),
+    "digits": (lambda: _digits(), 600),
+    "pneumonia-1:8": (lambda: _pneumonia(imbalance=8), 800),
 }
 
 
@@ -134,7 +134,10 @@ def campaign(args) -> dict:
             stab = stability(history, n_classes)
             row["kappa"], row["agreement"] = stab.mean_kappa, stab.agreement
             members = audit_members(keys, drawn, y_obs != UNLABELLED)
-            if len(members) >= o["min_audit"]:
+            # the audit evidence only matters to the rules once the predictions are stable (and is
+            # recorded every 10th step for the curves): the costly part, skipped elsewhere
+            wanted = stab.stable or len(steps) % 10 == 0 or target >= budget
+            if len(members) >= o["min_audit"] and wanted:
                 C = getattr(model, "C_", None)
 
                 def fit(rows):
@@ -151,13 +154,19 @@ def campaign(args) -> dict:
         if target >= budget:
             break
         target = min(budget, target + o["batch"])
+    print(f"{name} seed {seed}: {len(order)} labels, final accuracy {steps[-1]['accuracy']:.3f}", file=sys.stderr,
+          flush=True)
     return {"dataset": name, "seed": seed, "steps": steps}
 
 
 # ====================================================================================== stop rules
 def stop_step(steps: list[dict], rule: str, o: dict) -> int:
-    """Index of the first step at which ``rule`` says stop (the last step if never)."""
-    from aldesk.learning.stopping import STABILITY_KAPPA
+    """Index of the first step at which ``rule`` says stop (the last step if never).
+
+    stability: Bloodgood & Vijay-Shanker alone; stability+projection: also a fitted projection below the
+    worthwhile gain; recommend: exactly ``aldesk.learning.stopping.recommend`` (what ``aldesk progress``
+    and the dashboard say; no readers' ceiling in simulation)."""
+    from aldesk.learning.stopping import STABILITY_KAPPA, Stability, recommend
 
     for i, s in enumerate(steps):
         stable = s["kappa"] is not None and s["kappa"] >= STABILITY_KAPPA
@@ -166,8 +175,12 @@ def stop_step(steps: list[dict], rule: str, o: dict) -> int:
             return i
         if rule == "stability+projection" and stable and small_gain:
             return i
-        if rule == "recommend":  # exactly what aldesk progress recommends (no readers' ceiling in simulation)
-            if stable and s["audit_n"] >= o["min_audit"] and (s["gain"] is None or small_gain):
+        if rule == "recommend" and stable:
+            stab = Stability(mean_kappa=s["kappa"], agreement=s["agreement"], stable=True)
+            audit = {"n": s["audit_n"], "accuracy": s["audit_accuracy"], "ci": s["audit_ci"]}
+            projected = None if s["gain"] is None else {"more": o["more"], "gain": s["gain"], "gain_ci": s["gain_ci"]}
+            if recommend(labels=s["labels"], stab=stab, audit=audit, projected=projected,
+                         worthwhile=o["worthwhile"], min_audit=o["min_audit"]).stop:
                 return i
     return len(steps) - 1
 
@@ -218,7 +231,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--quick", action="store_true", help="5 seeds, 200 bootstrap resamples")
+    p.add_argument("--quick", action="store_true", help="5 seeds instead of --seeds")
     p.add_argument("--strategy", default=DEFAULT_STRATEGY)
     p.add_argument("--initial", type=int, default=20)
     p.add_argument("--batch", type=int, default=10)
@@ -228,6 +241,8 @@ def main(argv=None) -> int:
     p.add_argument("--more", type=int, default=200)
     p.add_argument("--boot", type=int, default=100)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--runs", metavar="FILE.jsonl", help="append each finished campaign here as it ends")
+    p.add_argument("--runs-from", metavar="FILE.jsonl", help="only summarise the campaigns in this file")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--md", metavar="FILE")
     a = p.parse_args(argv)
@@ -235,10 +250,21 @@ def main(argv=None) -> int:
     o = {"strategy": a.strategy, "initial": a.initial, "batch": a.batch, "budget": a.budget, "audit": a.audit,
          "stop_set": a.stop_set, "more": a.more, "boot": a.boot, "min_audit": MIN_AUDIT, "worthwhile": WORTHWHILE_GAIN,
          "seeds": seeds}
-    jobs = [(name, seed, o) for name in a.datasets.split(",") for seed in range(seeds)]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(a.jobs) as ex:
-        runs = list(ex.map(campaign, jobs))
+    if a.runs_from:  # summarise campaigns saved by an earlier (possibly interrupted) run
+        runs = [json.loads(line) for line in Path(a.runs_from).read_text().splitlines() if line.strip()]
+    else:
+        jobs = [(name, seed, o) for seed in range(seeds) for name in a.datasets.split(",")]
+        runs = []
+        sink = open(a.runs, "w") if a.runs else None
+        with ProcessPoolExecutor(a.jobs) as ex:
+            for run in ex.map(campaign, jobs):
+                runs.append(run)
+                if sink:
+                    sink.write(json.dumps(run) + "\n")
+                    sink.flush()
+        if sink:
+            sink.close()
     seconds = time.perf_counter() - t0
     summary = summarise(runs, o)
     table = markdown(summary, o, seconds)
