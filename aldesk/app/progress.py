@@ -123,14 +123,23 @@ def audit_state(project: Project, ids: np.ndarray, y: np.ndarray) -> dict:
             "order": _reading_order(project, ids, y)}
 
 
-def _fitter(X, y, weights, n_classes, model: str, C, class_names, random_state=0):
-    """fit(rows) for the audit's cross-fitting: the project's model, its chosen regularisation, no
-    calibration (only the predicted class matters here)."""
+def _class_weight(project: Project) -> str | None:
+    """The class weighting the project's objective asks for (as ``train`` fits with)."""
+    from aldesk.app.objective import project_objective
+    from aldesk.learning.objectives import class_weighting
+
+    return class_weighting(project_objective(project)[0])
+
+
+def _fitter(X, y, weights, n_classes, model: str, C, class_names, class_weight, random_state=0):
+    """fit(rows) for the audit's cross-fitting: the project's model, its chosen regularisation and class
+    weighting, no calibration (only the predicted class matters here)."""
     from aldesk.learning.models import fit_model
 
     def fit(rows):
         return fit_model(X[rows], y[rows], n_classes=n_classes, name=model, sample_weight=weights[rows],
-                         calibrate=False, C=C, random_state=random_state, class_names=class_names)
+                         calibrate=False, C=C, random_state=random_state, class_names=class_names,
+                         class_weight=class_weight)
 
     return fit
 
@@ -162,7 +171,8 @@ def _audit_fields(project: Project, ids, X, y, weights, fitted, *, model: str, s
     n_classes = len(project.classes)
     est = audit_estimate(np.zeros(0, np.int64), np.zeros(0, np.int64), n_classes)
     if len(members) >= 2:
-        fit = _fitter(X, y, weights, n_classes, model, getattr(fitted, "C_", None), project.classes)
+        fit = _fitter(X, y, weights, n_classes, model, getattr(fitted, "C_", None), project.classes,
+                      _class_weight(project))
         right = audit_learning_curve(X, y, order, members, [len(order)], fit=fit, should_stop=should_stop)[0]
         ok = np.isfinite(right)
         truth = y[members[ok]]
@@ -208,19 +218,29 @@ def model_stability(project: Project):
 
 # ====================================================================================== the report
 def readers_ceiling(project: Project) -> dict | None:
-    """The readers' own accuracy against the consensus (reads-weighted), when enough scans were read
-    twice to estimate it: {"accuracy", "n_multi_read", "source"}; None otherwise."""
+    """What the readers' own agreement says the model can be shown to reach, when at least
+    ``MIN_CEILING_READS`` scans were read by several readers (aldesk agreement), else None.
+
+    With readers whose accuracy against the other readers' consensus can be estimated (three or more
+    readers), their reads-weighted accuracy ("source": "readers-vs-consensus"); otherwise how often the
+    readers agree with each other ("source": "percent-agreement"), a lower, human-level bar. A model
+    scored against these readers' labels cannot be shown to be more accurate than they are.
+    Returns {"accuracy", "source", "n_multi_read"}."""
     from aldesk.app.review import agreement
 
     report = agreement(project, n_boot=0)
-    cons = report["consensus"]
-    readers = [r for r in report["readers"] if r.get("reads")]
-    if cons["n_multi_read"] < MIN_CEILING_READS or not readers:
+    n_multi = int(report["consensus"]["n_multi_read"])
+    if n_multi < MIN_CEILING_READS:
         return None
-    total = sum(r["reads"] for r in readers)
-    acc = sum(r["accuracy"] * r["reads"] for r in readers) / total
-    return {"accuracy": round(float(acc), 4), "n_multi_read": int(cons["n_multi_read"]),
-            "source": readers[0]["confusion_source"]}
+    readers = [r for r in report["readers"] if r.get("reads") and r.get("accuracy") is not None]
+    if readers:
+        total = sum(r["reads"] for r in readers)
+        acc, source = sum(r["accuracy"] * r["reads"] for r in readers) / total, "readers-vs-consensus"
+    elif report.get("percent_agreement") is not None:
+        acc, source = report["percent_agreement"], "percent-agreement"
+    else:
+        return None
+    return {"accuracy": round(float(acc), 4), "source": source, "n_multi_read": n_multi}
 
 
 def progress_report(project: Project, *, extractor: str = "default", model: str | None = None,
@@ -255,14 +275,14 @@ def progress_report(project: Project, *, extractor: str = "default", model: str 
                         "n": 0},
               "stability": stab.to_json()}
     progress(1, 4, "audit learning curve")
-    C = None
+    C, class_weight = None, _class_weight(project)
     try:
         C = getattr(fit_model(X[state["order"]], y[state["order"]], n_classes=n_classes, name=model,
                               sample_weight=weights[state["order"]], calibrate=False,
-                              class_names=project.classes), "C_", None) if labels else None
+                              class_names=project.classes, class_weight=class_weight), "C_", None) if labels else None
     except NotEnoughLabelsError:
         pass
-    fit = _fitter(X, y, weights, n_classes, model, C, project.classes)
+    fit = _fitter(X, y, weights, n_classes, model, C, project.classes, class_weight)
     members = state["members"]
     audit = None
     if len(members) >= 2 and labels:
@@ -318,7 +338,10 @@ def describe(report: dict) -> list[tuple[str, str]]:
         lines.append(("queue against random", f"with {qr['labels']} labels: queue {qr['queue_accuracy']:.3f}, random "
                                               f"{qr['random_accuracy']:.3f} (difference {qr['difference']:+.3f}"
                                               f"{_interval(qr['difference_ci'])}, on {qr['n']} audit scans)"))
-    if report["ceiling"]:
-        lines.append(("readers' ceiling", f"{report['ceiling']['accuracy']:.3f} (readers against the consensus, "
-                                          f"{report['ceiling']['n_multi_read']} scans read twice)"))
+    ceiling = report["ceiling"]
+    if ceiling:
+        how = ("readers against the others' consensus" if ceiling["source"] == "readers-vs-consensus"
+               else "how often readers agree with each other")
+        lines.append(("readers' ceiling", f"{ceiling['accuracy']:.3f} ({how}, {ceiling['n_multi_read']} scans "
+                                          f"read by several readers)"))
     return lines

@@ -317,8 +317,8 @@ def recommend(*, labels: int, stab: Stability | None, audit: dict | None, projec
         gain_small = g < worthwhile
     at_ceiling = bool(audit_ok and ceiling is not None and audit["ci"][1] >= ceiling)
     if audit_ok and ceiling is not None:
-        reasons.append(f"the readers agree with the consensus {ceiling:.2f} of the time: "
-                       f"{'the model is as good as can be shown' if at_ceiling else 'the ceiling is not reached'}")
+        reasons.append(f"the readers' own agreement is {ceiling:.2f}: "
+                       f"{'the model is as good as can be shown against their labels' if at_ceiling else 'that ceiling is not reached yet'}")
     stable = bool(stab is not None and stab.stable)
     stop = (stable and gain_small is not False) or at_ceiling
     if stop:

@@ -164,3 +164,16 @@ def test_progress_report_contract_and_stability_from_successive_models(sim):
     assert isinstance(r["recommendation"], str) and "labels" in r["recommendation"]
     if r["projected"] is not None:
         assert r["projected"]["labels"] == 140 + 100
+
+
+def test_readers_agreement_is_the_ceiling(sim):
+    p, key = sim
+    assert prog.readers_ceiling(p) is None  # nobody read twice yet
+    scans = list(key)[:30]
+    for i, s in enumerate(scans):
+        record_label(p, s, "dr_a", key[s])
+        wrong = CLASSES[1 - CLASSES.index(key[s])]
+        record_label(p, s, "dr_b", wrong if i % 5 == 0 else key[s])  # dr_b disagrees on 6 of 30
+    ceiling = prog.readers_ceiling(p)  # two readers: their accuracy cannot be told apart, their agreement can
+    assert ceiling == {"accuracy": 0.8, "source": "percent-agreement", "n_multi_read": 30}
+    assert "readers' ceiling" in dict(prog.describe(prog.progress_report(p, n_boot=20)))

@@ -82,6 +82,7 @@ def campaign(args) -> dict:
     from aldesk.errors import LearningError
     from aldesk.learning.base import UNLABELLED
     from aldesk.learning.models import evaluate, fit_model
+    from aldesk.learning.objectives import DEFAULT_OBJECTIVE, class_weighting
     from aldesk.learning.simulation import stratified_initial
     from aldesk.learning.stopping import audit_evidence, audit_members, audit_picks, stability
     from aldesk.learning.strategies import get_strategy
@@ -101,6 +102,7 @@ def campaign(args) -> dict:
     y_obs[order] = y[order]
     drawn = np.zeros(n, dtype=bool)
     strategy = get_strategy(o["strategy"])
+    weighting = class_weighting(DEFAULT_OBJECTIVE)  # as the app fits for the default objective (accuracy)
     audit_due = 0.0
     history, steps = [], []
     model = None
@@ -123,7 +125,7 @@ def campaign(args) -> dict:
             order.extend(new[rng.permutation(len(new))].tolist())
         idx = np.asarray(order, dtype=np.int64)
         try:
-            model = fit_model(X[idx], y[idx], n_classes=n_classes, random_state=seed)
+            model = fit_model(X[idx], y[idx], n_classes=n_classes, random_state=seed, class_weight=weighting)
         except LearningError:
             model = None
         row = {"labels": len(order), "accuracy": None, "kappa": None, "agreement": None, "audit_n": 0,
@@ -142,7 +144,7 @@ def campaign(args) -> dict:
 
                 def fit(rows):
                     return fit_model(X[rows], y_obs[rows], n_classes=n_classes, calibrate=False, C=C,
-                                     random_state=seed)
+                                     random_state=seed, class_weight=weighting)
 
                 ev = audit_evidence(X, y_obs, idx, members, n_classes=n_classes, fit=fit, more=o["more"],
                                     n_boot=o["boot"], random_state=seed)
