@@ -38,9 +38,10 @@ FORMAT_CHOICES = (("csv", "CSV table (labels.csv)"), ("json", "JSON (labels.json
                   ("folders", "Image folders, one per class (with labels.csv)"))
 DICOM_CHOICES = (("dicom", "DICOM, de-identified"), ("png", "PNG (display pipeline)"))
 ERROR_STYLE = "color: #e0675f;"
-PRIVACY_OFF = ("Off: rows carry only the project's pseudonymous patient key; DICOM copies are de-identified "
-               "(PS3.15 basic profile).")
-PRIVACY_ON = "ON: Patient ID, name and birth date WILL be written; recorded in manifest.json."
+PRIVACY_OFF = ("Off: scans are named by pseudonymous keys, never by file or folder names; DICOM copies are "
+               "de-identified (PS3.15 basic profile); images that may show burned-in text are left out.")
+PRIVACY_ON = ("ON: paths, Patient ID, name and birth date WILL be written, original DICOM copied; recorded in "
+              "manifest.json.")
 WARNING_STYLE = "color: #d9a441;"
 
 
@@ -97,7 +98,8 @@ def confirm_identifiers(parent: QWidget | None) -> bool:
     """Ask before patient identifiers leave the project; the safe answer (No) is the default."""
     answer = QMessageBox.warning(
         parent, "Include patient identifiers?",
-        "The export will contain Patient ID, name, birth date, accession number and the original DICOM UIDs, "
+        "The export will contain file paths (folder names often name the patient), Patient ID, name, birth date, "
+        "accession number and the original DICOM UIDs, "
         "and DICOM copies will NOT be de-identified.\n\nOnly do this if the recipient is allowed to hold "
         "patient data. The choice is recorded in the export's manifest.json.\n\nInclude patient identifiers?",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)

@@ -266,6 +266,7 @@ def test_screenshot_of_the_export_dialog(qtbot, study, tmp_path):
     dlg = ExportDialog(study, n_labelled=12)
     qtbot.addWidget(dlg)
     dlg.out_edit.setText(str(Path.home() / "exports" / "study-export-20260131-1400"))
+    dlg.set_format("folders")  # shows the de-identification options
     dlg.show()
     qtbot.waitExposed(dlg)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
