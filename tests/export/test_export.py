@@ -140,6 +140,8 @@ def test_no_identifying_value_of_the_source_in_any_exported_file(labelled, study
             assert all(d.PatientIdentityRemoved == "YES" for d in dicoms)
             keys = {r["patient_key"] for r in rows if r["format"] == "dicom"}
             assert {str(d.PatientID) for d in dicoms} == keys  # the pseudonymous key, consistent with the CSV
+            # a row's scan key is its copy's SOP Instance UID: the CSV and the files join without paths
+            assert [str(d.SOPInstanceUID) for d in dicoms] == [r["scan_key"] for r in rows if r["format"] == "dicom"]
             # one study per patient in the source -> one remapped study per patient in the export
             assert len({str(d.StudyInstanceUID) for d in dicoms}) == len(keys)
         assert result.manifest["counts"]["excluded"]["burned_in"] == 2 and result.scans == 16
