@@ -33,3 +33,30 @@ def test_closing_waits_for_a_running_backup(qtbot, real_project, monkeypatch):
     win.show()
     win.close()
     assert len(finished) == 1 and finished[0].is_file()
+
+
+def test_closing_after_labelling_backs_up_the_sessions_labels(qtbot, real_project, monkeypatch):
+    """Issue 16, also 4: the scheduled backup holds the session's labels (it used to be taken at open,
+    before them). Closing starts it in a detached process: the window closes without waiting."""
+    import time
+
+    from aldesk.store.backups import commits_of
+    from aldesk.ui.main_window import MainWindow
+    from aldesk.ui.settings import Settings
+    from tests.store.test_backups import _labels_in
+
+    monkeypatch.delenv("ALDESK_NO_BACKGROUND_BACKUP", raising=False)
+    win = MainWindow(Settings(), "dr_test", real_project, retrain_on_open=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: len(list_backups(real_project)) == 1, timeout=10_000)  # earlier work, at open
+    at_open = list_backups(real_project)[0]
+    import os
+
+    os.utime(at_open, (time.time() - 7200, time.time() - 7200))  # made two hours ago
+    for value in ("normal", "pneumonia", "normal"):
+        win.label_current(value)
+    win.close()
+    qtbot.waitUntil(lambda: len(list_backups(real_project)) == 2, timeout=60_000)
+    newest = list_backups(real_project)[0]
+    assert newest != at_open and _labels_in(newest) == 3 and commits_of(newest) > commits_of(at_open)
