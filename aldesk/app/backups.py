@@ -57,6 +57,29 @@ def restore(path: str | os.PathLike, backup: str | os.PathLike | None = None) ->
     return result
 
 
+_FLIGHT: list = []  # keeps the lock file open for the life of this process
+
+
+def _single_flight(project: Path) -> bool:
+    """True for the one background backup of a project running now (several commands ending together
+    each start one; the others leave at once)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return True
+    folder = project / "backups"
+    try:
+        folder.mkdir(exist_ok=True)
+        fh = open(folder / ".scheduled.lock", "a")
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    _FLIGHT.append(fh)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     from aldesk.app.logs import setup_logging
 
@@ -64,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     from aldesk.app.projects import scheduled_backup
 
+    if not _single_flight(Path(argv[0])):
+        return 0  # another background backup of this project is running: one is enough
     try:
         made = scheduled_backup(argv[0])
     except AldeskError as exc:

@@ -63,6 +63,8 @@ class ProjectLock:
                     os.close(fd)
                     return None
                 time.sleep(0.02)
+            except OSError:  # a file system without flock (some network shares): go on unguarded
+                return cls(folder, fd, exclusive)
 
     def share(self) -> None:
         """Turn an exclusive hold into a shared one (after the housekeeping only a lone opener may do)."""

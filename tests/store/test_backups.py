@@ -320,3 +320,20 @@ def test_quick_check_on_a_large_database_skips_only_rebuildable_tables(proj, mon
     _garbage_page(path / PROJECT_DB_NAME, table="scans")
     with pytest.raises(ProjectDamagedError, match="damaged pages"):
         Project.open(path)
+
+
+def test_only_one_background_backup_of_a_project_runs_at_once(proj):
+    import aldesk.app.backups as backups
+
+    path, _ = proj
+    assert backups._single_flight(path) is True
+    try:
+        assert backups._single_flight(path) is False  # a second one started meanwhile leaves at once
+    finally:
+        for fh in backups._FLIGHT:
+            fh.close()
+        backups._FLIGHT.clear()
+    assert backups._single_flight(path) is True
+    for fh in backups._FLIGHT:
+        fh.close()
+    backups._FLIGHT.clear()
