@@ -136,7 +136,7 @@ class ScanStore:
         c.execute("DELETE FROM file_problems WHERE root_id = ? AND relpath = ?", (values["root_id"], values["relpath"]))
         # A file that changed in place replaces its old row only if nothing refers to it yet.
         c.execute(
-            "DELETE FROM scans WHERE root_id = ? AND relpath = ? AND id NOT IN (SELECT scan_id FROM labels)",
+            "DELETE FROM scans WHERE root_id = ? AND relpath = ? AND NOT EXISTS (SELECT 1 FROM labels WHERE scan_id = scans.id)",
             (values["root_id"], values["relpath"]),
         )
         cols = ", ".join(SCAN_COLUMNS)

@@ -57,9 +57,12 @@ def _write_sources(folder: Path, images: list[np.ndarray]) -> tuple[list[Path], 
     return paths, previews
 
 
-def build(path: str | os.PathLike, n_scans: int, *, seed_labels: int = 40, seed: int = 0,
-          progress=print) -> Path:
-    """Create a project at ``path`` with ``n_scans`` scans; returns its folder. Refuses an existing one."""
+def build(path: str | os.PathLike, n_scans: int, *, seed_labels: int = 40, seed: int = 0, reads: int = 0,
+          readers: int = 3, double_read: float = 0.2, progress=print) -> Path:
+    """Create a project at ``path`` with ``n_scans`` scans; returns its folder. Refuses an existing one.
+
+    ``reads`` > 0 adds that many current labels from ``readers`` readers (see ``add_reads``) instead of
+    the ``seed_labels`` labels of one reader."""
     from aldesk.features.registry import get_extractor
     from aldesk.store import Project
     from aldesk.store.project import utc_now
@@ -106,7 +109,10 @@ def build(path: str | os.PathLike, n_scans: int, *, seed_labels: int = 40, seed:
         X = base[which[start:start + len(part)]] + rng.normal(0, 0.02, (len(part), base.shape[1])).astype(np.float32)
         project.features.put(set_id, part, X)
     progress(f"  features ({time.perf_counter() - t0:.1f} s)")
-    if seed_labels:
+    if reads:
+        add_reads(project, ids, classes[which], reads, readers=readers, double_read=double_read, seed=seed)
+        progress(f"  {reads:,} reads by {readers} readers ({time.perf_counter() - t0:.1f} s)")
+    elif seed_labels:
         reader = project.labels.annotator_id(SEED_READER)
         pick = rng.choice(len(ids), seed_labels, replace=False)
         project.labels.add_many([{"scan_id": int(ids[j]), "annotator_id": reader,
@@ -116,13 +122,45 @@ def build(path: str | os.PathLike, n_scans: int, *, seed_labels: int = 40, seed:
     return path
 
 
+READER_ACCURACY = (0.95, 0.9, 0.75)  # a careful, a good and a hurried reader, cycled
+
+
+def add_reads(project, ids: np.ndarray, truth: np.ndarray, n_reads: int, *, readers: int = 3,
+              double_read: float = 0.2, seed: int = 0, chunk: int = 20_000) -> None:
+    """``n_reads`` current labels on the first scans of ``ids`` (a campaign labels some scans, not all):
+    a ``double_read`` share of the read scans is read by two different readers so consensus
+    (Dawid–Skene) has overlap to learn from; each reader errs at their own rate. Written through
+    ``LabelStore.add_many`` in chunks of ``chunk`` labels, as label files arrive.
+
+    ids : (n_scans,) int64 scan ids; truth : (n_scans,) int64 the source image's class (0/1)."""
+    rng = np.random.default_rng(seed + 1)
+    n_scans = int(round(n_reads / (1.0 + double_read)))
+    if n_scans > len(ids):
+        raise ValueError(f"{n_reads} reads need {n_scans} scans; the project has {len(ids)}")
+    names = [f"reader_{j + 1}" for j in range(readers)]
+    aid = [project.labels.annotator_id(n) for n in names]
+    acc = np.array([READER_ACCURACY[j % len(READER_ACCURACY)] for j in range(readers)])
+    first = np.arange(n_scans) % readers
+    second = (first + 1 + rng.integers(0, max(readers - 1, 1), n_scans)) % readers
+    pairs = [(i, int(first[i])) for i in range(n_scans)]
+    pairs += [(int(i), int(second[i])) for i in range(n_reads - n_scans)]
+    rows = []
+    for i, j in pairs:
+        value = int(truth[i]) if rng.random() < acc[j] else 1 - int(truth[i])
+        rows.append({"scan_id": int(ids[i]), "annotator_id": aid[j], "value": CLASSES[value]})
+    for start in range(0, len(rows), chunk):
+        project.labels.add_many(rows[start:start + chunk], source="synthetic")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("n_scans", type=int)
     parser.add_argument("--seed-labels", type=int, default=40)
+    parser.add_argument("--reads", type=int, default=0, help="labels from several readers (replaces --seed-labels)")
+    parser.add_argument("--readers", type=int, default=3)
     args = parser.parse_args(argv)
-    build(args.path, args.n_scans, seed_labels=args.seed_labels)
+    build(args.path, args.n_scans, seed_labels=args.seed_labels, reads=args.reads, readers=args.readers)
     return 0
 
 
