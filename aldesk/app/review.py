@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import weakref
 from dataclasses import asdict, dataclass, field
 from numbers import Integral, Real
 
@@ -240,20 +241,37 @@ class ProjectConsensus:
     n_adjudicated: int
 
 
+_CONSENSUS_CACHE: "weakref.WeakKeyDictionary[Project, tuple[tuple, ProjectConsensus]]" = weakref.WeakKeyDictionary()
+
+
 def project_consensus(project: Project, *, min_overlap: int = MIN_OVERLAP) -> ProjectConsensus:
-    """Every scan's training label: adjudicated > Dawid–Skene > majority vote (see the module docstring)."""
+    """Every scan's training label: adjudicated > Dawid–Skene > majority vote (see the module docstring).
+
+    Kept per open project until a label or an adjudication changes (keyed by the store's versions), so
+    train, rank and the GUI's predictions of one retrain share one computation. Treat it as read-only."""
+    key = (project.labels.version(), project.reviews.version(), min_overlap)
+    hit = _CONSENSUS_CACHE.get(project)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    result = _project_consensus(project, min_overlap)
+    _CONSENSUS_CACHE[project] = (key, result)
+    return result
+
+
+def _project_consensus(project: Project, min_overlap: int) -> ProjectConsensus:
     classes = project.classes
     index = {c: i for i, c in enumerate(classes)}
-    reads = project.labels.current()
+    reads = project.labels.current_values()
     decisions = project.reviews.current_adjudications()
-    scan_ids = list(dict.fromkeys([l.scan_id for l in reads] + sorted(decisions)))
-    names = sorted({l.annotator for l in reads})
+    scan_ids = list(dict.fromkeys([s for s, _, _ in reads] + sorted(decisions)))
+    names = sorted({a for _, a, _ in reads})
     row_of = {s: i for i, s in enumerate(scan_ids)}
     col_of = {n: j for j, n in enumerate(names)}
     R = np.full((len(scan_ids), len(names)), MISSING, dtype=np.int64)
-    for l in reads:
-        if l.value in index:
-            R[row_of[l.scan_id], col_of[l.annotator]] = index[l.value]
+    voted = [(row_of[s], col_of[a], index[v]) for s, a, v in reads if v in index]
+    if voted:
+        rows, cols, vals = np.array(voted, dtype=np.int64).T
+        R[rows, cols] = vals
     truth = np.array([index.get(decisions[s].value, MISSING) if s in decisions else MISSING for s in scan_ids],
                      dtype=np.int64)
     final: dict[int, FinalLabel] = {}
@@ -262,14 +280,14 @@ def project_consensus(project: Project, *, min_overlap: int = MIN_OVERLAP) -> Pr
     if len(scan_ids) and len(names) and (R != MISSING).any():
         result = consensus(R, len(classes), truth=truth, min_overlap=min_overlap)
         confusion, method, n_multi = result.confusion, result.method, result.n_multi_read
+        has_read = (R != MISSING).any(axis=1)
+        labels, weights = result.labels.tolist(), result.weights.tolist()
+        post_rows = result.posterior.tolist()
         for i, s in enumerate(scan_ids):
-            if result.labels[i] != MISSING:
-                k = int(result.labels[i])
-                source = result.method
+            if labels[i] != MISSING:
                 posterior[s] = result.posterior[i]
-                final[s] = FinalLabel(s, classes[k], float(result.weights[i]), source,
-                                      tuple(float(p) for p in result.posterior[i]))
-            elif (R[i] != MISSING).any():
+                final[s] = FinalLabel(s, classes[labels[i]], weights[i], result.method, tuple(post_rows[i]))
+            elif has_read[i]:
                 posterior[s] = result.posterior[i]
     for s, d in decisions.items():
         if d.value in index:

@@ -102,10 +102,26 @@ class LabelStore:
             params = (annotator,)
         return [LabelRow(*r) for r in self._c.execute(sql + " ORDER BY l.scan_id, a.name", params)]
 
+    def current_values(self) -> list[tuple[int, str, str]]:
+        """(scan id, reader name, value) of every current label, ordered as ``current``: the light form
+        of ``current`` for building a ratings matrix."""
+        return self._c.execute(
+            "SELECT l.scan_id, a.name, l.value FROM labels l JOIN annotators a ON a.id = l.annotator_id "
+            "WHERE l.replaced_by IS NULL ORDER BY l.scan_id, a.name").fetchall()
+
     def history(self, scan_id: int) -> list[LabelRow]:
         return [LabelRow(*r) for r in self._c.execute(
             "SELECT l.id, l.scan_id, a.name, l.value, l.note, l.created_at FROM labels l "
             "JOIN annotators a ON a.id = l.annotator_id WHERE l.scan_id = ? ORDER BY l.created_at, l.rowid", (scan_id,))]
+
+    def version(self) -> str:
+        """Changes whenever any current label changes (a new row, or an undone first read): a cache key for
+        what is computed from the labels (consensus, the training set). Cheap: the rowid maximum and an
+        index-only count."""
+        top, current = self._c.execute(
+            "SELECT (SELECT MAX(rowid) FROM labels), (SELECT COUNT(*) FROM labels WHERE replaced_by IS NULL)"
+        ).fetchone()
+        return f"{top or 0}.{current}"
 
     def count(self) -> int:
         return self._c.execute("SELECT COUNT(*) FROM labels WHERE replaced_by IS NULL").fetchone()[0]

@@ -89,6 +89,11 @@ class ReviewStore:
                       (new_id, scan_id, reviewer_id, value, reason, created_at or utc_now(), workstation))
         return new_id
 
+    def version(self) -> str:
+        """Changes whenever an adjudication is added (rows are never changed): a cache key."""
+        top, n = self._c.execute("SELECT MAX(rowid), COUNT(*) FROM adjudications").fetchone()
+        return f"{top or 0}.{n}"
+
     def current_adjudications(self) -> dict[int, AdjudicationRow]:
         """scan id -> its decision: the newest adjudication (created_at, then id)."""
         out: dict[int, AdjudicationRow] = {}
