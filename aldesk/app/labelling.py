@@ -62,7 +62,7 @@ def label_vector(project: Project, scan_ids: np.ndarray) -> np.ndarray:
 
 def read_scan_ids(project: Project) -> set[int]:
     """Scans that have any current read (class, unsure or skip): not offered again to rank."""
-    return {l.scan_id for l in project.labels.current()}
+    return set(project.labels.read_scan_ids().tolist())
 
 
 def record_label(project: Project, scan_id: int, annotator: str, value: str, *, note: str = "",

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from aldesk.app.callbacks import Progress, ShouldStop, never_stop, no_progress
-from aldesk.app.features import load_features
-from aldesk.app.labelling import read_scan_ids, training_labels
+from aldesk.app.labelling import training_labels
 from aldesk.errors import LearningError
 from aldesk.learning.base import UNLABELLED, standardize
 from aldesk.store import Project
+from aldesk.store.project import CACHE_DIR_NAME
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STRATEGY = "hybrid"
 
@@ -41,13 +45,101 @@ class Ranking:
         }
 
 
-def _dataset(project: Project, extractor: str, progress: Progress, should_stop: ShouldStop):
+@dataclass
+class Dataset:
+    """Everything train, rank and the GUI's predictions read, loaded and standardised once.
+
+    ids : (n,) int64 scan ids; X : (n, d) float32 standardised over the pool; y : (n,) int64 class
+    index or UNLABELLED; weights : (n,) float64 soft-label weights; key : what the model fitted on it is
+    valid for (extractor, labels and adjudications versions, pool size)."""
+
+    ids: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    key: str
+    extractor: str
+
+
+def load_dataset(project: Project, extractor: str = "default", *, progress: Progress = no_progress,
+                 should_stop: ShouldStop = never_stop) -> Dataset:
     """(scan ids, standardised X, y with UNLABELLED, soft-label weights) for every scan."""
-    ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
+    ids, X, fingerprint = _standardised_pool(project, extractor, progress, should_stop)
     if len(ids) == 0:
         raise LearningError(f"{project.path}: no scans yet; import some with `aldesk import PROJECT FOLDER`")
     y, weights = training_labels(project, ids)
-    return ids, standardize(X), y, weights
+    key = f"{extractor}/{fingerprint}/{project.labels.version()}/{project.reviews.version()}"
+    return Dataset(ids, X, y, weights, key, extractor)
+
+
+def _standardised_pool(project: Project, extractor: str, progress: Progress,
+                       should_stop: ShouldStop) -> tuple[np.ndarray, np.ndarray, str]:
+    """(ids, standardised X, fingerprint of the feature set). Reading 100k vectors out of SQLite and
+    standardising them takes seconds, so the result is kept in ``cache/pool-<extractor>.npy`` until a
+    vector is added or dropped (the feature set's fingerprint); a cache that cannot be written (read-only
+    project, full disk) only costs the next call the same seconds again."""
+    from aldesk.app.features import extract_features
+
+    result = extract_features(project, extractor, progress=progress, should_stop=should_stop)
+    set_id = project.features.find_set(result.extractor, result.version)
+    fingerprint = f"{result.extractor}-{result.version}-{project.features.fingerprint(set_id)}"
+    path = project.path / CACHE_DIR_NAME / f"pool-{_safe_name(extractor)}.npy"
+    try:
+        with open(path, "rb") as fh:  # three plain .npy arrays in a row: fingerprint, ids, X
+            if str(np.load(fh, allow_pickle=False)[0]) == fingerprint:
+                ids, X = np.load(fh, allow_pickle=False), np.load(fh, allow_pickle=False)
+                if X.ndim == 2 and len(ids) == len(X):
+                    return ids, X, fingerprint
+    except (OSError, ValueError, IndexError, EOFError):
+        pass  # no cache yet, or an unreadable one: rebuilt below
+    ids, X = project.features.matrix(set_id)
+    X = standardize(X)
+    tmp = path.with_name(path.name + ".writing")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        with open(tmp, "wb") as fh:
+            for array in (np.array([fingerprint]), ids, X):
+                np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        log.info("feature cache not written (%s); features are read from the project each time", exc.strerror)
+    return ids, X, fingerprint
+
+
+def _safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:64]
+
+
+def stored_model(project: Project, data: Dataset, estimator: str = "logistic"):
+    """The ``estimator`` model ``train`` fitted on exactly this dataset (same labels, pool and extractor),
+    rebuilt from its plain arrays, or None: ranking reuses it instead of fitting again."""
+    latest = project.models.latest()
+    if (not latest or not latest.get("arrays") or latest["estimator"] != estimator
+            or latest["metrics"].get("dataset") != data.key):
+        return None
+    from aldesk.learning.models import from_arrays
+
+    return from_arrays(latest["arrays"])
+
+
+# The logistic C is chosen by out-of-fold log-loss over a grid (3 x the folds of fits); it is chosen again
+# once the labels have grown by this factor since, and reused in between.
+C_RESELECT_GROWTH = 1.5
+
+
+def _cached_C(project: Project, model: str, extractor: str, n_labels: int,
+              weighting: str | None) -> tuple[float | None, int]:
+    """(C to reuse or None to choose afresh, the label count it was chosen at)."""
+    latest = project.models.latest()
+    if (not latest or latest["estimator"] != model or latest["extractor"] != extractor
+            or latest["metrics"].get("class_weight") != (weighting or "none")):
+        return None, n_labels
+    chosen = latest["metrics"].get("C_chosen_at")
+    C = latest["metrics"].get("C")
+    if C is None or not chosen or n_labels > C_RESELECT_GROWTH * chosen or n_labels < chosen / C_RESELECT_GROWTH:
+        return None, n_labels
+    return float(C), int(chosen)
 
 
 def rank(
@@ -58,20 +150,26 @@ def rank(
     extractor: str = "default",
     random_state: int | None = 0,
     favour_rare: bool = False,
+    data: Dataset | None = None,
     progress: Progress = no_progress,
     should_stop: ShouldStop = never_stop,
 ) -> Ranking:
-    """The next ``batch`` scans to read, best first, each with its score and reason."""
+    """The next ``batch`` scans to read, best first, each with its score and reason.
+
+    Scores with the model ``train`` stored for these very labels when there is one (nothing is refitted);
+    ``data`` is a ``load_dataset`` result to reuse."""
     from aldesk.learning.strategies import get_strategy
 
-    ids, X, y, _ = _dataset(project, extractor, progress, should_stop)
-    already_read = read_scan_ids(project)
-    candidates = np.array([i for i, s in enumerate(ids.tolist()) if s not in already_read and y[i] == UNLABELLED],
-                          dtype=np.int64)
+    data = data if data is not None and data.extractor == extractor else load_dataset(
+        project, extractor, progress=progress, should_stop=should_stop)
+    ids, X, y = data.ids, data.X, data.y
+    already_read = project.labels.read_scan_ids()
+    candidates = np.flatnonzero(~np.isin(ids, already_read) & (y == UNLABELLED)).astype(np.int64)
     params = {"favour_rare": True} if favour_rare else {}
     chooser = get_strategy(strategy, **params)
+    model = _ranking_model(project, data, chooser, random_state)
     result = chooser.query(X, y, candidates=candidates, batch_size=batch, random_state=random_state,
-                           n_classes=len(project.classes), model=_ranking_model(project, X, y, chooser, random_state))
+                           n_classes=len(project.classes), model=model)
     chosen = ids[result.indices]
     rows = {r.id: r for r in project.scans.rows(chosen.tolist())}
     reasons = list(result.reasons)
@@ -94,22 +192,28 @@ def _plain(v):
     return float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v
 
 
-def _ranking_model(project: Project, X, y, chooser, random_state):
-    """The model the strategy scores with, weighing classes as the project's objective says; None when the
-    strategy needs none or no model can be trained yet (the strategy then falls back to cold start)."""
+def _ranking_model(project: Project, data: Dataset, chooser, random_state):
+    """The model the strategy scores with: the one ``train`` stored for these very labels when its estimator
+    is the strategy's, else one fitted here (weighing classes as the project's objective says, C reused as
+    ``train`` does); None when the strategy needs none or no model can be trained yet (the strategy then
+    falls back to cold start)."""
     from aldesk.app.objective import project_objective
     from aldesk.errors import NotEnoughLabelsError
     from aldesk.learning.models import fit_model
     from aldesk.learning.objectives import class_weighting
 
     estimator = getattr(chooser, "estimator", None)
-    labelled = y != UNLABELLED
+    labelled = data.y != UNLABELLED
     if estimator is None or not labelled.any():
         return None
+    stored = stored_model(project, data, estimator)
+    if stored is not None:
+        return stored
+    weighting = class_weighting(project_objective(project)[0])
+    C, _ = _cached_C(project, estimator, data.extractor, int(labelled.sum()), weighting)
     try:
-        return fit_model(X[labelled], y[labelled], n_classes=len(project.classes), name=estimator,
-                         random_state=random_state, class_names=project.classes,
-                         class_weight=class_weighting(project_objective(project)[0]))
+        return fit_model(data.X[labelled], data.y[labelled], n_classes=len(project.classes), name=estimator,
+                         random_state=random_state, class_names=project.classes, C=C, class_weight=weighting)
     except NotEnoughLabelsError:
         return None
 
@@ -121,32 +225,47 @@ def train(
     extractor: str = "default",
     folds: int = 5,
     random_state: int = 0,
+    data: Dataset | None = None,
     progress: Progress = no_progress,
     should_stop: ShouldStop = never_stop,
 ) -> dict:
     """Fit on every final label and report cross-validated accuracy, balanced accuracy, AUC and ECE, and
     the accuracy on the audit sample (``audit_accuracy``, ``audit_ci``: aldesk.app.progress).
 
-    The fitted model is stored as plain arrays where the estimator allows it (logistic), else only
-    its metrics: it is retrained from the labels when needed, never unpickled.
+    One out-of-fold pass serves both the calibration and the reported figures (``oof_metrics``); the
+    logistic C is reused from the previous model until the labels grow by ``C_RESELECT_GROWTH``. The
+    fitted model is stored as plain arrays where the estimator allows it (logistic), keyed by the
+    dataset, so ``rank`` on the same labels scores with it; other estimators store only their metrics
+    and are retrained from the labels when needed, never unpickled.
     """
     from aldesk.app.objective import project_objective
-    from aldesk.learning.models import cross_validate_model, fit_model
+    from aldesk.learning.models import cross_validate_model, fit_model, oof_metrics
     from aldesk.learning.objectives import class_weighting
 
-    ids, X, y, weights = _dataset(project, extractor, progress, should_stop)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise LearningError(f"folds == {folds!r}, must be an int >= 2")
+    data = data if data is not None and data.extractor == extractor else load_dataset(
+        project, extractor, progress=progress, should_stop=should_stop)
+    ids, X, y, weights = data.ids, data.X, data.y, data.weights
     labelled = y != UNLABELLED
     n_classes = len(project.classes)
     objective, ordered = project_objective(project)
     weighting = class_weighting(objective)  # the objective decides whether rare classes weigh more
-    progress(0, 2, "cross-validating")
-    metrics = cross_validate_model(X[labelled], y[labelled], n_classes=n_classes, name=model, folds=folds,
-                                   random_state=random_state, class_names=project.classes,
-                                   class_weight=weighting, ordered=ordered)
-    progress(1, 2, "fitting")
+    n_labels = int(labelled.sum())
+    C, chosen_at = _cached_C(project, model, extractor, n_labels, weighting)
+    progress(0, 2, "fitting")
     # soft labels (consensus posteriors) weigh each scan by how sure the readers are of its label
     fitted = fit_model(X[labelled], y[labelled], n_classes=n_classes, name=model, random_state=random_state,
-                       sample_weight=weights[labelled], class_names=project.classes, class_weight=weighting)
+                       sample_weight=weights[labelled], class_names=project.classes, class_weight=weighting,
+                       C=C, folds=folds)
+    progress(1, 2, "cross-validating")
+    if fitted.oof_logits_ is not None:
+        metrics = {**oof_metrics(fitted.oof_logits_, y[labelled], random_state=random_state, ordered=ordered),
+                   "n_labels": n_labels, "folds": int(fitted.cv_folds_)}
+    else:  # too few labels to calibrate: small enough to cross-validate the plain way
+        metrics = cross_validate_model(X[labelled], y[labelled], n_classes=n_classes, name=model, folds=folds,
+                                       random_state=random_state, class_names=project.classes,
+                                       class_weight=weighting, ordered=ordered)
     progress(2, 2, "done")
     arrays = fitted.to_arrays() if hasattr(fitted, "to_arrays") else None
     counts = np.bincount(y[labelled], minlength=n_classes)
@@ -155,12 +274,16 @@ def train(
         objective: _plain(metrics.get(objective)),
         "model": model,
         "extractor": extractor,
-        "labels": int(labelled.sum()),
+        "labels": n_labels,
         "per_class": {c: int(n) for c, n in zip(project.classes, counts)},
         "folds": folds,
         "class_weight": weighting or "none",
         **{k: _plain(v) for k, v in metrics.items() if k != objective},
     }
+    if getattr(fitted, "C_", None) is not None:
+        report["C"] = float(fitted.C_)
+        report["C_chosen_at"] = chosen_at if C is not None else n_labels
+    report["dataset"] = data.key
     from aldesk.app.progress import record_stop_predictions, train_fields
 
     report.update(train_fields(project, ids, X, y, weights, fitted, model=model, should_stop=should_stop))

@@ -261,17 +261,18 @@ def project_consensus(project: Project, *, min_overlap: int = MIN_OVERLAP) -> Pr
 def _project_consensus(project: Project, min_overlap: int) -> ProjectConsensus:
     classes = project.classes
     index = {c: i for i, c in enumerate(classes)}
-    reads = project.labels.current_values()
+    reads = project.labels.current_matrix(classes)  # (n, 3): scan id, reader id, class index or -1
     decisions = project.reviews.current_adjudications()
-    scan_ids = list(dict.fromkeys([s for s, _, _ in reads] + sorted(decisions)))
-    names = sorted({a for _, a, _ in reads})
-    row_of = {s: i for i, s in enumerate(scan_ids)}
+    read_ids, row = np.unique(reads[:, 0], return_inverse=True)
+    seen = set(read_ids.tolist())
+    scan_ids = read_ids.tolist() + sorted(s for s in decisions if s not in seen)
+    readers = dict(project.labels.reader_names())  # reader id -> name
+    names = sorted({readers[a] for a in np.unique(reads[:, 1]).tolist()})
     col_of = {n: j for j, n in enumerate(names)}
+    col = np.array([col_of[readers[a]] for a in reads[:, 1].tolist()], dtype=np.int64).reshape(-1)
     R = np.full((len(scan_ids), len(names)), MISSING, dtype=np.int64)
-    voted = [(row_of[s], col_of[a], index[v]) for s, a, v in reads if v in index]
-    if voted:
-        rows, cols, vals = np.array(voted, dtype=np.int64).T
-        R[rows, cols] = vals
+    voted = reads[:, 2] != MISSING
+    R[row.reshape(-1)[voted], col[voted]] = reads[voted, 2]
     truth = np.array([index.get(decisions[s].value, MISSING) if s in decisions else MISSING for s in scan_ids],
                      dtype=np.int64)
     final: dict[int, FinalLabel] = {}

@@ -104,18 +104,19 @@ def refresh_worklist(
     Too few labels to train is not an error: the list is ranked by the strategy's cold start and the
     note says why there is no model yet. Cancelled (``should_stop``) between steps.
     """
-    from aldesk.app.features import load_features
-    from aldesk.app.modelling import rank, train
+    from aldesk.app.modelling import load_dataset, rank, train
 
     t0 = time.perf_counter()
     progress(0, 4, "features")
-    ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
+    # loaded and standardised once: train, rank and the predictions all read it
+    data = load_dataset(project, extractor, progress=progress, should_stop=should_stop)
+    ids = data.ids
     check_stop(should_stop, "retraining")
     metrics, model_id, note = None, None, ""
     if retrain:
         progress(1, 4, "training")
         try:
-            metrics = train(project, extractor=extractor, folds=folds, should_stop=should_stop)
+            metrics = train(project, extractor=extractor, folds=folds, data=data, should_stop=should_stop)
             model_id = (project.models.latest() or {}).get("id")
         except NotEnoughLabelsError as exc:
             note = str(exc)
@@ -125,10 +126,10 @@ def refresh_worklist(
             metrics, model_id = latest["metrics"], latest["id"]
     check_stop(should_stop, "retraining")
     progress(2, 4, "ranking")
-    ranking = rank(project, strategy=strategy, batch=batch, extractor=extractor, should_stop=should_stop)
+    ranking = rank(project, strategy=strategy, batch=batch, extractor=extractor, data=data, should_stop=should_stop)
     check_stop(should_stop, "retraining")
     progress(3, 4, "predictions")
-    predictions = _predictions(project, ids, X, model_id)
+    predictions = _predictions(project, ids, data.X, model_id)
     from aldesk.app.progress import AUDIT_REASON, mix_audit
 
     first, audit = mix_audit(project, annotator, [r.scan_id for r in ranking.batch], ids, n_labels=ranking.n_labelled)
@@ -149,15 +150,15 @@ def refresh_worklist(
 
 
 def _predictions(project: Project, ids: np.ndarray, X: np.ndarray, model_id: int | None) -> dict[int, tuple[str, float]]:
-    """scan id -> (most likely class, its probability) from the stored model (plain arrays)."""
+    """scan id -> (most likely class, its probability) from the stored model (plain arrays).
+    X : (n, d) float32 features already standardised over the pool (``Dataset.X``)."""
     latest = project.models.latest()
     if model_id is None or not latest or latest["id"] != model_id or not latest.get("arrays"):
         return {}
-    from aldesk.learning.base import standardize
     from aldesk.learning.models import from_arrays
 
     model = from_arrays(latest["arrays"])
-    proba = model.predict_proba(standardize(X))
+    proba = model.predict_proba(X)
     best = proba.argmax(axis=1)
     classes = project.classes
     return {int(s): (classes[int(k)], float(p)) for s, k, p in zip(ids.tolist(), best, proba[np.arange(len(best)), best])}

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from aldesk.errors import ProjectError
 
 if TYPE_CHECKING:
@@ -102,12 +104,24 @@ class LabelStore:
             params = (annotator,)
         return [LabelRow(*r) for r in self._c.execute(sql + " ORDER BY l.scan_id, a.name", params)]
 
-    def current_values(self) -> list[tuple[int, str, str]]:
-        """(scan id, reader name, value) of every current label, ordered as ``current``: the light form
-        of ``current`` for building a ratings matrix."""
-        return self._c.execute(
-            "SELECT l.scan_id, a.name, l.value FROM labels l JOIN annotators a ON a.id = l.annotator_id "
-            "WHERE l.replaced_by IS NULL ORDER BY l.scan_id, a.name").fetchall()
+    def read_scan_ids(self) -> np.ndarray:
+        """(n,) int64 sorted ids of the scans with any current label (class, unsure or skip)."""
+        rows = self._c.execute("SELECT DISTINCT scan_id FROM labels WHERE replaced_by IS NULL ORDER BY scan_id")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def current_matrix(self, classes: list[str]) -> np.ndarray:
+        """(n, 3) int64 rows (scan id, reader id, index of the value in ``classes`` or -1 for 'unsure',
+        'skip' or a name not in the list) of every current label: the light form of ``current`` for
+        building a ratings matrix."""
+        index = {c: i for i, c in enumerate(classes)}
+        rows = self._c.execute("SELECT scan_id, annotator_id, value FROM labels WHERE replaced_by IS NULL").fetchall()
+        out = np.fromiter((x for s, a, v in rows for x in (s, a, index.get(v, -1))), dtype=np.int64,
+                          count=3 * len(rows))
+        return out.reshape(len(rows), 3)
+
+    def reader_names(self) -> list[tuple[int, str]]:
+        """(reader id, name) of every reader."""
+        return self._c.execute("SELECT id, name FROM annotators").fetchall()
 
     def history(self, scan_id: int) -> list[LabelRow]:
         return [LabelRow(*r) for r in self._c.execute(

@@ -58,7 +58,17 @@ class FeatureStore:
     def dim(self, set_id: int) -> int:
         return self._c.execute("SELECT dim FROM feature_sets WHERE id = ?", (set_id,)).fetchone()[0]
 
+    def fingerprint(self, set_id: int) -> str:
+        """Changes when vectors are added to or dropped from the set (scans imported or removed): a cache
+        key for matrices derived from it. Vectors of a set never change in place (a new extractor
+        version is a new set)."""
+        n, top = self._c.execute("SELECT COUNT(*), MAX(scan_id) FROM features WHERE set_id = ?", (set_id,)).fetchone()
+        return f"{set_id}.{n}.{top or 0}"
+
     def missing_scan_ids(self, set_id: int) -> np.ndarray:
+        n_vectors = self._c.execute("SELECT COUNT(*) FROM features WHERE set_id = ?", (set_id,)).fetchone()[0]
+        if n_vectors == self._c.execute("SELECT COUNT(*) FROM scans").fetchone()[0]:
+            return np.zeros(0, dtype=np.int64)  # every scan has its vector (the usual case): no anti-join
         cur = self._c.execute(
             "SELECT id FROM scans WHERE id NOT IN (SELECT scan_id FROM features WHERE set_id = ?) ORDER BY id", (set_id,)
         )

@@ -19,6 +19,26 @@ measures, each part in a fresh process so nothing is warm or already imported:
     python tests/benchmarks/bench_scale.py [--quick] [--n 100000] [--workdir DIR] [--json FILE]
 
 ``--quick`` uses 10,000 scans.
+
+With ``--labels N`` the project carries N current reads from 3 readers (a fifth of the read scans read
+twice, so Dawid–Skene runs) and only the learning and labelling figures are measured, each beside a plain
+reference on the same arrays (issue 14):
+
+* train_s / train_ref_s — ``modelling.train`` (features from the cache, consensus, fit, calibration and
+  cross-validated figures, stored as plain arrays) in its steady state (the logistic C chosen by the
+  previous train is reused; train_first_s is the first call, which chooses C over its grid) against
+  scikit-learn's LogisticRegression: 5-fold cross-validation + a final fit on the same standardised
+  arrays (6 fits, one BLAS thread);
+* rank_s / rank_ref_s — ``modelling.rank`` (hybrid, batch 10) right after that train (it reuses the
+  stored model) against predict_proba + entropy + top 500 + scikit-learn KMeans(10) on them;
+* gui_retrain_s — ``worklist.refresh_worklist``, the body of the GUI's background retrain (3-fold);
+* consensus_s / ds_iterations / ds_patterns — project_consensus from cold;
+* label_2000_s — ``aldesk label`` of a CSV changing 2,000 of one reader's labels (label_2000_back_s
+  changes them back); label_one_ms / undo_one_ms — median GUI record / undo of one label;
+* with ``--label-sweep 2000,52000,202000``: label_2000_s at each size of the label table
+  (label_2000_s_at_rows), on projects of ``max(n, rows / 1.9)`` scans.
+
+    python tests/benchmarks/bench_scale.py --labels 20000 --json F
 """
 
 from __future__ import annotations
@@ -154,6 +174,153 @@ def phase_app(project_path: str) -> dict:
     return out
 
 
+def _flip_csv(project, reader: str, n: int, folder: Path) -> Path:
+    """A label CSV changing ``n`` of ``reader``'s current labels to the other class."""
+    import csv
+
+    mine = [l for l in project.labels.current(reader) if l.value in ("normal", "pneumonia")][:n]
+    paths = {r.id: r.path for r in project.scans.rows([l.scan_id for l in mine])}
+    out = folder / f"flip-{reader}-{len(mine)}.csv"
+    with open(out, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label"])
+        for l in mine:
+            w.writerow([str(paths[l.scan_id]), "normal" if l.value == "pneumonia" else "pneumonia"])
+    return out
+
+
+def phase_label(project_path: str) -> dict:
+    """``aldesk label`` of 2,000 changed labels (and back), and the GUI's one-label record / undo."""
+    import tempfile
+
+    import numpy as np
+
+    from aldesk.app.labelling import label_from_csv, record_label, undo_label
+    from aldesk.store import Project
+
+    out: dict = {}
+    with Project.open(project_path) as project, tempfile.TemporaryDirectory() as tmp:
+        out["label_rows"] = project.conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+        flip = _flip_csv(project, "reader_1", 2000, Path(tmp))
+        t = time.perf_counter()
+        counts = label_from_csv(project, flip, "reader_1")
+        out["label_2000_s"] = time.perf_counter() - t
+        out["label_2000_changed"] = counts["changed"]
+        back = _flip_csv(project, "reader_1", 2000, Path(tmp))
+        t = time.perf_counter()
+        label_from_csv(project, back, "reader_1")
+        out["label_2000_back_s"] = time.perf_counter() - t
+        unread = project.conn.execute(
+            "SELECT id FROM scans s WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.scan_id = s.id) LIMIT 50").fetchall()
+        rec, und = [], []
+        for (scan_id,) in unread:
+            t = time.perf_counter()
+            label_id = record_label(project, scan_id, "reader_2", "normal")
+            rec.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            undo_label(project, label_id)
+            und.append(time.perf_counter() - t)
+        out["label_one_ms"] = float(np.median(rec)) * 1000
+        out["undo_one_ms"] = float(np.median(und)) * 1000
+    return out
+
+
+def _reference_fit(X, y, folds: int = 5):
+    """Plain scikit-learn on the same arrays: stratified k-fold CV + a final fit (folds + 1 fits)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):
+        proba = np.empty((len(y), int(y.max()) + 1))
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y):
+            clf = LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000).fit(X[train], y[train])
+            proba[test] = clf.predict_proba(X[test])
+        clf = LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000).fit(X, y)
+    return clf, float((proba.argmax(axis=1) == y).mean())
+
+
+def _reference_rank(clf, X, candidates, b: int = 10):
+    """Plain predict_proba + entropy + the 50·b most uncertain + scikit-learn KMeans(b), nearest the centres."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):
+        p = clf.predict_proba(X[candidates])
+        ent = -(p * np.log(np.clip(p, 1e-12, 1))).sum(axis=1)
+        top = np.argpartition(-ent, 50 * b)[:50 * b]
+        km = KMeans(b, n_init=1, random_state=0).fit(X[candidates[top]], sample_weight=ent[top])
+        d = km.transform(X[candidates[top]])
+        return candidates[top[d.argmin(axis=0)]]
+
+
+def phase_learn(project_path: str) -> dict:
+    """train / rank / the GUI retrain body at scale, each beside a plain numpy / scikit-learn reference."""
+    import numpy as np
+
+    import sklearn.cluster  # noqa: F401  (imports are not what is measured)
+    import sklearn.linear_model  # noqa: F401
+
+    from aldesk.app import review
+    from aldesk.app.features import load_features
+    from aldesk.app.labelling import read_scan_ids, training_labels
+    from aldesk.app.modelling import rank, train
+    from aldesk.app.worklist import refresh_worklist
+    from aldesk.learning.base import UNLABELLED, standardize
+    from aldesk.store import Project
+
+    out: dict = {}
+    with Project.open(project_path) as project:
+        t = time.perf_counter()
+        cons = review._project_consensus(project, review.MIN_OVERLAP)
+        out["consensus_s"] = time.perf_counter() - t
+        out["consensus_method"] = cons.method
+        from aldesk.review.dawid_skene import DawidSkene
+
+        ds = DawidSkene(len(cons.classes)).fit(cons.ratings)
+        out["ds_iterations"], out["ds_patterns"] = int(ds.n_iter_), int(ds.n_patterns_)
+        out["labels"] = project.labels.count()
+        t = time.perf_counter()
+        report = train(project)
+        out["train_first_s"] = time.perf_counter() - t
+        project.conn.execute("SELECT 1")  # a new process would start here: drop the in-process caches
+        review._CONSENSUS_CACHE.clear()
+        t = time.perf_counter()
+        report = train(project)
+        out["train_s"] = time.perf_counter() - t
+        out["train_accuracy"] = report["accuracy"]
+        out["train_C"] = report.get("C")
+        review._CONSENSUS_CACHE.clear()
+        t = time.perf_counter()
+        ranking = rank(project, batch=10)
+        out["rank_s"] = time.perf_counter() - t
+        out["rank_strategy"] = ranking.strategy
+        review._CONSENSUS_CACHE.clear()
+        t = time.perf_counter()
+        wl = refresh_worklist(project, "reader_1")
+        out["gui_retrain_s"] = time.perf_counter() - t
+        out["gui_retrain_strategy"] = wl.strategy
+
+        ids, X = load_features(project)
+        y, _ = training_labels(project, ids)
+        Xs = standardize(X)
+        lab = y != UNLABELLED
+        t = time.perf_counter()
+        clf, acc = _reference_fit(Xs[lab], y[lab])
+        out["train_ref_s"] = time.perf_counter() - t
+        out["train_ref_accuracy"] = acc
+        read = np.fromiter(read_scan_ids(project), dtype=np.int64)
+        candidates = np.flatnonzero(~np.isin(ids, read) & ~lab)
+        t = time.perf_counter()
+        _reference_rank(clf, Xs, candidates)
+        out["rank_ref_s"] = time.perf_counter() - t
+    out["train_ratio"] = out["train_s"] / out["train_ref_s"]
+    out["rank_ratio"] = out["rank_s"] / out["rank_ref_s"]
+    return out
+
+
 def run_phase(phase: str, project: Path, *extra: str) -> dict:
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--phase", phase, str(project), *extra],
@@ -173,12 +340,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scroll-steps", type=int, default=1000)
     ap.add_argument("--workdir", help="keep the synthetic project here (reused when present)")
     ap.add_argument("--json", help="write the figures to this file")
-    ap.add_argument("--phase", choices=("open", "scroll", "app"), help=argparse.SUPPRESS)
+    ap.add_argument("--labels", type=int, default=0,
+                    help="reads from 3 readers: measure train/rank/label against plain references instead")
+    ap.add_argument("--label-sweep", default="", help="with --labels: label table sizes to time label_2000_s at")
+    ap.add_argument("--phase", choices=("open", "scroll", "app", "label", "learn"), help=argparse.SUPPRESS)
     ap.add_argument("project", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.phase:
         if args.phase == "open":
             out = phase_open(args.project)
+        elif args.phase == "label":
+            out = phase_label(args.project)
+        elif args.phase == "learn":
+            out = phase_learn(args.project)
         elif args.phase == "scroll":
             out = phase_scroll(args.project, args.scroll_steps)
         else:
@@ -195,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     from tests.benchmarks.synthetic_project import build
 
     results: dict = {"n_scans": n}
+    if args.labels:
+        try:
+            return _main_labels(args, n, work, build)
+        finally:
+            if not args.workdir:
+                shutil.rmtree(work, ignore_errors=True)
     try:
         project = work / f"synthetic-{n}"
         if not (project / "project.sqlite").is_file():
@@ -226,6 +406,38 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     for key, target in TARGETS.items():
         results[f"{key}_met"] = bool(results.get(key, float("inf")) < target)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def _main_labels(args, n: int, work: Path, build) -> int:
+    def project_with(n_scans: int, reads: int) -> Path:
+        double = min(1.0, max(0.2, reads / n_scans - 1.0))
+        path = work / f"synthetic-{n_scans}-{reads}reads"
+        if not (path / "project.sqlite").is_file():
+            print(f"building {n_scans:,} scans with {reads:,} reads…", flush=True)
+            build(path, n_scans, reads=reads, readers=3, double_read=double)
+        return path
+
+    results: dict = {"n_scans": n, "reads": args.labels, "readers": 3}
+    project = project_with(n, args.labels)
+    results.update(run_phase("learn", project))
+    print(f"train {results['train_s']:.2f} s (first {results['train_first_s']:.2f} s) vs reference "
+          f"{results['train_ref_s']:.2f} s; rank {results['rank_s']:.2f} s vs reference {results['rank_ref_s']:.2f} s; "
+          f"GUI retrain body {results['gui_retrain_s']:.2f} s", flush=True)
+    results.update(run_phase("label", project))
+    print(f"label 2,000 changes {results['label_2000_s']:.2f} s at {results['label_rows']:,} label rows; "
+          f"one label {results['label_one_ms']:.2f} ms, undo {results['undo_one_ms']:.2f} ms", flush=True)
+    sweep = [int(r) for r in args.label_sweep.split(",") if r.strip()]
+    if sweep:
+        results["label_2000_s_at_rows"] = {}
+        for rows in sweep:
+            data = run_phase("label", project_with(max(n, int(rows / 1.9) + 1), rows))
+            results["label_2000_s_at_rows"][str(data["label_rows"])] = data["label_2000_s"]
+            print(f"  {data['label_rows']:>7,} label rows: 2,000 changes {data['label_2000_s']:.2f} s, one label "
+                  f"{data['label_one_ms']:.2f} ms, undo {data['undo_one_ms']:.2f} ms", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
