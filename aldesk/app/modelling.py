@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,9 +11,6 @@ from aldesk.app.labelling import training_labels
 from aldesk.errors import LearningError
 from aldesk.learning.base import UNLABELLED, standardize
 from aldesk.store import Project
-from aldesk.store.project import CACHE_DIR_NAME
-
-log = logging.getLogger(__name__)
 
 DEFAULT_STRATEGY = "hybrid"
 
@@ -63,52 +58,28 @@ class Dataset:
 
 def load_dataset(project: Project, extractor: str = "default", *, progress: Progress = no_progress,
                  should_stop: ShouldStop = never_stop) -> Dataset:
-    """(scan ids, standardised X, y with UNLABELLED, soft-label weights) for every scan."""
-    ids, X, fingerprint = _standardised_pool(project, extractor, progress, should_stop)
-    if len(ids) == 0:
-        raise LearningError(f"{project.path}: no scans yet; import some with `aldesk import PROJECT FOLDER`")
-    y, weights = training_labels(project, ids)
-    key = f"{extractor}/{fingerprint}/{project.labels.version()}/{project.reviews.version()}"
-    return Dataset(ids, X, y, weights, key, extractor)
+    """(scan ids, standardised X, y with UNLABELLED, soft-label weights) for every scan.
 
-
-def _standardised_pool(project: Project, extractor: str, progress: Progress,
-                       should_stop: ShouldStop) -> tuple[np.ndarray, np.ndarray, str]:
-    """(ids, standardised X, fingerprint of the feature set). Reading 100k vectors out of SQLite and
-    standardising them takes seconds, so the result is kept in ``cache/pool-<extractor>.npy`` until a
-    vector is added or dropped (the feature set's fingerprint); a cache that cannot be written (read-only
-    project, full disk) only costs the next call the same seconds again."""
+    Reading 100k vectors out of SQLite and standardising them, and the consensus behind the labels, take
+    seconds; both are cached in the project's cache folder (see aldesk.app.arraycache) under keys that
+    change with the feature set and with the labels, so ``rank`` after ``train`` reads them back."""
+    from aldesk.app.arraycache import cached_arrays
     from aldesk.app.features import extract_features
 
     result = extract_features(project, extractor, progress=progress, should_stop=should_stop)
     set_id = project.features.find_set(result.extractor, result.version)
-    fingerprint = f"{result.extractor}-{result.version}-{project.features.fingerprint(set_id)}"
-    path = project.path / CACHE_DIR_NAME / f"pool-{_safe_name(extractor)}.npy"
-    try:
-        with open(path, "rb") as fh:  # three plain .npy arrays in a row: fingerprint, ids, X
-            if str(np.load(fh, allow_pickle=False)[0]) == fingerprint:
-                ids, X = np.load(fh, allow_pickle=False), np.load(fh, allow_pickle=False)
-                if X.ndim == 2 and len(ids) == len(X):
-                    return ids, X, fingerprint
-    except (OSError, ValueError, IndexError, EOFError):
-        pass  # no cache yet, or an unreadable one: rebuilt below
-    ids, X = project.features.matrix(set_id)
-    X = standardize(X)
-    tmp = path.with_name(path.name + ".writing")
-    try:
-        path.parent.mkdir(exist_ok=True)
-        with open(tmp, "wb") as fh:
-            for array in (np.array([fingerprint]), ids, X):
-                np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        log.info("feature cache not written (%s); features are read from the project each time", exc.strerror)
-    return ids, X, fingerprint
+    pool = f"{result.extractor}-{result.version}-{project.features.fingerprint(set_id)}"
 
+    def standardised():
+        ids, X = project.features.matrix(set_id)
+        return ids, standardize(X)
 
-def _safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:64]
+    ids, X = cached_arrays(project, f"pool-{extractor}", pool, standardised)
+    if len(ids) == 0:
+        raise LearningError(f"{project.path}: no scans yet; import some with `aldesk import PROJECT FOLDER`")
+    key = f"{pool}/{project.labels.version()}/{project.reviews.version()}"
+    y, weights = cached_arrays(project, f"labels-{extractor}", key, lambda: training_labels(project, ids))
+    return Dataset(ids, X, y, weights, key, extractor)
 
 
 def stored_model(project: Project, data: Dataset, estimator: str = "logistic"):

@@ -1,0 +1,113 @@
+"""train fits once and rank reuses what it fitted; nothing is recomputed while its inputs are unchanged.
+
+Counted by monkeypatching the expensive steps (model selection, fitting, Dawid–Skene), not timed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aldesk.app import modelling, review
+from aldesk.app.labelling import record_label, undo_label
+from aldesk.learning import models
+from aldesk.store import Project
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from tests.benchmarks.synthetic_project import build
+
+    path = tmp_path_factory.mktemp("reuse") / "p"
+    build(path, 400, reads=180, readers=3, double_read=0.5, progress=lambda *_: None)
+    return path
+
+
+@pytest.fixture
+def project(built, tmp_path):
+    import shutil
+
+    shutil.copytree(built, tmp_path / "p")
+    p = Project.open(tmp_path / "p")
+    yield p
+    p.close()
+
+
+def _count(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+def test_rank_scores_with_the_model_train_stored(project, monkeypatch):
+    modelling.train(project)
+    fits = _count(monkeypatch, models, "fit_model")
+    ranking = modelling.rank(project, batch=5)
+    assert len(ranking.batch) == 5 and ranking.strategy == "hybrid"
+    assert fits == [], "rank refitted the model train had just stored"
+    # a new label makes the stored model stale: rank fits its own again
+    unread = next(s for s in project.scans.ids().tolist() if not project.labels.current_for_scan(s))
+    record_label(project, unread, "reader_1", "normal")
+    modelling.rank(project, batch=5)
+    assert fits, "rank scored with a model trained on other labels"
+
+
+def test_train_chooses_C_once_and_reuses_it_until_labels_grow(project, monkeypatch):
+    selections = _count(monkeypatch, models, "select_C")
+    first = modelling.train(project)
+    assert len(selections) == 1 and first["C_chosen_at"] == first["labels"]
+    second = modelling.train(project)
+    assert len(selections) == 1, "train chose C again although the labels had not grown"
+    assert second["C"] == first["C"] and second["C_chosen_at"] == first["labels"]
+    assert {"accuracy", "balanced_accuracy", "auc", "ece", "folds"} <= set(second)
+    # 1.5x more labels: C is chosen again
+    unread = [s for s in project.scans.ids().tolist() if not project.labels.current_for_scan(s)]
+    reader = project.labels.annotator_id("reader_1")
+    project.labels.add_many([{"scan_id": s, "annotator_id": reader, "value": ("normal", "pneumonia")[i % 2]}
+                             for i, s in enumerate(unread[:int(first["labels"] * 0.6)])], source="test")
+    third = modelling.train(project)
+    assert len(selections) == 2 and third["C_chosen_at"] == third["labels"]
+
+
+def test_train_rejects_bad_folds(project):
+    with pytest.raises(Exception, match=r"folds == 1, must be an int >= 2"):
+        modelling.train(project, folds=1)
+
+
+def test_consensus_is_recomputed_only_when_labels_change(project, monkeypatch):
+    fits = _count(monkeypatch, review, "consensus")
+    first = review.project_consensus(project)
+    assert review.project_consensus(project) is first and len(fits) == 1
+    unread = next(s for s in project.scans.ids().tolist() if not project.labels.current_for_scan(s))
+    label_id = record_label(project, unread, "reader_2", "pneumonia")
+    after_label = review.project_consensus(project)
+    assert len(fits) == 2 and unread in after_label.final
+    undo_label(project, label_id)  # a first read undone: no new row, one current label fewer
+    assert unread not in review.project_consensus(project).final and len(fits) == 3
+
+
+def test_dataset_arrays_are_cached_until_their_inputs_change(project, monkeypatch):
+    first = modelling.load_dataset(project)
+    matrices = _count(monkeypatch, project.features, "matrix")
+    labels = _count(monkeypatch, modelling, "training_labels")
+    again = modelling.load_dataset(project)
+    assert matrices == [] and labels == [] and again.key == first.key
+    assert np.array_equal(again.X, first.X) and np.array_equal(again.y, first.y)
+    unread = next(s for s in project.scans.ids().tolist() if not project.labels.current_for_scan(s))
+    record_label(project, unread, "reader_3", "normal")
+    changed = modelling.load_dataset(project)
+    assert matrices == [] and len(labels) == 1 and changed.key != first.key
+    assert changed.y[np.flatnonzero(changed.ids == unread)[0]] == 0
+
+
+def test_an_unreadable_cache_is_rebuilt(project):
+    first = modelling.load_dataset(project)
+    for f in (project.path / "cache").glob("*.npy"):
+        f.write_bytes(b"not an array")
+    again = modelling.load_dataset(project)
+    assert np.array_equal(again.X, first.X) and np.array_equal(again.weights, first.weights)
