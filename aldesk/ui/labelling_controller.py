@@ -153,9 +153,25 @@ class LabellingController(QObject):
         self.scan_shown.emit(scan_id)
         self._prefetch_pending = True  # after this scan is painted: waking decoders now would delay the paint
 
+    def next_scans(self, count: int) -> list[int]:
+        """The next ``count`` scans this reader has not read, in the ranking (the work list) — whatever
+        the queue's filter lists: a filter changes what is shown, never what "next" means."""
+        w = self.window
+        if w.worklist is None:
+            return [s for s in w.queue_model.next_unread(None, count + 1) if s != self.current_scan_id][:count]
+        read = w.queue_model.labels  # this reader's current values, kept up to date on every label
+        out: list[int] = []
+        for s in w.worklist.to_label:
+            s = int(s)
+            if s != self.current_scan_id and s not in read:
+                out.append(s)
+                if len(out) == count:
+                    break
+        return out
+
     def show_next(self) -> None:
         w = self.window
-        nxt = [s for s in w.queue_model.next_unread(None, 2) if s != self.current_scan_id]
+        nxt = self.next_scans(1)
         if nxt:
             self.show_scan(nxt[0])
         else:
@@ -173,13 +189,11 @@ class LabellingController(QObject):
         if w.project is None:
             return
         items = []
-        for sid in w.queue_model.next_unread(None, PREFETCH + 1):
-            if sid == self.current_scan_id:
-                continue
+        for sid in self.next_scans(PREFETCH):
             meta = w.queue_model.meta(sid)
             if meta is not None:
                 items.append((sid, str(meta.path)))
-        w.frame_cache.prefetch(items[:PREFETCH])
+        w.frame_cache.prefetch(items)
 
     def _on_frame_cache_decoded(self, scan_id: int, frames, params) -> None:
         w = self.window

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QStackedWidget
 
@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self.retrain_on_open = retrain_on_open
         self._jobs: list = []
         self._closing = False
+        self._first_from_ranking = False  # opened / reader changed: the first scan is the ranking's top
 
         self.setWindowTitle("aldesk")
         self.errors = ErrorReporter(self)
@@ -222,7 +223,11 @@ class MainWindow(QMainWindow):
         self.labelling.reset()
         self.status.show_reader(self.annotator)
         wl = worklists.plain_worklist(project, self.annotator)
-        self._apply_worklist(wl, first=True)
+        rank_now = bool(self.retrain_on_open and project.scans.count())
+        self._first_from_ranking = rank_now
+        self._apply_worklist(wl, first=not rank_now)
+        if rank_now:
+            self.viewer.clear("Ranking the queue: the first scan will be the one the model learns most from…")
         if project.status.migrated_from is not None or project.status.readonly:
             self.statusBar().showMessage(project.status.describe(), 10_000)
         self.project_opened.emit(str(path))
@@ -230,7 +235,7 @@ class MainWindow(QMainWindow):
         # on a large project, so never on the UI thread; this session's own go into the one made at close
         self._track(run_in_pool(backup_body(str(path)), on_finished=self._on_backup_done,
                                 on_failed=lambda exc: self.errors.report("Automatic backup failed", exc)))
-        if self.retrain_on_open and project.scans.count():
+        if rank_now:
             self.request_retrain("project opened", retrain=True)
         return True
 
@@ -343,8 +348,12 @@ class MainWindow(QMainWindow):
         if self.project is not None:
             self.worklist = worklists.plain_worklist(self.project, name)
             self.reload_queue()
-            self.show_next()
-            self.request_retrain("reader changed", retrain=False)
+            self._first_from_ranking = True
+            self.labelling.current_scan_id = None
+            self.viewer.clear("Ranking the queue for this reader…")
+            if self.request_retrain("reader changed", retrain=False) is None:
+                self._first_from_ranking = False
+                self.show_next()
 
     # ================================================================== the labelling loop
     # aldesk.ui.labelling_controller owns it; these are the window's entry points for menus,
@@ -385,6 +394,8 @@ class MainWindow(QMainWindow):
         """Show a new work list without moving the scan being read (it stays on screen, listed first)."""
         self.worklist = wl
         self.status.show_model(wl)
+        if self.queue_panel.current_filter == "all":  # same list, the new scores and reasons
+            self._on_queue_filter_changed("all")
         if self.queue_panel.current_filter == "to_label":
             ids = wl.to_label
             cur = self.current_scan_id
@@ -395,7 +406,7 @@ class MainWindow(QMainWindow):
         if wl.strategy:
             self.queue_panel.strategy_label.setText(
                 f"Ranked by {wl.strategy}: {strategy_descriptions().get(wl.strategy, '')}")
-        if first or self.current_scan_id is None:
+        if first or (self.current_scan_id is None and not self._first_from_ranking):
             self.show_next()
         else:
             self.queue_panel.select_scan(self.current_scan_id)
@@ -457,7 +468,9 @@ class MainWindow(QMainWindow):
     def _on_retrainer_finished(self, wl: worklists.Worklist) -> None:
         if self.project is None:
             return
-        self._apply_worklist(wl)
+        first = self._first_from_ranking and self.current_scan_id is None  # not if the reader picked one
+        self._first_from_ranking = False
+        self._apply_worklist(wl, first=first)
         self.statusBar().showMessage(
             f"Queue re-ranked by {wl.strategy} in {wl.elapsed_s:.1f} s" + (f" — {wl.note}" if wl.note else ""), 6000)
 
@@ -467,6 +480,15 @@ class MainWindow(QMainWindow):
 
     def _on_retrainer_idle(self) -> None:
         self.status.work_idle("Retraining")
+        if self._first_from_ranking:  # idle comes just before finished: look again once that is handled
+            QTimer.singleShot(0, self._show_plain_if_no_ranking_came)
+
+    def _show_plain_if_no_ranking_came(self) -> None:
+        """The ranking failed or was cancelled: the plain list's first scan, not a blank screen."""
+        if self._first_from_ranking and not self.retrainer.busy:
+            self._first_from_ranking = False
+            if self.current_scan_id is None and self.project is not None:
+                self.show_next()
 
     def retrain_every_dialog(self) -> None:
         from PySide6.QtWidgets import QInputDialog

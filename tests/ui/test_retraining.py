@@ -134,9 +134,8 @@ def test_closing_during_a_retrain_cancels_and_waits(qtbot, real_project, monkeyp
     win.label_current("normal")
     win.request_retrain("test")
     qtbot.wait(30)
-    t0 = time.monotonic()
     win.close()
-    assert stopped == [True] and time.monotonic() - t0 < 3
+    assert stopped == [True]  # the running body saw should_stop() and ended (no wall-clock bound: issue 13)
     assert win.project is None
     with Project.open(real_project) as p:
         assert [l.value for l in p.labels.current("dr_test")] == ["normal"]  # nothing lost
@@ -151,13 +150,13 @@ def test_real_retrain_on_open_ranks_in_the_background(qtbot, real_project):
     applied = []
     win.worklist_applied.connect(applied.append)
     win.open_project(real_project)
-    first = win.current_scan_id
-    # the plain list first (instant, import order), then the ranked one from the worker
-    assert len(applied) == 1 and applied[0].strategy is None and first is not None
+    # the plain list is listed at once (import order); the first scan shown is the ranking's top (issue 13)
+    assert len(applied) == 1 and applied[0].strategy is None and win.current_scan_id is None
+    assert "Ranking the queue" in win.viewer.message
     qtbot.waitUntil(lambda: len(applied) == 2, timeout=60_000)
     wl = applied[1]
     assert wl.strategy == "cold_start" and wl.metrics is None and "label" in wl.note
-    assert win.current_scan_id == first
+    assert win.current_scan_id == wl.to_label[0]
     assert len(wl.scores) > 0
     win.close()
 
