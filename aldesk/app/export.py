@@ -10,6 +10,8 @@ of its de-identified DICOM copy), its study and series by remapped UIDs (``study
 ``series_key``) and its patient by the project's salted ``patient_key``; never by a path, since file
 and folder names are identifiers too. DICOM copies are de-identified (PS3.15 basic profile,
 :mod:`aldesk.imaging.deid`), rasters re-written without metadata, and files named by scan id.
+A series or study unit (``aldesk init --unit``) is one row: ``unit``, ``n_files`` and ``series_keys`` (its
+series' remapped UIDs); ``folders`` writes every file of the unit, in reading order, under ``<class>/<scan id>/``.
 ``include_identifiers`` must be asked for (adds ``path`` and the identifier columns, copies the
 original files) and is written into ``manifest.json``.
 The export appears whole or not at all: it is written beside OUT and renamed into place at the end.
@@ -309,6 +311,8 @@ def export_labelled_set(
     left_out: list[dict] = []  # images that may show burned-in text, with why
     secret = uid_secret(project)
     study_series = project.scans.study_series()
+    unit_files = project.units.files_of([f.scan_id for f in finals])   # series/study units: all their files
+    unit_kind = project.units.kind()
     records = []
     try:
         for n, f in enumerate(finals):
@@ -321,6 +325,9 @@ def export_labelled_set(
                 "scan_id": f.scan_id, "scan_key": scan_key(scan["uid"], secret),
                 "study_key": remap_uid(study, secret) if study else "",
                 "series_key": remap_uid(series, secret) if series else "",
+                "unit": unit_kind if f.scan_id in unit_files else "image",
+                "n_files": len(unit_files.get(f.scan_id, ())) or 1,
+                "series_keys": ";".join(dict.fromkeys(remap_uid(su, secret) for su, _, _ in unit_files.get(f.scan_id, ()))),
                 "label": f.label, "split": split_of.get(f.scan_id, ""),
                 "method": f.method, "method_detail": f.method_detail, "weight": f.weight, "agreement": f.agreement, "n_readers": f.n_readers, "readers": f.readers,
                 "patient_key": scan["patient_key"] or "", "format": scan["format"], "modality": scan["modality"] or "",
@@ -329,6 +336,7 @@ def export_labelled_set(
             }
             if options.include_identifiers:
                 rec["path"] = scan["relpath"]
+                rec["files"] = ";".join(path for _, _, path in unit_files.get(f.scan_id, ()))
                 rec["identifiers"] = _identifiers(source, scan["format"])
             if options.format == "folders" and (reason := _burned_in_exclusion(source, scan, options)):
                 left_out.append({"scan_id": f.scan_id, "scan_key": rec["scan_key"], "reason": reason})
@@ -337,7 +345,15 @@ def export_labelled_set(
             if options.format == "folders":
                 folder = partial.joinpath(*([rec["split"]] if rec["split"] else []), _safe_name(f.label))
                 try:
-                    files, burned = _write_image(source, scan, folder / str(f.scan_id), options, secret)
+                    if f.scan_id in unit_files:   # a series or study: every file, in reading order
+                        files, flags = [], []
+                        for k, (_, _, path) in enumerate(unit_files[f.scan_id]):
+                            written, flag = _write_image(path, scan, folder / str(f.scan_id) / f"{k:05d}", options, secret)
+                            files += written
+                            flags.append(flag)
+                        burned = "YES" if "YES" in flags else "unknown" if "unknown" in flags else (flags[0] if flags else "")
+                    else:
+                        files, burned = _write_image(source, scan, folder / str(f.scan_id), options, secret)
                 except InvalidScanError as exc:
                     problems.append({"scan_id": f.scan_id, "scan_key": rec["scan_key"],
                                      "reason": _without_path(exc.reason, source)})
@@ -454,7 +470,8 @@ def _burned_in(source: str) -> str:
 
 
 def _columns(options: ExportOptions, classes: list[str], readers: list[str], records: list[dict]) -> list[str]:
-    cols = ["scan_id", "scan_key", "study_key", "series_key"] + (["path"] if options.include_identifiers else []) + [
+    cols = ["scan_id", "scan_key", "study_key", "series_key", "unit", "n_files", "series_keys"] + (
+        ["path", "files"] if options.include_identifiers else []) + [
             "label", "split", "method", "method_detail", "weight", "agreement", "n_readers", "patient_key", "format",
             "modality", "model_probability"] + [f"p_{c}" for c in classes] + [f"reader:{r}" for r in readers]
     if options.format == "folders":
