@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -274,3 +275,58 @@ def test_answers_by_series_and_study_uid_and_why_this_study_names_a_series(tmp_p
     train(p, folds=2)
     ranking = rank(p, strategy="entropy", batch=3)
     assert all("series S" in r.reason and "least certain of 2" in r.reason for r in ranking.batch)
+
+
+# --------------------------------------------------------------------------- exports and packages
+def _series_project_with_labels(tmp_path):
+    from aldesk.app.labelling import record_label
+
+    for k in range(2):
+        write_series(tmp_path / "d" / f"s{k}", np.full((5, 16, 16), 100 * k, np.int16), series_number=k + 1,
+                     patient_id=f"P{k}")
+    p = _create(tmp_path, "series")
+    import_paths(p, [tmp_path / "d"], jobs=1)
+    for sid, value in zip(p.scans.ids().tolist(), ("normal", "abnormal")):
+        record_label(p, sid, "dr_a", value)
+    return p
+
+
+def test_export_lists_each_unit_with_its_uids_and_writes_all_its_files(tmp_path):
+    import csv
+
+    import pydicom
+
+    from aldesk.app.export import ExportOptions, export_labelled_set
+
+    p = _series_project_with_labels(tmp_path)
+    export_labelled_set(p, tmp_path / "csv", ExportOptions(format="csv"))
+    rows = list(csv.DictReader((tmp_path / "csv" / "labels.csv").open()))
+    assert [(r["unit"], r["n_files"]) for r in rows] == [("series", "5"), ("series", "5")]
+    assert all(r["series_keys"] == r["series_key"] and r["series_key"] for r in rows)
+    assert "path" not in rows[0] and "files" not in rows[0]            # no paths unless asked for
+    export_labelled_set(p, tmp_path / "folders", ExportOptions(format="folders"))
+    files = sorted((tmp_path / "folders" / "normal" / rows[0]["scan_id"]).glob("*.dcm"))
+    assert len(files) == 5
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    assert {h.SeriesInstanceUID for h in headers} == {rows[0]["series_key"]}   # remapped, consistent
+    assert [float(h.ImagePositionPatient[2]) for h in headers] == sorted(float(h.ImagePositionPatient[2]) for h in headers)
+    export_labelled_set(p, tmp_path / "ids", ExportOptions(format="json", include_identifiers=True))
+    doc = json.loads((tmp_path / "ids" / "labels.json").read_text())
+    records = doc.get("scans") or doc.get("records") or next(v for v in doc.values() if isinstance(v, list) and v
+                                                              and isinstance(v[0], dict))
+    assert [len(r["files"].split(";")) for r in records] == [5, 5]
+
+
+def test_packages_merge_labels_of_units_between_copies(tmp_path):
+    from aldesk.app.labelling import record_label
+    from aldesk.app.packages import export_package, import_package
+
+    master = _series_project_with_labels(tmp_path)
+    master.packages.copy_database(tmp_path / "site")
+    with Project.open(tmp_path / "site") as site:
+        unit = site.scans.rows()[0]
+        record_label(site, unit.id, "dr_b", "abnormal")
+        pkg = export_package(site, tmp_path / "site.aldpkg").path
+    import_package(master, pkg)
+    got = {(r.uid, l.annotator): l.value for l in master.labels.current() for r in master.scans.rows([l.scan_id])}
+    assert got[(unit.uid, "dr_b")] == "abnormal" and unit.uid == master.units.series()[0].uid
