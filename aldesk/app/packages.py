@@ -384,13 +384,16 @@ class _Shape:
         return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _parse_json(path: Path, member: str, data: bytes, where: str = ""):
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackageError(f"{path}: {member}{where} is not UTF-8 text (byte {exc.start}); the package is damaged") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise PackageError(f"{path}: {member}{where}: malformed JSON at line {exc.lineno} column {exc.colno} "
                            f"(character {exc.pos}): {exc.msg}") from None
@@ -613,10 +616,15 @@ class _Rules:
     classes: set[str]
     latest: datetime
 
-    def label(self, annotator: str, created_at: str) -> str | None:
+    @property
+    def latest_t(self) -> str:
+        return sort_time(self.latest.isoformat())
+
+    def label(self, annotator: str, created_at: str, t: str) -> str | None:
+        """``t``: ``sort_time(created_at)``."""
         if self.reader is not None and annotator != self.reader:
             return f"reader {annotator!r} is not the reader this hand-out was issued to ({self.reader!r})"
-        if time_key(created_at) > self.latest:
+        if t > self.latest_t:
             return f"dated {created_at}, in the future of this merge"
         return None
 
@@ -627,7 +635,7 @@ class _Rules:
             return f"reviewer {reviewer!r} is not the reader this hand-out was issued to ({self.reader!r})"
         if table == "adjudications" and value not in self.classes:
             return f"adjudication to {value!r}, which is not a class of this project"
-        if time_key(created_at) > self.latest:
+        if sort_time(created_at) > self.latest_t:
             return f"dated {created_at}, in the future of this merge"
         return None
 
@@ -717,6 +725,45 @@ def _stage_scans(path, zf, infos, expect, staging, should_stop) -> None:
     _guarded(path, zf, info, expect, rows)
 
 
+_OPTIONAL_TEXT = (str, type(None))
+
+
+def _label_row(d, line: int) -> tuple | None:
+    """labels.jsonl row -> (id, line, scan, annotator, value, note, created_at, duration_ms, workstation,
+    source, replaced_by) when every field is well formed (the common case, checked quickly), else None."""
+    if type(d) is not dict:
+        return None
+    g = d.get
+    i, scan, ann, value, note, created = g("id"), g("scan"), g("annotator"), g("value"), g("note"), g("created_at")
+    dur, ws, src, rep = g("duration_ms"), g("workstation"), g("source"), g("replaced_by")
+    if not (type(i) is str and type(scan) is str and type(ann) is str and type(value) is str
+            and type(created) is str and isinstance(note, _OPTIONAL_TEXT) and isinstance(ws, _OPTIONAL_TEXT)
+            and isinstance(src, _OPTIONAL_TEXT) and isinstance(rep, _OPTIONAL_TEXT)
+            and (dur is None or (type(dur) is int and abs(dur) <= 1 << 53))):
+        return None
+    if not (0 < len(i) <= 64 and 0 < len(scan) <= 64 and 0 < len(ann) <= 256 and 0 < len(value) <= 256
+            and len(created) <= 64 and len(note or "") <= 20_000 and len(ws or "") <= 256 and len(src or "") <= 256
+            and (rep is None or 0 < len(rep) <= 64) and i.strip() and scan.strip() and ann.strip() and value.strip()):
+        return None
+    try:
+        datetime.fromisoformat(created)
+    except ValueError:
+        return None
+    return (i, line, scan, ann, value, note or "", created, dur, ws or "", src or "", rep)
+
+
+def _label_row_checked(s: "_Shape", d, line: int) -> tuple:
+    """The same row, field by field, raising PackageError naming the first bad field."""
+    where = f"line {line}"
+    s.obj(d, where)
+    return (s.text(d, "id", where, empty=False, limit=64), line, s.text(d, "scan", where, empty=False, limit=64),
+            s.text(d, "annotator", where, empty=False), s.text(d, "value", where, empty=False),
+            s.text(d, "note", where, optional=True, limit=20_000) or "", s.time(d, "created_at", where),
+            s.integer(d, "duration_ms", where), s.text(d, "workstation", where, optional=True) or "",
+            s.text(d, "source", where, optional=True) or "",
+            s.text(d, "replaced_by", where, optional=True, empty=False, limit=64))
+
+
 def _stage_labels(path, zf, infos, expect, staging, rules: _Rules, rejects: _Rejects, progress, should_stop) -> int:
     s = _Shape(path, "labels.jsonl")
     info = infos["labels.jsonl"]
@@ -724,21 +771,17 @@ def _stage_labels(path, zf, infos, expect, staging, rules: _Rules, rejects: _Rej
 
     def rows() -> int:
         batch, n = [], 0
+        latest_t = rules.latest_t
         for line, raw in _member_lines(path, zf, info, expect):
             n += 1
-            where = f"line {line}"
-            d = s.obj(_parse_json(path, "labels.jsonl", raw, f" {where}"), where)
-            row = (s.text(d, "id", where, empty=False, limit=64), line, s.text(d, "scan", where, empty=False, limit=64),
-                   s.text(d, "annotator", where, empty=False), s.text(d, "value", where, empty=False),
-                   s.text(d, "note", where, optional=True, limit=20_000) or "", s.time(d, "created_at", where), "",
-                   s.integer(d, "duration_ms", where), s.text(d, "workstation", where, optional=True) or "",
-                   s.text(d, "source", where, optional=True) or "",
-                   s.text(d, "replaced_by", where, optional=True, empty=False, limit=64))
-            why = rules.label(row[3], row[6])
+            d = _parse_json(path, "labels.jsonl", raw, f" line {line}")
+            row = _label_row(d, line) or _label_row_checked(s, d, line)
+            t = sort_time(row[6])
+            why = rules.label(row[3], row[6], t) if rules.reader is not None or t > latest_t else None
             if why:
                 rejects.add("labels.jsonl", line, row[0], row[3], row[2], why)
                 continue
-            batch.append(row[:7] + (sort_time(row[6]),) + row[8:])
+            batch.append(row[:7] + (t,) + row[7:])
             if len(batch) >= _BATCH:
                 check_stop(should_stop, "package import")
                 _add(path, staging.add_labels, batch, "labels.jsonl")

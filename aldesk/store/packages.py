@@ -66,7 +66,10 @@ def time_key(text: str) -> datetime:
 
 def sort_time(text: str) -> str:
     """``time_key`` as fixed-width UTC text, so times with different offsets order as text in SQL."""
-    return time_key(text).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    t = time_key(text)
+    if t.utcoffset():
+        t = t.astimezone(timezone.utc)
+    return t.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -615,12 +618,26 @@ class MergeStaging:
 
 def _merge_group(scan_id: int, annotator_id: int, rows: list[tuple], counts: MergeCounts,
                  updates: list[tuple], inserts: list[tuple]) -> None:
-    """One (scan, reader): rows are (scan, reader, side 0 package / 1 here, id, time, replaced_by, value, ...)."""
+    """One (scan, reader): rows are (scan, reader, side 0 package / 1 here, id, time, replaced_by, value, ...);
+    the package's time is already ``sort_time``, the project's is its created_at."""
+    if len(rows) == 1 and rows[0][2] == 0 and rows[0][5] in (None, rows[0][3]):   # a new first read: most rows
+        r = rows[0]
+        inserts.append((r[3], scan_id, annotator_id, r[6], r[7], r[8], r[9], r[10], r[11], r[5]))
+        counts.added += 1
+        counts.current_added += r[5] is None
+        return
+    if len(rows) == 2 and rows[0][3] == rows[1][3] and rows[0][5] == rows[1][5]:   # merged before
+        counts.unchanged += 1
+        return
     here = {r[3]: r for r in rows if r[2] == 1}
     incoming = [r for r in rows if r[2] == 0]
-    times = {i: sort_time(r[4]) for i, r in here.items()} | {r[3]: r[4] for r in incoming}
+    times = {i: r[4] for i, r in here.items()} | {r[3]: r[4] for r in incoming}
+    converted: set[str] = set()
 
     def key(label_id: str) -> tuple:
+        if label_id in here and label_id not in converted:
+            times[label_id] = sort_time(times[label_id])
+            converted.add(label_id)
         return (times[label_id], label_id)
 
     claims = {i: r[5] for i, r in here.items()}
