@@ -15,6 +15,26 @@ DICOM_SAMPLES = SHARED_DATA / "dicom-samples"
 PNEUMONIAMNIST = SHARED_DATA / "pneumoniamnist" / "pneumoniamnist.npz"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--soak", action="store_true", default=False,
+                     help="also run the long fault runs (marked soak); the default run has a bounded sample of each")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The whole default suite stays under 10 minutes on 2 cores: long fault runs only with --soak."""
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="long fault run: `python -m pytest --soak` runs it (a bounded sample ran)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+def kill_rounds(sample: int, soak: int) -> list:
+    """Parameters for a SIGKILL fault test: ``sample`` rounds in the default run, ``soak`` with --soak."""
+    return [pytest.param(sample, id=f"{sample}-kills"), pytest.param(soak, id=f"{soak}-kills", marks=pytest.mark.soak)]
+
+
 @pytest.fixture
 def dicom_samples() -> Path:
     if not (DICOM_SAMPLES / "manifest.csv").is_file():

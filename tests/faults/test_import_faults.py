@@ -4,8 +4,8 @@
   grows: after every kill the project passes ``PRAGMA integrity_check``, every committed scan row has
   its preview, no scan is listed twice, and a final re-run imports everything exactly once.
 * hypothesis mutates real DICOM samples (truncation, byte flips, huge declared Rows/Columns, wrong
-  element lengths): the importer never raises, accounts for every file with a reason, stays within a
-  time budget per file and within a memory bound.
+  element lengths): the importer never raises, accounts for every file with a reason and stays
+  within a memory bound (speed is a benchmark's business, not a test's: tests/benchmarks/).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 
 from aldesk.store import PROJECT_DB_NAME, Project
 from tests.app.conftest import write_png
+from tests.conftest import kill_rounds
 from tests.faults.conftest import wait_for_writer
 
-KILLS = 50
 NEW_FILES_PER_ROUND = 25
 
 
@@ -39,7 +39,8 @@ def _check_after_kill(project_path) -> int:
         return n
 
 
-def test_sigkill_during_import_at_random_moments(tmp_path, zygote):
+@pytest.mark.parametrize("kills", kill_rounds(12, 50))
+def test_sigkill_during_import_at_random_moments(tmp_path, zygote, kills):
     rng = random.Random(8)
     folder = tmp_path / "scans"
     n_files = 0
@@ -62,9 +63,8 @@ def test_sigkill_during_import_at_random_moments(tmp_path, zygote):
     full = time.perf_counter() - t
 
     killed_mid_run, counts = 0, []
-    started = time.perf_counter()
     writing = 0
-    for i in range(KILLS):
+    for i in range(kills):
         add_files(NEW_FILES_PER_ROUND)
         pid = zygote.start(run="import", project=str(project), folder=str(folder), batch_files=4)
         if i % 2:
@@ -75,9 +75,8 @@ def test_sigkill_during_import_at_random_moments(tmp_path, zygote):
         status = zygote.kill_and_wait(pid)
         killed_mid_run += status["killed"]
         counts.append(_check_after_kill(project))
-    assert time.perf_counter() - started < 40
-    assert killed_mid_run >= KILLS // 2, f"only {killed_mid_run} of {KILLS} kills landed before the import ended"
-    assert writing >= KILLS // 4, f"only {writing} kills landed while the import held the write lock"
+    assert killed_mid_run >= kills // 2, f"only {killed_mid_run} of {kills} kills landed before the import ended"
+    assert writing >= kills // 4, f"only {writing} kills landed while the import held the write lock"
     assert counts == sorted(counts), "committed scans went missing after a kill"
 
     from aldesk.app.importer import import_paths
@@ -192,9 +191,7 @@ def test_import_of_mutated_real_samples_never_crashes(dicom_samples):
             project = Project.create(Path(tmp) / "p", ["normal", "pneumonia"])
             try:
                 tracemalloc.start()
-                t = time.perf_counter()
                 s = import_paths(project, [folder], jobs=2)
-                elapsed = time.perf_counter() - t
                 _, peak = tracemalloc.get_traced_memory()
                 tracemalloc.stop()
                 assert s.status == "done"
@@ -202,7 +199,6 @@ def test_import_of_mutated_real_samples_never_crashes(dicom_samples):
                 assert s.imported + len(s.problems) == len(spec)
                 for p in s.problems:
                     assert p["reason"] and p["code"] and Path(p["path"]).parent == folder, p
-                assert elapsed < len(spec) * 2.0, f"{elapsed:.1f} s for {len(spec)} files"
                 assert peak < 200 * 2**20, f"import process traced {peak / 2**20:.0f} MiB"
                 # the worker processes have ended: their peak resident memory stays bounded
                 children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -15,11 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from aldesk.store import PROJECT_DB_NAME, Project
+from tests.conftest import kill_rounds
 from tests.faults.conftest import wait_for_writer
 
 REPO = Path(__file__).resolve().parents[2]
-KILLS = 20   # a bounded sample in the default suite; the soak lives in a benchmark script
 N_SCANS = 300
 
 
@@ -64,7 +66,8 @@ def _build(tmp: Path) -> tuple[Path, Path]:
     return hub, package
 
 
-def test_sigkill_during_package_merge_is_all_or_nothing(tmp_path, zygote):
+@pytest.mark.parametrize("kills", kill_rounds(8, 50))
+def test_sigkill_during_package_merge_is_all_or_nothing(tmp_path, zygote, kills):
     rng = random.Random(8)
     hub, package = _build(tmp_path)
     before = _labels_state(hub)
@@ -81,7 +84,7 @@ def test_sigkill_during_package_merge_is_all_or_nothing(tmp_path, zygote):
 
     outcomes = {"unchanged": 0, "merged": 0}
     killed = in_transaction = 0
-    for i in range(KILLS):
+    for i in range(kills):
         work = tmp_path / f"round-{i}"
         shutil.copytree(hub, work)
         pid = zygote.start(run="merge", project=str(work), package=str(package))
@@ -105,7 +108,7 @@ def test_sigkill_during_package_merge_is_all_or_nothing(tmp_path, zygote):
         assert zygote.wait(pid)["exit"] == 0
         assert _labels_state(work) == after
         shutil.rmtree(work)
-    assert killed >= KILLS // 2, f"only {killed} of {KILLS} kills landed before the merge ended"
+    assert killed >= kills // 2, f"only {killed} of {kills} kills landed before the merge ended"
     print(f"merge {full:.2f} s; {killed} kills mid-run, {in_transaction} while writing; outcomes {outcomes}")
     assert outcomes["unchanged"] > 0, outcomes
-    assert in_transaction >= KILLS // 4, f"only {in_transaction} kills landed while the merge held the write lock"
+    assert in_transaction >= kills // 4, f"only {in_transaction} kills landed while the merge held the write lock"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,6 @@ def damaged(draw):
 def test_damaged_files_fail_cleanly(data, frames):
     path = _DIR / "damaged.bin"
     path.write_bytes(data)
-    start = time.perf_counter()
     try:
         result = read_frames(path) if frames else read_scan_info(path)
     except InvalidScanError as exc:
@@ -75,4 +73,3 @@ def test_damaged_files_fail_cleanly(data, frames):
     else:
         if not frames:
             assert isinstance(result, ScanInfo) and result.preview.dtype == np.uint8
-    assert time.perf_counter() - start < 5.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 import tracemalloc
 import warnings
 import zlib
@@ -64,12 +63,10 @@ def test_header_over_the_pixel_limit_is_refused_fast_without_allocating(tmp_path
     path = make_dicom(tmp_path / "huge.dcm", np.zeros((2, 2), np.uint16),
                       Rows=65535, Columns=65535, NumberOfFrames=100)
     tracemalloc.start()
-    start = time.perf_counter()
     err = _raises(path, "too-large", "skipped", r"65,535 x 65,535 pixels x 100 frame")
-    elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert elapsed < 0.5 and peak < 5_000_000
+    assert peak < 5_000_000  # refused from the header: the 800 GB of pixels were never allocated
     assert "raise the pixel limit" in err.reason
 
 
@@ -265,24 +262,12 @@ def test_png_header_declaring_a_bomb_is_refused_fast(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(bytes(data))
     saved = Image.MAX_IMAGE_PIXELS
-    start = time.perf_counter()
+    tracemalloc.start()
     _raises(path, "too-large", "skipped", "pixel limit")
-    assert time.perf_counter() - start < 0.5
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000  # refused from the header: 10 gigapixels never allocated
     assert Image.MAX_IMAGE_PIXELS == saved  # Pillow's global guard is restored
-
-
-def test_ct_preview_time(tmp_path):
-    """The importer's budget: a 512 x 512 int16 CT in a few ms (figures: bench_read_scan_info)."""
-    pixels = (np.random.default_rng(2).normal(1000, 300, (512, 512))).astype(np.int16)
-    path = make_dicom(tmp_path / "ct.dcm", pixels, RescaleIntercept=-1024, RescaleSlope=1,
-                      Modality="CT")
-    read_scan_info(path)
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
-        read_scan_info(path)
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 0.05  # generous: shared CI machines; typical 1.5-3 ms
 
 
 def test_runs_in_a_worker_process(tmp_path):

@@ -17,6 +17,7 @@ import pytest
 from aldesk.errors import ProjectError
 from aldesk.store import PROJECT_DB_NAME, Project
 from aldesk.store.project import list_backups, restore_backup, utc_now
+from tests.conftest import kill_rounds
 
 
 def _add_scans(project: Project, n: int) -> list[int]:
@@ -105,8 +106,8 @@ LABELLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
-def test_acknowledged_labels_survive_sigkill_50_times(tmp_path):
+@pytest.mark.parametrize("kills", kill_rounds(12, 50))
+def test_acknowledged_labels_survive_sigkill(tmp_path, kills):
     """Every label the child acknowledged before SIGKILL is in the project afterwards."""
     with Project.create(tmp_path / "p", ["a", "b"]) as p:
         ids = _add_scans(p, 400)
@@ -114,7 +115,7 @@ def test_acknowledged_labels_survive_sigkill_50_times(tmp_path):
     rng = random.Random(1)
     script = tmp_path / "labeller.py"
     script.write_text(LABELLER)
-    for round_ in range(50):
+    for round_ in range(kills):
         todo = [i for i in ids if i not in acked][:40] or ids[:40]
         proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "p"), "dr_kill", ",".join(map(str, todo))],
                                 stdout=subprocess.PIPE, text=True)
@@ -139,7 +140,7 @@ def test_acknowledged_labels_survive_sigkill_50_times(tmp_path):
         stored = {l.scan_id: l.value for l in p.labels.current(annotator="dr_kill")}
     missing = {k: v for k, v in acked.items() if stored.get(k) != v}
     assert not missing, f"{len(missing)} acknowledged labels lost"
-    assert len(acked) > 50
+    assert len(acked) > kills
 
 
 def test_two_processes_label_the_same_project_at_once(tmp_path):
