@@ -71,6 +71,22 @@ def parse_splits(text: str | None) -> tuple[float, ...] | None:
     return tuple(p / total for p in parts)
 
 
+def parse_private(text: str) -> tuple[str, int, int]:
+    """"SIEMENS CSA HEADER:0029:08" -> ("SIEMENS CSA HEADER", 0x0029, 0x08): a private attribute a
+    de-identified copy may keep (PS3.15 Retain Safe Private option): its private creator, its odd
+    group and its element offset in the creator's block (the last two hex digits of the element)."""
+    parts = text.rsplit(":", 2)
+    try:
+        creator, group, offset = parts[0].strip(), int(parts[1], 16), int(parts[2], 16)
+    except (IndexError, ValueError):
+        creator, group, offset = "", 0, -1
+    if not creator or group % 2 == 0 or not 0x0009 <= group <= 0xFFFF or not 0 <= offset <= 0xFF:
+        raise InputFileError(f"--keep-private {text!r}: give CREATOR:GROUP:OFFSET, a private creator, an odd "
+                             "hex group and the element's offset in the creator's block, e.g. "
+                             "'SIEMENS CSA HEADER:0029:08' for (0029,xx08)")
+    return creator, group, offset
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     """What to export; the GUI's export dialog fills one of these.
@@ -81,6 +97,8 @@ class ExportOptions:
     include_burned_in : also write images whose pixels may show text (a name, a date) that
         de-identification cannot remove; by default such images are left out of a de-identified
         image export (``--format folders``), each with its reason in the manifest.
+    keep_private : private attributes de-identified copies keep (:func:`parse_private`); every other
+        private attribute is removed.
     """
 
     format: str = "csv"
@@ -91,6 +109,7 @@ class ExportOptions:
     shift_dates: bool = False
     clean_descriptors: bool = False
     include_burned_in: bool = False
+    keep_private: tuple[tuple[str, int, int], ...] = ()
 
     def check(self) -> None:
         if self.format not in FORMATS:
@@ -105,6 +124,7 @@ class ExportOptions:
         d = asdict(self)
         d["splits"] = None if self.splits is None else [round(100 * s, 4) for s in self.splits]
         d["split_names"] = list(SPLIT_NAMES[len(self.splits)]) if self.splits else []
+        d["keep_private"] = [f"{c}:{g:04X}:{o:02X}" for c, g, o in self.keep_private]
         return d
 
 
@@ -419,7 +439,8 @@ def deid_options(options: ExportOptions, scan: dict, secret: bytes):
     shift = None
     if options.shift_dates:
         shift = date_shift_days(scan["patient_key"] or f"scan:{scan['uid']}", secret)
-    return DeidOptions(date_shift_days=shift, clean_descriptors=options.clean_descriptors)
+    return DeidOptions(date_shift_days=shift, clean_descriptors=options.clean_descriptors,
+                       safe_private=frozenset(options.keep_private))
 
 
 def _write_image(source: str, scan: dict, stem: Path, options: ExportOptions, secret: bytes) -> tuple[list[Path], str]:
@@ -529,7 +550,8 @@ def _manifest(project: Project, options: ExportOptions, records: list[dict], exc
             "patients": "pseudonymous patient key only (salted HMAC of the Patient ID)",
             "dicom": (f"PS3.15 Table E.1-1 basic profile, edition {profile_edition()}"
                       + (", dates shifted per patient" if options.shift_dates else "")
-                      + (", descriptors cleaned" if options.clean_descriptors else ""))
+                      + (", descriptors cleaned" if options.clean_descriptors else "")
+                      + (", listed private attributes kept" if options.keep_private else ""))
             if options.dicom_as == "dicom" else "converted to PNG (pixels only)",
             "profile_edition": profile_edition(),
             "uids": "remapped to 2.25.<int> with a keyed hash, consistently across the export",

@@ -9,12 +9,13 @@ from aldesk.cli.common import EXIT_ERROR, EXIT_OK, Bar, Interrupt, open_project,
 
 
 def cmd_export(args) -> int:
-    from aldesk.app.export import ExportOptions, export_labelled_set, parse_splits
+    from aldesk.app.export import ExportOptions, export_labelled_set, parse_private, parse_splits
 
     options = ExportOptions(format=args.format, splits=parse_splits(args.splits), seed=args.seed,
                             include_identifiers=args.include_identifiers, dicom_as=args.dicom_as,
                             shift_dates=args.shift_dates, clean_descriptors=args.clean_descriptors,
-                            include_burned_in=args.include_burned_in)
+                            include_burned_in=args.include_burned_in,
+                            keep_private=tuple(parse_private(t) for t in args.keep_private or ()))
     with open_project(args.project) as project, Interrupt() as stop:
         with Bar("export", "scan", quiet=args.quiet or args.json) as bar:
             result = export_labelled_set(project, args.out, options, progress=bar, should_stop=stop)
@@ -161,6 +162,9 @@ def register(add) -> None:
     p.add_argument("--clean-descriptors", action="store_true",
                    help="de-identified DICOM: keep study/series/protocol descriptions with names, IDs, dates and "
                         "long numbers removed")
+    p.add_argument("--keep-private", action="append", metavar="CREATOR:GROUP:OFFSET",
+                   help="de-identified DICOM: keep this private attribute (a safe-private list, repeat for more; "
+                        "e.g. 'SIEMENS CSA HEADER:0029:08'); every other private attribute is removed")
     p.add_argument("--include-burned-in", action="store_true",
                    help="with --format folders: also write images whose pixels may show text (Burned In Annotation "
                         "YES, or US/SC/XA/ES/XC without an explicit NO); left out by default, listed in the manifest")

@@ -331,3 +331,20 @@ def test_images_that_may_show_burned_in_text_are_left_out_of_image_exports(label
     assert both.scans == 18 and not both.burned_in_left_out
     assert len(both.manifest["deidentification"]["burned_in_annotation_yes"]) == 2
     assert any("declare burned-in annotation" in w for w in both.warnings)
+
+
+def test_keep_private_is_an_explicit_safe_private_list(labelled, tmp_path, capsys):
+    from aldesk.app.export import parse_private
+
+    assert parse_private("SIEMENS CSA HEADER:0029:08") == ("SIEMENS CSA HEADER", 0x29, 0x08)
+    for bad in ("0029:08", "ACME:0028:08", "ACME:0029:1008", "ACME:zz:08"):
+        with pytest.raises(InputFileError, match="give CREATOR:GROUP:OFFSET"):
+            parse_private(bad)
+    # the study's files hold a private creator-less element (0009,1010): listing another one keeps nothing
+    assert main(["export", str(labelled.path), str(tmp_path / "o"), "--format", "folders", "--quiet",
+                 "--keep-private", "ACME 1.0:0009:10"]) == 0
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["options"]["keep_private"] == ["ACME 1.0:0009:10"]
+    assert not any(e.tag.is_private for f in (tmp_path / "o").rglob("*.dcm") for e in pydicom.dcmread(f).iterall())
+    assert main(["export", str(labelled.path), str(tmp_path / "p"), "--format", "folders", "--keep-private", "x"]) == 1
+    assert "give CREATOR:GROUP:OFFSET" in capsys.readouterr().err
