@@ -14,7 +14,6 @@ import json
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -25,13 +24,13 @@ from pathlib import Path
 from aldesk.app.callbacks import Progress, ShouldStop, never_stop, no_progress
 from aldesk.app.units import file_slice, finalise_units, unit_uids
 from aldesk.app.walk import FoundFile, WalkProblem, walk_files
+from aldesk.app.worker_life import init_worker
 from aldesk.errors import InvalidScanError, ProjectError
 from aldesk.store import Project
 from aldesk.store.project import utc_now
 
 DEFAULT_MAX_PIXELS = 400_000_000
 PREVIEW_SIZE = 128
-_PR_SET_PDEATHSIG = 1
 CHUNK_FILES = 8          # files per task sent to a worker
 BATCH_FILES = 256        # files per write transaction
 BATCH_SECONDS = 1.0      # ... or this long, whichever comes first
@@ -88,37 +87,10 @@ _WORKER_SALT = ""
 _WORKER_MAX_PIXELS = DEFAULT_MAX_PIXELS
 
 
-def _init_worker(salt: str, max_pixels: int, parent_pid: int) -> None:
+def _init_worker(salt: str, max_pixels: int) -> None:
     global _WORKER_SALT, _WORKER_MAX_PIXELS
     _WORKER_SALT, _WORKER_MAX_PIXELS = salt, max_pixels
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    die_with_parent(parent_pid)
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """End this worker when the importing process dies, even by SIGKILL (nothing else would tell it).
-
-    Linux: the kernel's parent-death signal (prctl PR_SET_PDEATHSIG). Elsewhere, or if that fails: a
-    daemon thread that polls the parent's pid once a second."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-                if os.getppid() != parent_pid:  # the parent died before the signal was armed
-                    os._exit(1)
-                return
-        except (OSError, AttributeError):
-            pass
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="aldesk-parent-watch", daemon=True).start()
 
 
 def _inspect(paths: list[str]) -> list[tuple]:
@@ -342,7 +314,9 @@ def _init_in_process(salt: str, max_pixels: int) -> None:
 def _new_pool(jobs: int, salt: str, max_pixels: int) -> ProcessPoolExecutor:
     # spawn, not fork: the GUI process has threads, and fork would copy their locks.
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(salt, max_pixels, os.getpid()))
+                               # workers die with this process (aldesk.app.worker_life), armed before any import
+                               initializer=init_worker,
+                               initargs=(os.getpid(), "aldesk.app.importer:_init_worker", salt, max_pixels))
 
 
 def _run_pool(tasks, jobs, salt, max_pixels, report, should_stop) -> str:

@@ -44,11 +44,14 @@ class ProjectLock:
 
         ``writable=False`` (read-only medium): opens an existing lock file read-only, or goes without."""
         path = folder / LOCK_NAME
-        try:
-            fd = os.open(path, (os.O_RDWR | os.O_CREAT) if writable else os.O_RDONLY, 0o644)
-        except OSError:
-            if writable:
-                raise
+        fd = None
+        for flags in ((os.O_RDWR | os.O_CREAT,) if writable else ()) + (os.O_RDONLY,):
+            try:
+                fd = os.open(path, flags, 0o644)
+                break
+            except OSError:  # another user's file, a read-only medium: lock (and count) what we can
+                continue
+        if fd is None:
             return cls(folder, None, exclusive)
         if fcntl is None:
             return cls(folder, fd, exclusive)
