@@ -23,7 +23,7 @@ from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QStackedWidget
 
 from aldesk.app import worklist as worklists
-from aldesk.errors import AldeskError
+from aldesk.errors import AldeskError, NotAProjectError
 from aldesk.store import Project
 from aldesk.ui.decoding import FrameCache
 from aldesk.ui.label_panel import LabelPanel
@@ -206,6 +206,11 @@ class MainWindow(QMainWindow):
         """Open a project (closing the current one). Returns False (after telling the user) on failure."""
         try:
             project = Project.open(path)
+        except NotAProjectError as exc:
+            self.settings.forget_project(path)
+            self._save_settings()
+            self._offer_new_project(exc)
+            return False
         except AldeskError as exc:
             self.errors.report("Cannot open project", exc)
             self.settings.forget_project(path)
@@ -238,6 +243,19 @@ class MainWindow(QMainWindow):
         if rank_now:
             self.request_retrain("project opened", retrain=True)
         return True
+
+    def _offer_new_project(self, exc: NotAProjectError) -> None:
+        """No project in that folder: offer File ▸ New project (the GUI's way, not `aldesk init`)."""
+        text = str(exc).split(" Create ", 1)[0]  # the store's advice is for the terminal
+        self.errors.reported.emit("Cannot open project", text)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Cannot open project", text, QMessageBox.StandardButton.Close, self)
+        box.setInformativeText("Create a project with File ▸ New project… (Ctrl+Shift+N), or open another "
+                               "project folder (File ▸ Open project…).")
+        new = box.addButton("New project…", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(new)
+        box.exec()
+        if box.clickedButton() is new:
+            self.new_project_dialog()
 
     def _on_backup_done(self, made) -> None:
         if made is not None:
@@ -592,6 +610,15 @@ class MainWindow(QMainWindow):
             return None
         return open_window(self, kind, str(self.project.path), self.annotator, errors=self.errors,
                            theme=self.settings.theme)
+
+    def manage_roles(self) -> None:
+        """Readers and their roles (reviewer, lead), with the CLI's rules (aldesk.ui.readers_dialog)."""
+        from aldesk.ui.readers_dialog import ReadersDialog
+
+        if self.project is None:
+            self.errors.report("Readers and roles", "Open a project first (File menu).")
+            return
+        ReadersDialog(self.project, self, highlight=self.annotator).exec()
 
     # ================================================================== help
     def show_shortcuts(self) -> None:

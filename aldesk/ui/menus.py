@@ -80,6 +80,8 @@ def build_menus(win: MainWindow) -> None:
     m = mb.addMenu("&Review")
     m.addAction("&Disputed scans (adjudication)…", QKeySequence("Ctrl+Shift+R"), lambda: win.show_review("review"))
     m.addAction("&Agreement between readers…", QKeySequence("Ctrl+Shift+A"), lambda: win.show_review("agreement"))
+    m.addSeparator()
+    m.addAction("Readers and &roles…", win.manage_roles)
 
     m = mb.addMenu("&Help")
     m.addAction("&Keyboard shortcuts", win.show_shortcuts)

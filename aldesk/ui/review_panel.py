@@ -415,6 +415,9 @@ class ReviewPanel(QWidget):
         self.reviewer_label = QLabel("")
         self.reviewer_label.setObjectName("Muted")
         self.reviewer_label.setWordWrap(True)
+        self.roles_button = QPushButton("Readers and roles…")
+        self.roles_button.setToolTip("Give a reader the reviewer or lead role (as `aldesk annotator … --role`)")
+        self.roles_button.clicked.connect(lambda _c=False: self.manage_roles())
         self.class_buttons: dict[str, QPushButton] = {}
         grid = QGridLayout()
         grid.setSpacing(6)
@@ -457,6 +460,7 @@ class ReviewPanel(QWidget):
         rv.setSpacing(8)
         rv.addWidget(dtitle)
         rv.addWidget(self.reviewer_label)
+        rv.addWidget(self.roles_button)
         rv.addLayout(grid)
         rv.addWidget(self.reason)
         rv.addWidget(self.decide_button)
@@ -495,12 +499,52 @@ class ReviewPanel(QWidget):
     # ------------------------------------------------------------------ reviewer
     def set_reviewer(self, name: str) -> None:
         self.reviewer = name
-        role = self.project.labels.role(name)
+        self._update_decision_controls()
+
+    @property
+    def not_allowed(self) -> str | None:
+        """Why the reviewer may not decide or ask for reads (same rule as the use case), or None."""
+        role = self.project.labels.role(self.reviewer)
         if role in review.REVIEWER_ROLES:
-            self.reviewer_label.setText(f"Deciding as {name} ({role})")
-        else:
-            self.reviewer_label.setText(f"{name} is {'an ' + role if role else 'not a reader of this project'}: "
-                                        "only a reviewer or lead can decide or ask for reads")
+            return None
+        who = f"{self.reviewer} is {'an ' + role if role else 'not a reader of this project'}"
+        return f"{who}: only a reviewer or lead can set final labels or ask for reads (Readers and roles…)"
+
+    def _update_decision_controls(self) -> None:
+        """Controls the reviewer may not use are shown disabled, with the reason, never as a later error."""
+        why = self.not_allowed
+        role = self.project.labels.role(self.reviewer)
+        self.reviewer_label.setText(why or f"Deciding as {self.reviewer} ({role})")
+        enabled = self.current is not None and why is None
+        for w in (*self.class_buttons.values(), self.reason, self.decide_button, self.request_reason,
+                  self.request_button):
+            w.setEnabled(enabled)
+            if why is not None:
+                w.setToolTip(why)
+        if why is None:
+            for name, btn in self.class_buttons.items():
+                i = list(self.class_buttons).index(name)
+                btn.setToolTip(f"Final label {name}" + (f" (Ctrl+{i + 1})" if i < 9 else ""))
+            self.decide_button.setToolTip("Store the final label: it overrides every reader and trains with "
+                                          "weight 1 (Enter in the reason)")
+            self.request_button.setToolTip("The scan goes first in the queues of readers who have not read it")
+            self.reason.setToolTip("")
+            self.request_reason.setToolTip("")
+
+    def _refused(self) -> bool:
+        """A key (Ctrl+1…9, Ctrl+Enter) reached a disabled control: say why where the reviewer looks."""
+        why = self.not_allowed
+        if why:
+            self.status_label.setText(why)
+        return why is not None
+
+    def manage_roles(self) -> None:
+        from aldesk.ui.readers_dialog import ReadersDialog
+
+        dialog = ReadersDialog(self.project, self, highlight=self.reviewer)
+        dialog.roles_changed.connect(self._update_decision_controls)
+        dialog.exec()
+        self._update_decision_controls()
 
     # ------------------------------------------------------------------ the queue
     def refresh(self) -> int:
@@ -569,10 +613,7 @@ class ReviewPanel(QWidget):
         self.request_reason.clear()
         for btn in self.class_buttons.values():
             btn.setChecked(False)
-        enabled = item is not None
-        for w in (*self.class_buttons.values(), self.reason, self.decide_button, self.request_reason,
-                  self.request_button):
-            w.setEnabled(enabled)
+        self._update_decision_controls()
         if item is None:
             self.scan_title.setText("")
             self.viewer.clear("Nothing to review: pick a scan in the list." if self.model.items
@@ -604,7 +645,7 @@ class ReviewPanel(QWidget):
     # ------------------------------------------------------------------ decisions
     def choose(self, label: str) -> None:
         """Pick the final label (the button stays lit); Set final label stores it with the reason."""
-        if self.current is None:
+        if self.current is None or self._refused():
             return
         for name, btn in self.class_buttons.items():
             btn.setChecked(name == label)
@@ -616,7 +657,7 @@ class ReviewPanel(QWidget):
 
     def decide(self, label: str | None = None, reason: str | None = None) -> str | None:
         """Store the final label for the scan on screen; returns the decision's id (None if not stored)."""
-        if self.current is None:
+        if self.current is None or self._refused():
             return None
         label = label or self.chosen
         reason = self.reason.text() if reason is None else reason
@@ -643,7 +684,7 @@ class ReviewPanel(QWidget):
 
     def request_read(self, reason: str | None = None) -> str | None:
         """Ask for another independent read of the scan on screen; returns the request's id."""
-        if self.current is None:
+        if self.current is None or self._refused():
             return None
         reason = self.request_reason.text() if reason is None else reason
         scan_id = self.current.scan_id

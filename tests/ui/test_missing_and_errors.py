@@ -60,3 +60,43 @@ def test_label_that_cannot_be_saved_is_not_shown_as_saved(qtbot, window, message
     assert not win.label_panel.saved_label.text().startswith("Saved")
     assert message_boxes[-1][1] == "The label was not saved" and "try again" in message_boxes[-1][2]
     assert win.project.labels.count() == 0
+
+
+def test_cannot_open_project_offers_file_new_project_not_the_cli(qtbot, tmp_path, message_boxes, monkeypatch):
+    """Issue 13: the GUI said to run `aldesk init`; it now offers File ▸ New project."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from aldesk.ui.main_window import MainWindow
+    from aldesk.ui.settings import Settings
+
+    win = MainWindow(Settings(), "dr_test", None)
+    qtbot.addWidget(win)
+    boxes = []
+
+    def fake_exec(box):
+        boxes.append((box.text(), box.informativeText(), [b.text() for b in box.buttons()]))
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", fake_exec)
+    monkeypatch.setattr(QMessageBox, "clickedButton",
+                        lambda box: next(b for b in box.buttons() if b.text() == "New project…"))
+    asked = []
+    monkeypatch.setattr(MainWindow, "new_project_dialog", lambda self: asked.append(True))
+    (tmp_path / "not-a-project").mkdir()
+    assert win.open_project(tmp_path / "not-a-project") is False
+    text, info, buttons = boxes[-1]
+    assert "no aldesk project here" in text and "aldesk init" not in text + info
+    assert "File ▸ New project" in info and "New project…" in buttons
+    assert asked == [True]
+
+
+def test_readers_and_roles_from_the_review_menu(qtbot, window, monkeypatch):
+    from aldesk.ui.readers_dialog import ReadersDialog
+
+    opened = []
+    monkeypatch.setattr(ReadersDialog, "exec", lambda self: opened.append(sorted(self.role_boxes)) or 0)
+    action = next(a for m in window.menuBar().actions() if m.menu() for a in m.menu().actions()
+                  if a.text() == "Readers and &roles…")
+    window.label_current("normal")  # dr_test is now a reader of the project
+    action.trigger()
+    assert opened == [["dr_test"]]

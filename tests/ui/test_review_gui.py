@@ -138,13 +138,56 @@ def test_a_decision_needs_a_reason_and_a_reviewer(qtbot, panel, review_project, 
     scan = select(panel, "cxr_1.png")
     assert panel.decide("normal", "   ") is None
     assert "reason" in message_boxes[-1][2]
+    shown = len(message_boxes)
     panel.set_reviewer("dr_a")
     assert "only a reviewer or lead" in panel.reviewer_label.text()
-    assert panel.decide("normal", "looks fine") is None
-    assert "only a reviewer or lead" in message_boxes[-1][2]
+    # issue 13: the controls are disabled, with the reason, instead of an error after the click
+    for w in (*panel.class_buttons.values(), panel.decide_button, panel.request_button, panel.reason):
+        assert not w.isEnabled() and "only a reviewer or lead" in w.toolTip()
+    assert panel.decide("normal", "looks fine") is None          # Ctrl+Enter still reaches decide()
+    assert len(message_boxes) == shown and "only a reviewer or lead" in panel.status_label.text()
     assert panel.model.row_of(scan) >= 0
     with Project.open(review_project) as p:
         assert review.review_item(p, scan).decisions == []
+
+
+def test_roles_are_managed_in_the_review_window_with_the_cli_rules(qtbot, panel, review_project, monkeypatch):
+    from aldesk.ui.readers_dialog import ReadersDialog
+
+    select(panel, "cxr_1.png")
+    panel.set_reviewer("dr_a")
+    assert not panel.decide_button.isEnabled()
+
+    def promote(dialog):
+        assert dialog.role_boxes["dr_a"].currentData() == "annotator"
+        dialog.role_boxes["dr_a"].setCurrentIndex(dialog.role_boxes["dr_a"].findData("reviewer"))
+        return 0
+
+    monkeypatch.setattr(ReadersDialog, "exec", promote)
+    panel.roles_button.click()
+    assert panel.decide_button.isEnabled() and panel.reviewer_label.text() == "Deciding as dr_a (reviewer)"
+    with Project.open(review_project) as p:
+        assert p.labels.role("dr_a") == "reviewer"
+    assert panel.decide("normal", "no consolidation") is not None
+
+
+def test_readers_dialog_adds_readers_and_shows_the_use_case_errors(qtbot, review_project):
+    from aldesk.ui.readers_dialog import ReadersDialog
+
+    with Project.open(review_project) as p:
+        dialog = ReadersDialog(p)
+        qtbot.addWidget(dialog)
+        assert set(dialog.role_boxes) == {"dr_a", "dr_b"}
+        assert [dialog.table.item(i, 2).text() for i in range(2)] == ["8", "8"]
+        dialog.new_name.setText("dr_lee")
+        dialog.new_role.setCurrentIndex(dialog.new_role.findData("lead"))
+        assert dialog.add_reader()
+        assert p.labels.role("dr_lee") == "lead" and "dr_lee" in dialog.role_boxes
+        assert dialog.message.text() == "dr_lee is now a lead"
+        dialog.new_name.setText("   ")
+        assert not dialog.add_reader() and "name" in dialog.message.text()
+        assert not dialog.set_role("dr_a", "boss")
+        assert "must be one of annotator, reviewer, lead" in dialog.message.text()
 
 
 def test_requesting_a_read_from_the_panel(qtbot, panel, review_project):
