@@ -50,13 +50,23 @@ def set_audit_fraction(project: Project, fraction) -> float:
 
 
 # ====================================================================================== audit sample
+_KEYS: dict[tuple[str, str], float] = {}  # (project id, uid) -> key: a key never changes, hash each once
+
+
 def audit_keys(project: Project, scan_ids) -> np.ndarray:
     """(n,) float64 in [0, 1): each scan's fixed random audit key, in ``scan_ids`` order."""
-    salt = project.project_id.encode("utf-8")
-    ids = [int(s) for s in np.asarray(scan_ids, dtype=np.int64).tolist()]
-    uids = {r.id: r.uid for r in project.scans.rows(ids)}
-    return np.array([int.from_bytes(hashlib.sha256(salt + b":" + uids[s].encode("utf-8")).digest()[:8], "big")
-                     / 2.0 ** 64 for s in ids], dtype=np.float64)
+    pid = project.project_id
+    salt = pid.encode("utf-8")
+    uids = project.scans.uids()
+    out = np.empty(len(scan_ids), dtype=np.float64)
+    for i, s in enumerate(np.asarray(scan_ids, dtype=np.int64).tolist()):
+        uid = uids[s]
+        key = _KEYS.get((pid, uid))
+        if key is None:
+            digest = hashlib.sha256(salt + b":" + uid.encode("utf-8")).digest()
+            key = _KEYS[(pid, uid)] = int.from_bytes(digest[:8], "big") / 2.0 ** 64
+        out[i] = key
+    return out
 
 
 def mix_audit(project: Project, annotator: str, head: list[int], all_ids: np.ndarray, *, n_labels: int,

@@ -179,6 +179,10 @@ class ScanStore:
     def ids(self) -> np.ndarray:
         return np.fromiter((r[0] for r in self._c.execute("SELECT id FROM scans ORDER BY id")), dtype=np.int64)
 
+    def uids(self) -> dict[int, str]:
+        """scan id -> uid for every scan (one light query)."""
+        return dict(self._c.execute("SELECT id, uid FROM scans"))
+
     def get(self, scan_id: int) -> ScanRow:
         rows = self.rows([scan_id])
         if not rows:
