@@ -59,7 +59,7 @@ def prediction_agreement(a, b, n_classes: int) -> tuple[float, float]:
 class Stability:
     """kappas[i]: κ between model i and model i+1 of the history (oldest first); labels[i]: training
     labels of model i+1; mean_kappa / agreement: means over the last ``window`` pairs (None if fewer);
-    stable: mean_kappa ≥ threshold with a full window."""
+    stable: mean_kappa ≥ threshold with a full window; n_models: models compared (after merging repeats)."""
 
     kappas: list[float] = field(default_factory=list)
     agreements: list[float] = field(default_factory=list)
@@ -69,6 +69,7 @@ class Stability:
     mean_kappa: float | None = None
     agreement: float | None = None
     stable: bool = False
+    n_models: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -90,7 +91,7 @@ def stability(history: list[tuple[int, np.ndarray, np.ndarray]], n_classes: int,
             kept[-1] = (n, ids, pred)
         else:
             kept.append((int(n), np.asarray(ids, dtype=np.int64), np.asarray(pred, dtype=np.int64)))
-    out = Stability(window=window, threshold=threshold)
+    out = Stability(window=window, threshold=threshold, n_models=len(kept))
     for (_, ids0, p0), (n1, ids1, p1) in zip(kept, kept[1:]):
         common, i0, i1 = np.intersect1d(ids0, ids1, assume_unique=True, return_indices=True)
         kappa, agree = prediction_agreement(p0[i0], p1[i1], n_classes)
@@ -298,7 +299,7 @@ def recommend(*, labels: int, stab: Stability | None, audit: dict | None, projec
                        f"{n_models} successive models agree on {_pct(stab.agreement)} of scans "
                        f"(κ {stab.mean_kappa:.3f}; stable from κ {stab.threshold:.2f})")
     else:
-        have = 0 if stab is None else len(stab.kappas) + (1 if stab.kappas else 0)
+        have = 0 if stab is None else stab.n_models
         reasons.append(f"not enough models yet to judge stability ({have} of {STABILITY_WINDOW + 1} needed)")
     audit_ok = audit is not None and audit.get("accuracy") is not None and audit["n"] >= min_audit
     if audit_ok:

@@ -39,6 +39,9 @@ def test_stability_window_threshold_and_repeated_label_counts():
     s = st.stability(history + [(60, ids, base)], 2)
     assert s.mean_kappa == 1.0 and s.stable and s.agreement == 1.0
     assert st.stability(history[:2], 2).mean_kappa is None  # fewer pairs than the window
+    assert s.n_models == 5
+    assert "(1 of 4 needed)" in st.recommend(labels=20, stab=st.stability(history[:1], 2), audit=None,
+                                             projected=None).text
 
 
 def test_stability_compares_scans_both_models_predicted():
