@@ -70,9 +70,9 @@ def _digits(seed: int = 0):
 
 
 DATASETS = {
-    "pneumoniamnist": (lambda: _pneumonia(), 800),
-    "digits": (lambda: _digits(), 600),
-    "pneumonia-1:8": (lambda: _pneumonia(imbalance=8), 800),
+    "pneumoniamnist": (lambda: _pneumonia(), 600),
+    "digits": (lambda: _digits(), 500),
+    "pneumonia-1:8": (lambda: _pneumonia(imbalance=8), 600),
 }
 
 
@@ -136,9 +136,10 @@ def campaign(args) -> dict:
             stab = stability(history, n_classes)
             row["kappa"], row["agreement"] = stab.mean_kappa, stab.agreement
             members = audit_members(keys, drawn, y_obs != UNLABELLED)
-            # the audit evidence only matters to the rules once the predictions are stable (and is
-            # recorded every 10th step for the curves): the costly part, skipped elsewhere
-            wanted = stab.stable or len(steps) % 10 == 0 or target >= budget
+            # the audit evidence only matters to the rules once the predictions are stable: computed then
+            # every --every steps (a stop can come that much later than it could), and every 10th step for
+            # the record; the costly part, skipped elsewhere
+            wanted = (stab.stable and len(steps) % o["every"] == 0) or len(steps) % 10 == 0 or target >= budget
             if len(members) >= o["min_audit"] and wanted:
                 C = getattr(model, "C_", None)
 
@@ -222,7 +223,8 @@ def markdown(summary: dict, o: dict, seconds: float) -> str:
                          f"| {s['never_stopped']}/{s['seeds']} |")
     head = (f"Settings: strategy {o['strategy']}, {o['seeds']} seeds, initial {o['initial']}, batch {o['batch']}, "
             f"audit share {o['audit']}, stop set {o['stop_set']}, projection +{o['more']} labels, "
-            f"worthwhile gain {o['worthwhile']}; {seconds:.0f} s.")
+            f"worthwhile gain {o['worthwhile']}, audit evidence every {o.get('every', 1)} step(s) while stable, "
+            f"{o['boot']} bootstrap resamples; {seconds:.0f} s.")
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -233,7 +235,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--quick", action="store_true", help="5 seeds instead of --seeds")
+    p.add_argument("--quick", action="store_true",
+                   help="3 seeds, 20 bootstrap resamples, audit evidence every 3rd step while stable")
     p.add_argument("--strategy", default=DEFAULT_STRATEGY)
     p.add_argument("--initial", type=int, default=20)
     p.add_argument("--batch", type=int, default=10)
@@ -241,16 +244,20 @@ def main(argv=None) -> int:
     p.add_argument("--audit", type=float, default=0.1)
     p.add_argument("--stop-set", type=int, default=1000)
     p.add_argument("--more", type=int, default=200)
-    p.add_argument("--boot", type=int, default=100)
+    p.add_argument("--boot", type=int, default=100, help="bootstrap resamples for the intervals (the rules use "
+                                                          "only point estimates)")
+    p.add_argument("--every", type=int, default=1, help="while stable, audit evidence every N steps (default 1)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--runs", metavar="FILE.jsonl", help="append each finished campaign here as it ends")
     p.add_argument("--runs-from", metavar="FILE.jsonl", help="only summarise the campaigns in this file")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--md", metavar="FILE")
     a = p.parse_args(argv)
-    seeds = 5 if a.quick else a.seeds
+    seeds = 3 if a.quick else a.seeds
+    if a.quick:
+        a.boot, a.every = 20, 3
     o = {"strategy": a.strategy, "initial": a.initial, "batch": a.batch, "budget": a.budget, "audit": a.audit,
-         "stop_set": a.stop_set, "more": a.more, "boot": a.boot, "min_audit": MIN_AUDIT, "worthwhile": WORTHWHILE_GAIN,
+         "stop_set": a.stop_set, "more": a.more, "boot": a.boot, "every": a.every, "min_audit": MIN_AUDIT, "worthwhile": WORTHWHILE_GAIN,
          "seeds": seeds}
     t0 = time.perf_counter()
     if a.runs_from:  # summarise campaigns saved by an earlier (possibly interrupted) run
