@@ -138,6 +138,9 @@ def handout(
         keep, selection = next_scans_for(project, annotator, scans, progress=progress, should_stop=should_stop)
         if len(keep) < scans:
             warnings.append(f"only {len(keep)} scans still need a read by {annotator}")
+    if with_scans and project.packages.unit_files():
+        raise ProjectError("this project labels series/study units: a hand-out cannot carry their files yet; "
+                           "hand out with --identified (without --with-scans) to a workstation that reaches the data")
     sources = {}
     if with_scans:
         wanted = set(keep) if keep is not None else None
@@ -147,6 +150,15 @@ def handout(
         if missing:
             raise ProjectError(f"{len(missing)} scan files are missing (e.g. scan {missing[0]}); run `aldesk relink` "
                                "on the project first. Nothing was written")
+        if deidentified:
+            left_out = _burned_in_scans(project, sources, should_stop)
+            if left_out:
+                warnings.append(f"{len(left_out)} scans left out: their pixels may show burned-in text, which "
+                                f"de-identification cannot remove (scans {', '.join(map(str, sorted(left_out)[:10]))}"
+                                f"{' …' if len(left_out) > 10 else ''}; {next(iter(left_out.values()))})")
+                sources = {sid: p for sid, p in sources.items() if sid not in left_out}
+                keep = [sid for sid in (keep if keep is not None else project.scans.ids().tolist())
+                        if sid not in left_out]
 
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     if partial.exists():
@@ -187,6 +199,24 @@ def handout(
         raise
     return HandoutResult(out, annotator, blind, n_scans, files, removed["labels"], selection, deidentified,
                          issued.role, issued.id, warnings)
+
+
+def _burned_in_scans(project: Project, sources: dict[int, str], should_stop: ShouldStop) -> dict[int, str]:
+    """{scan id: why} of the DICOM scans whose pixels may show text (``deid.burned_in_reason``)."""
+    from aldesk.imaging.deid import read_burned_in_reason
+
+    formats = {r["id"]: r["format"] for r in project.packages.export_rows()}
+    out = {}
+    for sid, src in sources.items():
+        check_stop(should_stop, "hand-out")
+        if formats.get(sid) == "dicom":
+            try:
+                why = read_burned_in_reason(src)
+            except (OSError, ValueError, InvalidScanError):
+                why = ""   # unreadable: de-identifying it fails next, naming the scan
+            if why:
+                out[sid] = why
+    return out
 
 
 def _copy_scan_files(copy: Project, sources: dict[int, str], partial: Path, final: Path, deidentified: bool,

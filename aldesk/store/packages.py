@@ -364,6 +364,10 @@ class PackageStore:
             c.execute("DELETE FROM roots WHERE id NOT IN (SELECT root_id FROM scans) "
                       "AND id NOT IN (SELECT root_id FROM slices)")
 
+    def unit_files(self) -> int:
+        """How many files belong to series/study units (``slices`` rows); 0 in an image project."""
+        return self._c.execute("SELECT COUNT(*) FROM slices").fetchone()[0]
+
     def scan_identity(self) -> Iterator[tuple[int, str, str | None, str | None]]:
         """(scan id, uid, study uid, series uid) of every scan, streamed."""
         yield from self._c.execute("SELECT id, uid, study_uid, series_uid FROM scans ORDER BY id")

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBo
 from aldesk.app import worklist as worklists
 from aldesk.errors import AldeskError, NotAProjectError
 from aldesk.store import Project
+from aldesk.ui import package_actions
 from aldesk.ui.decoding import FrameCache
 from aldesk.ui.label_panel import LabelPanel
 from aldesk.ui.labelling_controller import LabellingController
@@ -226,6 +227,7 @@ class MainWindow(QMainWindow):
         self.queue_model.set_project(project)
         self.frame_cache.clear()
         self.labelling.reset()
+        package_actions.use_handout_reader(self, project)   # a hand-out copy reads as its reader only
         self.status.show_reader(self.annotator)
         wl = worklists.plain_worklist(project, self.annotator)
         rank_now = bool(self.retrain_on_open and project.scans.count())
@@ -352,6 +354,8 @@ class MainWindow(QMainWindow):
     def switch_annotator_dialog(self) -> None:
         from aldesk.ui.project_dialogs import ask_annotator
 
+        if package_actions.refuse_other_reader(self):
+            return
         known = [n for n, _ in self.project.labels.annotators()] if self.project else []
         name = ask_annotator(self, known, self.annotator)
         if name:

@@ -377,6 +377,34 @@ def refresh_after_merge(window) -> None:
 
 
 # ------------------------------------------------------------------ hand-out
+def use_handout_reader(window, project) -> str | None:
+    """A hand-out copy knows its reader (issue 13): when ``project`` is one, the window reads as that
+    reader, saying so if it was set to another name, and returns the name; None for a lead's project.
+    The workstation's remembered name is left as it is (it is the user's, for their other projects)."""
+    from aldesk.app.handout import handout_reader
+
+    reader = handout_reader(project)
+    if reader is not None and reader != window.annotator:
+        previous, window.annotator = window.annotator, reader
+        window.statusBar().showMessage(f"This copy was handed out to {reader}: reads are recorded as {reader}, "
+                                       f"not {previous}.", 20_000)
+    return reader
+
+
+def refuse_other_reader(window) -> bool:
+    """True (after saying why) when the open project is a hand-out copy: its reads are recorded under
+    its reader only, so Switch reader is not offered there."""
+    from aldesk.app.handout import handout_reader
+
+    reader = handout_reader(window.project) if window.project is not None else None
+    if reader is None:
+        return False
+    window.errors.report("Reader fixed by the hand-out",
+                         f"This copy was handed out to {reader}: every read in it is recorded as {reader} and sent "
+                         "back to the lead under that name. Another reader needs their own hand-out.")
+    return True
+
+
 def handout_body(project_path: str, out: str, annotator: str, scans: int | None, with_scans: bool,
                  deidentified: bool):
     def body(progress, should_stop):

@@ -56,7 +56,7 @@ def test_next_scans_and_scan_files_are_copied_and_relinked(read_by_two, tmp_path
     master = read_by_two
     wanted, how = next_scans_for(master, "alice", 5)
     assert len(wanted) == 5 and scan_ids_by_name(master)["img_1"] not in wanted and how
-    result = handout(master, tmp_path / "h", annotator="alice", scans=5, deidentified=True)
+    result = handout(master, tmp_path / "h", annotator="alice", scans=5, deidentified=False, with_scans=True)
     assert result.scans == 5 and result.files_copied == 5
     with Project.open(tmp_path / "h") as copy:
         kept = {sid for sid, _r, _p in copy.scans.iter_paths()}
@@ -83,7 +83,7 @@ def test_the_leads_round_trip(read_by_two, tmp_path):
             export_package(copy, tmp_path / f"{reader}.aldpkg")
     for reader in ("alice", "carol"):
         result = import_package(master, tmp_path / f"{reader}.aldpkg")
-        assert result.counts.added == 8 and result.counts.resolved == 0
+        assert result.counts.added == len(plans[reader]) == 7 and result.counts.resolved == 0   # 8 - 1 burned-in
     again = import_package(master, tmp_path / "alice.aldpkg")
     assert again.counts.added == 0
     current = {(l.annotator, l.scan_id) for l in master.labels.current()}
@@ -93,14 +93,14 @@ def test_the_leads_round_trip(read_by_two, tmp_path):
     assert set(plans["alice"]) == set(plans["carol"])        # the same queue: a double read
     disputed = {n for n in plans["alice"] if plans["alice"][n] != plans["carol"][n]}
     final = final_labels(master)
-    assert len(disputed) == 4 and not any(ids[n] in final for n in disputed)   # 1 vs 1: no final label
+    assert len(disputed) == 3 and not any(ids[n] in final for n in disputed)   # 1 vs 1: no final label
     assert all(final[ids[n]] == "normal" for n in plans["alice"] if n not in disputed)
     # and the master's export carries what came back
     out = export_labelled_set(master, tmp_path / "export", ExportOptions(format="json"))
     scans = json.loads((tmp_path / "export" / "labels.json").read_text())["scans"]
     agreed = [s for s in scans if set(s["readers"]) == {"alice", "carol"}]
     assert len(agreed) == 4 and all(s["method"] == "consensus" and s["agreement"] == 1.0 for s in agreed)
-    assert out.scans == len(final) and out.manifest["counts"]["excluded"]["disputed"] == 4
+    assert out.scans == len(final) and out.manifest["counts"]["excluded"]["disputed"] == 3
 
 
 def test_handout_errors(read_by_two, tmp_path):
@@ -126,3 +126,49 @@ def test_cli_handout_round_trip(read_by_two, tmp_path, capsys):
     assert main(["package", "import", master, str(tmp_path / "lee.aldpkg")]) == 0
     assert "3 labels added" in capsys.readouterr().out
     assert len(read_by_two.labels.current("lee")) == 3
+
+
+def test_a_deidentified_handout_carries_no_identifier_salt_key_or_source_path(read_by_two, study_folder, tmp_path):
+    from tests.export.conftest import identifying_strings
+
+    master = read_by_two
+    result = handout(master, tmp_path / "h", annotator="alice", deidentified=True)
+    # patient 5's two images declare burned-in text: left out, and said so
+    assert result.deidentified and result.files_copied == 18 and result.scans == 18
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("2 scans left out: their pixels may show")
+    secret = identifying_strings(study_folder) | {master.patient_salt, master.meta("package_secret")}
+    secret |= {r.patient_key for r in master.scans.rows() if r.patient_key}
+    secret |= {rel for _sid, _root, rel in master.scans.iter_paths()} | {str(study_folder)}
+    files = [f for f in (tmp_path / "h").rglob("*") if f.is_file()]
+    assert {f.suffix for f in files} >= {".dcm", ".png", ".sqlite", ".txt"}
+    for f in files:
+        data, name = f.read_bytes(), str(f.relative_to(tmp_path / "h"))
+        for s in secret:
+            assert s.encode() not in data and s not in name, (name, s)
+    with Project.open(tmp_path / "h") as copy:
+        info = json.loads(copy.meta("handout"))
+        assert info["deidentified"] and info["annotator"] == "alice" and "from_path" not in info
+        keys = {r.patient_key for r in copy.scans.rows() if r.patient_key}
+        assert len(keys) == 5                                   # still groups the patients (5 kept)
+        assert copy.meta("package_secret") is None and copy.packages.handouts() == []
+        for _sid, root, rel in copy.scans.iter_paths():         # the de-identified files are what it reads
+            assert os.path.isfile(os.path.join(root, rel)) and rel.startswith("scan-")
+    # the master recorded the hand-out: reader, role and the 18 scans it may send reads for
+    issued = master.packages.handout(info["id"])
+    assert issued.annotator == "alice" and issued.role == "annotator" and issued.deidentified
+
+
+def test_an_identified_handout_is_a_choice_and_warns(read_by_two, tmp_path, capsys):
+    master = str(read_by_two.path)
+    assert main(["package", "handout", master, str(tmp_path / "x"), "--annotator", "lee"]) == 2
+    assert "--deidentified" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    with pytest.raises(ProjectError, match="choose what the hand-out carries"):
+        handout(read_by_two, tmp_path / "x", annotator="lee", deidentified=None)
+    assert main(["package", "handout", master, str(tmp_path / "lee"), "--annotator", "lee", "--identified",
+                 "--with-scans", "--scans", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: IDENTIFIED hand-out" in captured.err and "IDENTIFIED" in captured.out
+    assert "IDENTIFIED hand-out" in (tmp_path / "lee" / HANDOUT_NOTE).read_text()
+    with Project.open(tmp_path / "lee") as copy:   # original files, but under pseudonymous names
+        assert all(rel.startswith("scan-") for _s, _r, rel in copy.scans.iter_paths())
+        assert copy.patient_salt != read_by_two.patient_salt

@@ -433,3 +433,25 @@ def test_the_summary_shows_images_left_out_for_burned_in_text(qtbot, tmp_path):
     dlg2.set_format("folders")
     dlg2.grab().save(str(tmp_path / "dialog.png"))
     assert dlg2.deid_options.isVisibleTo(dlg2) and not dlg2.burned_in_check.isChecked()
+
+
+def test_a_handout_copy_opens_as_its_reader_and_never_records_another_name(qtbot, open_window, study, tmp_path,
+                                                                          message_boxes):
+    """Issue 13 point 2: a copy handed out to dr_lee, opened on a workstation whose remembered reader is
+    dr_newcomer, records its reads as dr_lee and says so; switching reader is refused with the reason."""
+    from aldesk.app.handout import handout
+    from aldesk.store import Project
+
+    with Project.open(study) as master:
+        handout(master, tmp_path / "lee", annotator="dr_lee", deidentified=False)
+    win = open_window(tmp_path / "lee", annotator="dr_newcomer")
+    assert win.annotator == "dr_lee" and win.settings.annotator != "dr_lee"
+    assert "handed out to dr_lee" in win.statusBar().currentMessage()
+    assert win.status.reader_status.text() == "Reader: dr_lee"
+    win.show_next()
+    scan = win.current_scan_id
+    win.label_current(win.project.classes[0])
+    assert [(l.annotator, l.scan_id) for l in win.project.labels.current()] == [("dr_lee", scan)]
+    win.switch_annotator_dialog()
+    assert message_boxes[-1][1] == "Reader fixed by the hand-out" and win.annotator == "dr_lee"
+    assert win.grab().save(str(tmp_path / "handout_window.png"))   # looked at: "Reader: dr_lee" in the status bar
