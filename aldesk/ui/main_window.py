@@ -90,6 +90,9 @@ def missing_body(project_path: str):
     return body
 
 
+BACKUP_CHECK_MS = 15 * 60 * 1000   # how often an open session asks whether a scheduled backup is due
+
+
 class MainWindow(QMainWindow):
     worklist_applied = Signal(object)
     project_opened = Signal(str)
@@ -147,6 +150,13 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([380, 900, 280])
         self.splitter.setChildrenCollapsible(False)
         self.setCentralWidget(self.splitter)
+
+        # a long session's labels reach a backup without waiting for the window to close (the backup
+        # itself decides whether one is due: changed since the newest, and that one over an hour old)
+        self._backup_timer = QTimer(self)
+        self._backup_timer.setInterval(BACKUP_CHECK_MS)
+        self._backup_timer.timeout.connect(self._on_backup_timer_timeout)
+        self._backup_timer.start()
 
         build_menus(self)
         self.apply_key_bindings(self.settings.key_bindings)
@@ -258,6 +268,11 @@ class MainWindow(QMainWindow):
         box.exec()
         if box.clickedButton() is new:
             self.new_project_dialog()
+
+    def _on_backup_timer_timeout(self) -> None:
+        if self.project is not None and not self._closing and self.project.commits() != self._commits_at_open:
+            self._track(run_in_pool(backup_body(str(self.project.path)), on_finished=self._on_backup_done,
+                                    on_failed=lambda exc: self.errors.report("Automatic backup failed", exc)))
 
     def _on_backup_done(self, made) -> None:
         if made is not None:

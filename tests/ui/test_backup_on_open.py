@@ -60,3 +60,20 @@ def test_closing_after_labelling_backs_up_the_sessions_labels(qtbot, real_projec
     qtbot.waitUntil(lambda: len(list_backups(real_project)) == 2, timeout=60_000)
     newest = list_backups(real_project)[0]
     assert newest != at_open and _labels_in(newest) == 3 and commits_of(newest) > commits_of(at_open)
+
+
+def test_a_long_session_is_backed_up_while_open(qtbot, window, real_project):
+    """Labels of a session that stays open all day reach a backup without closing the window."""
+    import os
+    import time
+
+    from tests.store.test_backups import _labels_in
+
+    qtbot.waitUntil(lambda: len(list_backups(real_project)) == 1, timeout=10_000)
+    os.utime(list_backups(real_project)[0], (time.time() - 7200, time.time() - 7200))
+    window._on_backup_timer_timeout()  # nothing written yet this session: no backup
+    window.label_current("normal")
+    window.label_current("pneumonia")
+    window._on_backup_timer_timeout()  # what the quarter-hourly timer does
+    qtbot.waitUntil(lambda: len(list_backups(real_project)) == 2, timeout=30_000)
+    assert _labels_in(list_backups(real_project)[0]) == 2
