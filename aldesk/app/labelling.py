@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,14 +13,21 @@ from aldesk.store import Project
 from aldesk.learning.base import UNLABELLED
 
 
+# Rows per write transaction of a label file: ~25 ms each, so another process's write waits that long.
+LABEL_FILE_CHUNK = 250
+
+
 def workstation_name() -> str:
     return socket.gethostname()
 
 
 def label_from_csv(project: Project, csv_path: str | os.PathLike, annotator: str, *, strict: bool = False) -> dict:
-    """Record one reader's labels from a ``path,label[,note][,duration_ms]`` CSV, all or nothing.
+    """Record one reader's labels from a ``path,label[,note][,duration_ms]`` CSV.
 
-    The same image listed twice with different labels is that reader's latest line (reported in
+    The whole file is read and checked before anything is written (a bad line changes nothing); the
+    labels are then written in transactions of ``LABEL_FILE_CHUNK`` rows, so a reader labelling in the
+    GUI meanwhile is never kept waiting. Stopped part way, running the file again completes it (unchanged
+    labels are skipped). The same image listed twice with different labels is that reader's latest line (reported in
     "conflicts"); ``strict`` refuses the whole file instead. Returns added/changed/unchanged/conflicts."""
     read = read_labelled_csv(project, csv_path, on_conflict="refuse" if strict else "latest")
     annotator_id = project.labels.annotator_id(annotator)
@@ -27,7 +35,7 @@ def label_from_csv(project: Project, csv_path: str | os.PathLike, annotator: str
     counts = project.labels.add_many(
         [{"scan_id": r.scan_id, "annotator_id": annotator_id, "value": r.label, "note": r.note,
           "duration_ms": r.duration_ms, "workstation": host} for r in read.rows],
-        source="csv",
+        source="csv", chunk=LABEL_FILE_CHUNK,
     )
     return {**counts, "conflicts": [c.to_json() for c in read.conflicts], "warnings": read.warnings()}
 
@@ -76,6 +84,44 @@ def record_label(project: Project, scan_id: int, annotator: str, value: str, *, 
     return current[0].id
 
 
+# The reading screen waits at most this long for another process's write (an import batch, a chunk of a
+# label file) before it journals the label instead: the reader never waits longer, and is never refused.
+READER_WAIT_MS = 80
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A label from the reading screen: committed, or durably pending in the project's journal."""
+
+    label_id: str
+    pending: bool
+
+
+def record_read(project: Project, scan_id: int, annotator: str, value: str, *, note: str = "",
+                duration_ms: int | None = None, wait_ms: int = READER_WAIT_MS) -> Recorded:
+    """Record one read for the reading screen: never refused because another process is writing. When
+    the project's write lock is not free within ``wait_ms`` the label is fsynced to the project's
+    journal and written by the next write (``flush_pending``, or any label write, in any process);
+    show it as "saved (pending)" until ``pending_labels`` no longer lists it."""
+    label_id, pending = project.labels.record(scan_id, annotator, value, note=note, duration_ms=duration_ms,
+                                              workstation=workstation_name(), wait_ms=wait_ms)
+    return Recorded(label_id, pending)
+
+
+def pending_labels(project: Project) -> list[dict]:
+    """Labels waiting in the journal, oldest first."""
+    return project.labels.pending()
+
+
+def flush_pending(project: Project, *, wait_ms: int = READER_WAIT_MS) -> int:
+    """Write the journal's labels if the lock is free within ``wait_ms``; returns how many were written
+    (0 when none waited or the lock is still taken)."""
+    return project.labels.flush_pending(wait_ms=wait_ms)
+
+
 def undo_label(project: Project, label_id: str) -> str | None:
-    """Undo a read (Ctrl+Z): the previous value comes back, or the scan is unread again. History is kept."""
+    """Undo a read (Ctrl+Z): the previous value comes back, or the scan is unread again. History is kept.
+    A label still waiting in the journal is simply taken out of it."""
+    if project.labels.journal.remove(label_id):
+        return None
     return project.labels.undo(label_id)

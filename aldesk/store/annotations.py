@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aldesk.errors import ProjectError
+from aldesk.errors import ProjectBusyError, ProjectError
 
 if TYPE_CHECKING:
     from aldesk.store.project import Project
@@ -55,41 +56,139 @@ class LabelStore:
     def annotators(self) -> list[tuple[str, str]]:
         return list(self._c.execute("SELECT name, role FROM annotators ORDER BY name"))
 
-    def add_many(self, rows: list[dict], *, source: str) -> dict[str, int]:
-        """Record labels in one transaction. Each row: scan_id, annotator_id, value[, note, duration_ms,
-        workstation, id, created_at]. A reader's unchanged label is left alone (re-importing a CSV adds
-        nothing); a changed one replaces the current row, which is kept as history.
+    def add_many(self, rows: list[dict], *, source: str, chunk: int | None = None) -> dict[str, int]:
+        """Record labels. Each row: scan_id, annotator_id, value[, note, duration_ms, workstation, id,
+        created_at]. A reader's unchanged label is left alone (re-importing a CSV adds nothing); a changed
+        one replaces the current row, which is kept as history. Every value is checked before anything is
+        written; the rows go in one transaction, or, with ``chunk``, in transactions of that many rows so
+        a long label file never keeps a reader waiting (stopped part way, running it again completes it).
+        Labels waiting in the journal (see aldesk.store.journal) are written first.
         Returns counts {"added", "changed", "unchanged"}."""
-        from aldesk.store.project import SPECIAL_LABELS, utc_now
-
-        allowed = set(self._p.classes) | set(SPECIAL_LABELS)
+        allowed = self._allowed()
+        for row in rows:
+            if row["value"] not in allowed:
+                raise ProjectError(f"label {row['value']!r} is not a class of this project ({', '.join(sorted(allowed))})")
         counts = {"added": 0, "changed": 0, "unchanged": 0}
-        with self._p.transaction() as c:
-            for row in rows:
-                value = row["value"]
-                if value not in allowed:
-                    raise ProjectError(f"label {value!r} is not a class of this project ({', '.join(sorted(allowed))})")
-                cur = c.execute(
-                    "SELECT id, value, note FROM labels WHERE scan_id = ? AND annotator_id = ? AND replaced_by IS NULL",
-                    (row["scan_id"], row["annotator_id"]),
-                ).fetchone()
-                note = row.get("note") or ""
-                if cur and cur[1] == value and cur[2] == note:
-                    counts["unchanged"] += 1
-                    continue
-                new_id = row.get("id") or str(uuid.uuid4())
-                if cur:  # retire the current row first: one current label per reader and scan
-                    c.execute("UPDATE labels SET replaced_by = ? WHERE id = ?", (new_id, cur[0]))
-                c.execute(
-                    "INSERT INTO labels(id, scan_id, annotator_id, value, note, created_at, duration_ms, workstation, source) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (new_id, row["scan_id"], row["annotator_id"], value, note, row.get("created_at") or utc_now(),
-                     row.get("duration_ms"), row.get("workstation") or "", source),
-                )
-                if cur:
-                    counts["changed"] += 1
-                else:
-                    counts["added"] += 1
+        step = max(1, int(chunk)) if chunk else max(1, len(rows))
+        for start in range(0, max(len(rows), 1), step):
+            with self._write_transaction() as c:
+                for key, n in self._write(c, rows[start:start + step], source).items():
+                    counts[key] += n
+        return counts
+
+    def record(self, scan_id: int, annotator: str, value: str, *, note: str = "", duration_ms: int | None = None,
+               workstation: str = "", source: str = "gui", wait_ms: int = 80) -> tuple[str, bool]:
+        """Record one reader's label for the reading screen, never refusing it: committed at once
+        (durable) when the write lock is free within ``wait_ms``, else appended to the journal (durable,
+        written by the next write that gets the lock). Returns (the reader's label id for the scan,
+        pending: True when it waits in the journal)."""
+        from aldesk.store.project import utc_now
+
+        if value not in self._allowed():
+            raise ProjectError(f"label {value!r} is not a class of this project ({', '.join(sorted(self._allowed()))})")
+        if self._c.execute("SELECT 1 FROM scans WHERE id = ?", (scan_id,)).fetchone() is None:
+            raise ProjectError(f"scan {scan_id} is not in this project")
+        name = annotator.strip()
+        if not name:
+            raise ProjectError("annotator name is empty; give a name, e.g. --annotator dr_lee")
+        entry = {"id": str(uuid.uuid4()), "scan_id": int(scan_id), "annotator": name, "value": value, "note": note,
+                 "duration_ms": duration_ms, "workstation": workstation, "created_at": utc_now(), "source": source}
+        try:
+            with self._waiting_at_most(wait_ms), self._write_transaction() as c:
+                row = self._journal_row(c, entry)
+                self._write(c, [row], source)
+                cur = c.execute("SELECT id FROM labels WHERE scan_id = ? AND annotator_id = ? AND replaced_by IS NULL",
+                                (scan_id, row["annotator_id"])).fetchone()
+            return cur[0], False
+        except ProjectBusyError:
+            self.journal.append(entry)
+            return entry["id"], True
+
+    @property
+    def journal(self):
+        from aldesk.store.journal import LabelJournal
+
+        return LabelJournal(self._p.path)
+
+    def pending(self) -> list[dict]:
+        """Labels waiting in the journal, oldest first (scan_id, annotator, value, id, created_at, ...)."""
+        return self.journal.entries()
+
+    def flush_pending(self, *, wait_ms: int = 80) -> int:
+        """Write the journal's labels if the lock can be had within ``wait_ms``. Returns how many were
+        waiting (0 when nothing was, or the lock is still taken: see ``pending``)."""
+        n = len(self.journal.entries())
+        if not n:
+            return 0
+        try:
+            with self._waiting_at_most(wait_ms), self._write_transaction():
+                pass
+        except ProjectBusyError:
+            return 0
+        return n
+
+    @contextmanager
+    def _waiting_at_most(self, wait_ms: int):
+        from aldesk.store.project import BUSY_TIMEOUT_MS
+
+        self._c.execute(f"PRAGMA busy_timeout = {max(0, int(wait_ms))}")
+        try:
+            yield
+        finally:
+            self._c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def _allowed(self) -> set[str]:
+        from aldesk.store.project import SPECIAL_LABELS
+
+        return set(self._p.classes) | set(SPECIAL_LABELS)
+
+    def _journal_row(self, c, entry: dict) -> dict:
+        c.execute("INSERT OR IGNORE INTO annotators(name, role, created_at) VALUES (?, 'annotator', ?)",
+                  (entry["annotator"], entry["created_at"]))
+        annotator_id = c.execute("SELECT id FROM annotators WHERE name = ?", (entry["annotator"],)).fetchone()[0]
+        return {**entry, "annotator_id": annotator_id}
+
+    @contextmanager
+    def _write_transaction(self):
+        """A write transaction that first writes the journal's labels (skipping any already written, by id)
+        and empties the journal only after it committed: a crash in between repeats nothing."""
+        journal = self.journal
+        if not journal.has_entries():
+            with self._p.transaction() as c:
+                yield c
+            return
+        with journal.draining() as entries, self._p.transaction() as c:
+            for entry in entries:
+                written = c.execute("SELECT 1 FROM labels WHERE id = ?", (entry["id"],)).fetchone()
+                scan = c.execute("SELECT 1 FROM scans WHERE id = ?", (entry["scan_id"],)).fetchone()
+                if written is None and scan is not None and entry.get("value") in self._allowed():
+                    self._write(c, [self._journal_row(c, entry)], entry.get("source") or "gui")
+            yield c
+
+    def _write(self, c, rows: list[dict], source: str) -> dict[str, int]:
+        from aldesk.store.project import utc_now
+
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        for row in rows:
+            value = row["value"]
+            cur = c.execute(
+                "SELECT id, value, note FROM labels WHERE scan_id = ? AND annotator_id = ? AND replaced_by IS NULL",
+                (row["scan_id"], row["annotator_id"]),
+            ).fetchone()
+            note = row.get("note") or ""
+            if cur and cur[1] == value and cur[2] == note:
+                counts["unchanged"] += 1
+                continue
+            new_id = row.get("id") or str(uuid.uuid4())
+            if cur:  # retire the current row first: one current label per reader and scan
+                c.execute("UPDATE labels SET replaced_by = ? WHERE id = ?", (new_id, cur[0]))
+            c.execute(
+                "INSERT INTO labels(id, scan_id, annotator_id, value, note, created_at, duration_ms, workstation, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (new_id, row["scan_id"], row["annotator_id"], value, note, row.get("created_at") or utc_now(),
+                 row.get("duration_ms"), row.get("workstation") or "", source),
+            )
+            counts["changed" if cur else "added"] += 1
         return counts
 
     def current(self, annotator: str | None = None) -> list[LabelRow]:

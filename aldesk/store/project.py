@@ -77,6 +77,12 @@ def _on_readonly_medium(path: Path) -> bool:
     return not os.access(path, os.W_OK) or not os.access(path / PROJECT_DB_NAME, os.W_OK)
 
 
+# How long a write waits for another process's write transaction before giving up as busy. Long writers
+# commit in short transactions (import batches, label files in chunks), so this is rarely reached; the
+# reading screen waits far less and journals the label instead (aldesk.store.journal).
+BUSY_TIMEOUT_MS = 10_000
+
+
 def _connect(db: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if not readonly:
         mode = "rw"
@@ -88,7 +94,7 @@ def _connect(db: Path, *, readonly: bool = False) -> sqlite3.Connection:
         mode = "ro&immutable=1"
     uri = f"{db.resolve().as_uri()}?mode={mode}"
     conn = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if mode == "ro":
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()

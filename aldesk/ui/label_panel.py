@@ -126,8 +126,9 @@ class LabelPanel(QWidget):
         if not history:
             self.history.addItem("Not read yet")
 
-    def show_saved(self, value: str, scan_name: str) -> None:
-        self.saved_label.setText(f"Saved ✓  {scan_name}: {value}")
+    def show_saved(self, value: str, scan_name: str, *, pending: bool = False) -> None:
+        """pending: kept durably in the project's journal, written once another process stops writing."""
+        self.saved_label.setText(f"Saved (pending) ✓  {scan_name}: {value}" if pending else f"Saved ✓  {scan_name}: {value}")
 
     def show_message(self, text: str) -> None:
         self.saved_label.setText(text)

@@ -48,6 +48,9 @@ class LabellingController(QObject):
         self.panel = LabelPanel([])
         self.panel_slot = QStackedWidget()
         self.panel_slot.addWidget(self.panel)
+        self._pending_timer = QTimer(self)
+        self._pending_timer.setInterval(1000)
+        self._pending_timer.timeout.connect(self._flush_pending)
         self.shortcuts = self._build_shortcuts()
         window.viewer.painted.connect(self._on_viewer_painted)
         window.frame_cache.decoded.connect(self._on_frame_cache_decoded)
@@ -97,10 +100,32 @@ class LabellingController(QObject):
         return self.panel
 
     def reset(self) -> None:
-        """Another project or reader: nothing on screen, nothing to undo."""
+        """Another project or reader: nothing on screen, nothing to undo; labels an earlier session left
+        pending (another process was writing) are written now, or retried until they are."""
         self.current_scan_id = None
         self._undo.clear()
         self.labels_since_retrain = 0
+        self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        """Write labels waiting in the project's journal; retry every second while another process writes."""
+        w = self.window
+        if w.project is None or w.project.status.readonly:
+            self._pending_timer.stop()
+            return
+        try:
+            labelling.flush_pending(w.project)
+            waiting = len(labelling.pending_labels(w.project))
+        except AldeskError as exc:
+            self._pending_timer.stop()
+            w.errors.report("Pending labels could not be written yet (they are kept)", exc)
+            return
+        if waiting:
+            self._pending_timer.start()
+        elif self._pending_timer.isActive():
+            self._pending_timer.stop()
+            self.panel.show_message("Saved ✓  pending labels are now written to the project")
+            w.statusBar().showMessage("Pending labels written to the project", 4000)
 
     def forget_undo(self) -> None:
         self._undo.clear()
@@ -230,12 +255,12 @@ class LabellingController(QObject):
         scan_id = self.current_scan_id
         note = self.panel.note.text().strip()
         duration_ms = int((time.monotonic() - self._shown_at) * 1000)
-        try:
-            label_id = labelling.record_label(w.project, scan_id, w.annotator, value, note=note,
-                                              duration_ms=duration_ms)
+        try:  # never refused: if another process is writing, it waits durably in the journal
+            rec = labelling.record_read(w.project, scan_id, w.annotator, value, note=note, duration_ms=duration_ms)
         except AldeskError as exc:
             w.errors.report("The label was not saved", exc)
             return
+        label_id = rec.label_id
         meta = w.queue_model.meta(scan_id)
         name = Path(meta.relpath).name if meta else f"#{scan_id}"
         self._undo.append((scan_id, label_id))
@@ -247,8 +272,14 @@ class LabellingController(QObject):
             self.show_next()
         else:  # a reopened scan: stay on it, show the new history
             self.panel.show_scan(value, w.project.labels.history(scan_id), note)
-        self.panel.show_saved(value, name)
-        w.statusBar().showMessage(f"Saved {name}: {value}", 4000)
+        if rec.pending:
+            self.panel.show_saved(value, name, pending=True)
+            w.statusBar().showMessage(f"Saved {name}: {value} (pending: another aldesk is writing to this "
+                                      "project; it is written as soon as that finishes)", 6000)
+            self._pending_timer.start()
+        else:
+            self.panel.show_saved(value, name)
+            w.statusBar().showMessage(f"Saved {name}: {value}", 4000)
         every = int(w.project.settings().get("retrain_every", 10) or 10)
         if self.labels_since_retrain >= every:
             w.request_retrain(f"{self.labels_since_retrain} new labels")

@@ -116,3 +116,31 @@ def test_multiframe_scan_gets_a_frame_slider_and_page_keys(qtbot, window):
     win.viewer_controls.frame_slider.setValue(7)
     assert win.viewer.frame == 7
     assert "Frame 8 / 10" in win.viewer.overlay_lines()["br"]
+
+
+def test_a_label_given_while_another_process_writes_is_saved_pending_then_written(qtbot, window, real_project,
+                                                                                    tmp_path):
+    """Another process holds the write lock (an import batch): the key press is not refused, the panel says
+    'Saved (pending)', the label sits durably in the journal, and is written once the lock is free."""
+    import sqlite3
+
+    from aldesk.app import labelling
+
+    win = window
+    first = win.current_scan_id
+    other = sqlite3.connect(real_project / "project.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with qtbot.waitSignal(win.label_saved):
+            press(qtbot, win, Qt.Key.Key_2)
+        assert win.label_panel.saved_label.text().startswith("Saved (pending)")
+        assert first not in label_values(real_project)
+        with Project.open(real_project) as p:
+            assert [(e["scan_id"], e["value"]) for e in labelling.pending_labels(p)] == [(first, "pneumonia")]
+        win.label_panel.grab().save(str(tmp_path / "pending.png"))
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    qtbot.waitUntil(lambda: first in label_values(real_project), timeout=5000)
+    assert label_values(real_project)[first] == "pneumonia"
+    qtbot.waitUntil(lambda: "now written" in win.label_panel.saved_label.text(), timeout=3000)
