@@ -82,7 +82,8 @@ def test_settings_defaults_update_and_validation(proj, capsys):
     rc, out, _ = run(capsys, "settings", project.path, "--reads-per-scan", 2, "--double-read-fraction", "20%",
                      "--blind-reading", "off", "--json")
     assert rc == 0 and json.loads(out) == {"reads_per_scan": 2, "double_read_fraction": 0.2,
-                                           "blind_reading": False, "ordered_classes": True}
+                                           "blind_reading": False, "ordered_classes": True,
+                                           "audit_fraction": 0.1}
     rc, _, err = run(capsys, "settings", project.path, "--reads-per-scan", 9)
     assert rc == 1 and "reads_per_scan == 9, must be a whole number from 1 to 5" in err
     rc, _, err = run(capsys, "settings", project.path, "--double-read-fraction", "lots")
