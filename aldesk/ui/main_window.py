@@ -159,6 +159,8 @@ class MainWindow(QMainWindow):
         self._backup_timer.start()
 
         build_menus(self)
+        self.viewer_controls.act_smooth.setChecked(self.settings.smooth_magnified)
+        self.viewer_controls.act_smooth.toggled.connect(self._on_smooth_toggled)
         self.apply_key_bindings(self.settings.key_bindings)
         self.labelling.install_panel([])
         self.resize(1600, 960)
@@ -556,6 +558,10 @@ class MainWindow(QMainWindow):
         self.request_retrain(f"strategy {name}", retrain=False)
 
     # ================================================================== appearance
+    def _on_smooth_toggled(self, on: bool) -> None:
+        self.settings.smooth_magnified = on
+        self._save_settings()
+
     def set_theme(self, name: str) -> None:
         from aldesk.ui.theme import apply_theme
 

@@ -57,6 +57,7 @@ def build_menus(win: MainWindow) -> None:
         m.addAction(act)
     m.addSeparator()
     m.addAction(win.viewer_controls.act_overlay)
+    m.addAction(win.viewer_controls.act_smooth)
     win.act_dashboard = m.addAction("&Dashboard")
     win.act_dashboard.setCheckable(True)
     win.act_dashboard.setShortcut(QKeySequence("Ctrl+D"))

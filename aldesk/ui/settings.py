@@ -80,6 +80,7 @@ class Settings:
     window_state: str = ""
     key_bindings: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEY_BINDINGS))
     tour_seen: bool = False  # the first-run tour of the keys was shown (and dismissed)
+    smooth_magnified: bool = False  # View ▸ Smooth when magnified (off: pixels beyond 1:1, as diagnostic viewers)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
@@ -103,6 +104,7 @@ class Settings:
             settings.theme = "dark"
         settings.key_bindings = valid_key_bindings(settings.key_bindings)
         settings.tour_seen = settings.tour_seen is True
+        settings.smooth_magnified = settings.smooth_magnified is True
         settings.recent_projects = [str(p) for p in settings.recent_projects if isinstance(p, str)][:MAX_RECENT]
         return settings
 

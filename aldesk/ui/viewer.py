@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from aldesk.imaging.display import DisplayParams, to_display
@@ -23,6 +23,8 @@ from aldesk.imaging.scan import WindowPreset
 from aldesk.ui import windowing
 
 OVERLAY_MARGIN = 10
+OVERLAY_TEXT = QColor(235, 225, 150)
+OVERLAY_OUTLINE = QColor(0, 0, 0, 220)
 
 
 def to_qimage(pixels: np.ndarray) -> QImage:
@@ -61,6 +63,7 @@ class ScanViewer(QWidget):
         self.message = ""                           # shown centred when there is no image
         self.info: dict = {}                        # modality, name, size for the overlay
         self.overlay_visible = True
+        self.smooth_magnified = False               # above 1:1, show pixels (nearest) unless asked to smooth
         self.last_paint_s = 0.0
         self._pixels: np.ndarray | None = None      # uint8 buffer behind _image
         self._image: QImage | None = None
@@ -142,9 +145,7 @@ class ScanViewer(QWidget):
         if self._image is not None:
             iw, ih = self._image_size
             target = QRectF(self.offset[0], self.offset[1], iw * self.zoom, ih * self.zoom)
-            # interpolated like a reading-room viewer; crisp pixels once the reader zooms in 4x or more
-            smooth = self.is_preview or self.fitted or self.zoom < 4.0
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.interpolates)
             painter.drawImage(target, self._image, QRectF(0, 0, self._image.width(), self._image.height()))
         if self.overlay_visible:
             self._paint_overlay(painter)
@@ -152,6 +153,23 @@ class ScanViewer(QWidget):
         self.last_paint_s = time.perf_counter()
         if self.scan_id is not None and self._image is not None:
             self.painted.emit(self.scan_id)
+
+    @property
+    def magnification(self) -> float:
+        """Screen pixels per pixel of the image buffer on screen (> 1: magnified beyond 1:1)."""
+        if self._image is None or self._image.width() == 0:
+            return 1.0
+        return self._image_size[0] * self.zoom / self._image.width()
+
+    @property
+    def interpolates(self) -> bool:
+        """Smooth only when shrinking (or for the stand-in preview): magnified beyond 1:1 a diagnostic
+        viewer shows the pixels as they are (nearest neighbour), unless ``smooth_magnified`` is on."""
+        return self.is_preview or self.smooth_magnified or self.magnification <= 1.0
+
+    def set_smooth_magnified(self, on: bool) -> None:
+        self.smooth_magnified = bool(on)
+        self.update()
 
     def overlay_lines(self) -> dict[str, list[str]]:
         """Corner texts: {'tl': [...], 'tr': [...], 'bl': [...], 'br': [...]}. Plain data, testable."""
@@ -189,21 +207,25 @@ class ScanViewer(QWidget):
             return
         lines = self.overlay_lines()
         r = self.rect().adjusted(OVERLAY_MARGIN, OVERLAY_MARGIN, -OVERLAY_MARGIN, -OVERLAY_MARGIN)
-        shadow, text = QColor(0, 0, 0, 200), QColor(235, 225, 150)
+        # a dark outline round light text: readable on a white lung field as on black air
+        outline = QPen(OVERLAY_OUTLINE, 3.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
+        path = QPainterPath()
 
         def draw(x_right: bool, y_bottom: bool, items: list[str]) -> None:
             for i, s in enumerate(items):
                 y = (r.bottom() - (len(items) - 1 - i) * line_h - fm.descent()) if y_bottom else (r.top() + fm.ascent() + i * line_h)
                 x = (r.right() - fm.horizontalAdvance(s)) if x_right else r.left()
-                painter.setPen(QPen(shadow))
-                painter.drawText(QPointF(x + 1, y + 1), s)
-                painter.setPen(QPen(text))
-                painter.drawText(QPointF(x, y), s)
+                path.addText(QPointF(x, y), self._overlay_font, s)
 
         draw(False, False, lines["tl"])
         draw(True, False, lines["tr"])
         draw(False, True, lines["bl"])
         draw(True, True, lines["br"])
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.strokePath(path, outline)
+        painter.fillPath(path, OVERLAY_TEXT)
+        painter.restore()
 
     # ------------------------------------------------------------------ view operations
     def fit(self, emit: bool = True) -> None:

@@ -37,6 +37,10 @@ class ViewerControls(QObject):
         self.act_overlay = QAction("Show &overlay", window, shortcut=QKeySequence("Ctrl+T"), checkable=True)
         self.act_overlay.setChecked(True)
         self.act_overlay.toggled.connect(self._on_overlay_toggled)
+        self.act_smooth = QAction("S&mooth when magnified", window, checkable=True,
+                                  toolTip="Off: beyond 1:1 each image pixel is a sharp square, as in a diagnostic "
+                                          "viewer. On: interpolated (softer, hides pixel structure)")
+        self.act_smooth.toggled.connect(viewer.set_smooth_magnified)
         self.view_actions = (self.act_fit, self.act_actual, self.act_invert, self.act_reset)
 
         self.toolbar = self._build_toolbar()

@@ -132,3 +132,47 @@ def test_colour_scan_has_no_window(viewer):
     viewer.set_frames(2, rgb, DisplayParams(photometric="RGB"))
     assert viewer._image.format().name == "Format_RGB888"
     assert all(not s.startswith("W ") for s in viewer.overlay_lines()["bl"])
+
+
+def _grabbed(viewer) -> np.ndarray:
+    img = viewer.grab().toImage().convertToFormat(viewer.grab().toImage().Format.Format_Grayscale8)
+    ptr = img.constBits()
+    return np.array(ptr, dtype=np.uint8).reshape(img.height(), img.bytesPerLine())[:, :img.width()]
+
+
+def test_small_images_magnified_show_pixels_not_a_blur_with_a_toggle(viewer):
+    """Issue 13: a 28 x 28 image at ~2000 % was smoothed into a blur; above 1:1 the default is nearest."""
+    viewer.overlay_visible = False
+    checker = (np.indices((28, 28)).sum(axis=0) % 2 * 255).astype(np.float32)[None]
+    viewer.set_frames(1, checker, DisplayParams(photometric="MONOCHROME2"))
+    assert viewer.magnification > 10 and not viewer.interpolates
+    shot = _grabbed(viewer)
+    x0, y0 = int(viewer.offset[0]), int(viewer.offset[1])
+    inside = shot[y0 + 5:y0 + int(28 * viewer.zoom) - 5, x0 + 5:x0 + int(28 * viewer.zoom) - 5]
+    assert np.isin(inside, [0, 255]).mean() > 0.99            # hard-edged squares, no in-between greys
+    viewer.set_smooth_magnified(True)
+    assert viewer.interpolates
+    smooth = _grabbed(viewer)[y0 + 5:y0 + int(28 * viewer.zoom) - 5, x0 + 5:x0 + int(28 * viewer.zoom) - 5]
+    assert np.isin(smooth, [0, 255]).mean() < 0.9             # the toggle brings interpolation back
+
+
+def test_large_images_shrunk_to_fit_are_still_interpolated(viewer):
+    frames = np.random.default_rng(0).integers(0, 255, (1, 2000, 1600)).astype(np.float32)
+    viewer.set_frames(1, frames, DisplayParams(photometric="MONOCHROME2"))
+    assert viewer.magnification < 1 and viewer.interpolates
+
+
+def test_overlay_text_has_a_dark_outline_readable_on_a_white_image(viewer):
+    white = np.full((1, 64, 64), 255, np.float32)
+    viewer.resize(400, 400)
+    viewer.set_frames(1, white, DisplayParams(photometric="MONOCHROME2"), {"name": "bright.png", "modality": "CR"})
+    img = viewer.grab().toImage().convertToFormat(viewer.grab().toImage().Format.Format_RGB888)
+    rgb = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 3]
+    rgb = rgb.reshape(img.height(), img.width(), 3).astype(int)
+    x0, y0 = int(viewer.offset[0]), int(viewer.offset[1])
+    corner = rgb[y0:y0 + 40, x0:x0 + 200]          # the top-left overlay text over white pixels
+    glyph = (corner[..., 0] > 200) & (corner[..., 2] < 180)          # the pale yellow text
+    dark = corner.max(axis=2) < 90
+    assert glyph.sum() > 30
+    # an outline, not a drop shadow: dark pixels just left of and just above the glyphs too
+    assert (dark[:, :-1] & glyph[:, 1:]).sum() > 10 and (dark[:-1, :] & glyph[1:, :]).sum() > 10
