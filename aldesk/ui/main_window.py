@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
             return
         folder, classes, name = dlg.values()
         try:
-            create_project(folder, classes, name=name).close()
+            create_project(folder, classes, name=name, unit=dlg.chosen_unit()).close()
         except AldeskError as exc:
             self.errors.report("Cannot create project", exc)
             return

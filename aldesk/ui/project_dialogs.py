@@ -25,8 +25,20 @@ from aldesk.errors import ProjectError
 from aldesk.store.project import validate_class_names
 
 
+# Image first: it is what every project was before units, and X-rays, mammograms and photos are one
+# file per read; CT and MR readers choose series or study here (the unit cannot change after import).
+UNIT_CHOICES = (
+    ("image (each file: X-ray, mammogram, photo)", "image", "Every file is labelled on its own"),
+    ("series (CT/MR: one label per series)", "series",
+     "DICOM files are grouped by Series Instance UID and read as a scrollable series"),
+    ("study (one label per examination)", "study",
+     "All series of a study are read together in a grid and labelled once"),
+)
+
+
 class NewProjectDialog(QDialog):
-    """Folder + classes (comma separated) + name. ``values()`` -> (folder, classes, name)."""
+    """Folder + classes (comma separated) + name + labelling unit. ``values()`` -> (folder, classes,
+    name); ``chosen_unit()`` -> 'image' | 'series' | 'study'."""
 
     def __init__(self, parent: QWidget | None = None, start_dir: str = ""):
         super().__init__(parent)
@@ -46,6 +58,11 @@ class NewProjectDialog(QDialog):
             self.label_set.setItemData(self.label_set.count() - 1, ls.description, Qt.ItemDataRole.ToolTipRole)
         self.label_set.activated.connect(self._on_label_set_activated)
         self.classes.setToolTip("Two to nine classes get keys 1..9; 'unsure' and 'skip' are always there")
+        self.unit = QComboBox()
+        for text, unit, tip in UNIT_CHOICES:
+            self.unit.addItem(text, unit)
+            self.unit.setItemData(self.unit.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.unit.setToolTip("What one label is given to; cannot change after the first import")
         self.name = QLineEdit("")
         self.name.setPlaceholderText("(the folder's name)")
         self.error = QLabel("")
@@ -55,6 +72,7 @@ class NewProjectDialog(QDialog):
         form.addRow("Project folder", row)
         form.addRow("Label set", self.label_set)
         form.addRow("Classes", self.classes)
+        form.addRow("Label each", self.unit)
         form.addRow("Name", self.name)
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -75,6 +93,10 @@ class NewProjectDialog(QDialog):
     def values(self) -> tuple[str, list[str], str | None]:
         classes = [c.strip() for c in self.classes.text().split(",")]
         return self.folder.text().strip(), classes, (self.name.text().strip() or None)
+
+    def chosen_unit(self) -> str:
+        """'image', 'series' or 'study' (aldesk.store.units)."""
+        return self.unit.currentData()
 
     def accept(self) -> None:
         folder, classes, _ = self.values()

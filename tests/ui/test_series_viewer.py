@@ -160,3 +160,14 @@ def test_main_window_reads_a_study_unit_and_labels_it(qtbot, study, tmp_path):
     win.labelling.label_current("abnormal")
     assert label_values(path)[scan_id] == "abnormal"
     win.close()
+
+
+def test_new_project_dialog_offers_the_labelling_unit_image_first(qtbot, tmp_path):
+    from aldesk.ui.project_dialogs import NewProjectDialog
+
+    dlg = NewProjectDialog(None, str(tmp_path))
+    qtbot.addWidget(dlg)
+    assert dlg.chosen_unit() == "image"
+    assert [dlg.unit.itemData(i) for i in range(dlg.unit.count())] == ["image", "series", "study"]
+    dlg.unit.setCurrentIndex(2)
+    assert dlg.chosen_unit() == "study"
