@@ -133,6 +133,8 @@ class MainWindow(QMainWindow):
         self.scan_shown = self.labelling.scan_shown
         self.label_saved = self.labelling.label_saved
         self.label_undone = self.labelling.label_undone
+        self.label_saved.connect(lambda *_: self._update_saved_count())
+        self.label_undone.connect(lambda *_: self._update_saved_count())
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.center = QStackedWidget()
@@ -433,6 +435,7 @@ class MainWindow(QMainWindow):
         """Show a new work list without moving the scan being read (it stays on screen, listed first)."""
         self.worklist = wl
         self.status.show_model(wl)
+        self._update_saved_count()
         if self.queue_panel.current_filter == "all":  # same list, the new scores and reasons
             self._on_queue_filter_changed("all")
         if self.queue_panel.current_filter == "to_label":
@@ -453,6 +456,10 @@ class MainWindow(QMainWindow):
         if self.dashboard_visible:
             self.refresh_dashboard()
         self.worklist_applied.emit(wl)
+
+    def _update_saved_count(self) -> None:
+        if self.project is not None:
+            self.status.show_saved(self.project.labels.count(), len(self.queue_model.labels))
 
     def reload_queue(self) -> None:
         if self.project is None:

@@ -27,8 +27,11 @@ class WorkStatusBar(QStatusBar):
         self.progress_bar.setVisible(False)
         self.progress_label = QLabel("")
         self.reader_status = QLabel("")
+        self.saved_status = QLabel("")
+        self.saved_status.setToolTip("Labels stored in the project, by every reader (unsure and skip included)")
         self.addPermanentWidget(self.progress_label)
         self.addPermanentWidget(self.progress_bar)
+        self.addPermanentWidget(self.saved_status)
         self.addPermanentWidget(self.model_status)
         self.addPermanentWidget(self.reader_status)
 
@@ -56,13 +59,23 @@ class WorkStatusBar(QStatusBar):
             self.progress_label.setText("")
 
     # ------------------------------------------------------------------ model and reader
+    def show_saved(self, total: int, mine: int) -> None:
+        """Labels in the project (every reader; unsure and skip included): what is safely stored, which is
+        not what the model was trained on (see show_model)."""
+        text = f"{total:,} label{'s' if total != 1 else ''} saved"
+        self.saved_status.setText(text if mine == total else f"{text} ({mine:,} yours)")
+
     def show_model(self, wl: worklists.Worklist | None) -> None:
         if wl is None or not wl.metrics:
-            n = wl.n_labels if wl else 0
-            self.model_status.setText(f"No model yet · {n} labels")
+            self.model_status.setText("No model yet")
+            self.model_status.setToolTip("A model is trained once scans of every class are labelled; "
+                                         "your labels are saved either way")
             return
         m = wl.metrics
-        parts = [f"Model v{wl.model_id}" if wl.model_id else "Model", f"{m.get('labels', wl.n_labels)} labels"]
+        self.model_status.setToolTip(
+            "Model version · labels it was trained on · cross-validated accuracy and calibration error (ECE)")
+        parts = [(f"Model v{wl.model_id}" if wl.model_id else "Model")
+                 + f" trained on {m.get('labels', wl.n_labels):,} labels"]
         if m.get("accuracy") is not None:
             parts.append(f"accuracy {m['accuracy']:.2f}")
         if m.get("ece") is not None:
