@@ -25,8 +25,9 @@ is accepted only under a key the receiving project holds:
   adjudications and read requests only if it was issued to a reviewer or lead; never a new reader
   or a role (the reader's role is the one recorded when the hand-out was issued).
 
-Rows outside what the sender may say (another reader, a scan not issued, a time in the future of the
-merge, an adjudication to a non-class or by a mere annotator) are rejected one by one and each is
+Rows outside what the sender may say (another reader, a scan not issued, a time outside the issue
+window: before the hand-out was issued (new rows only) or in the future of the merge, an adjudication
+to a non-class or by a mere annotator) are rejected one by one and each is
 named in the result; the rest is merged in one transaction (rule in :mod:`aldesk.store.packages`).
 Version 1 packages carried no key and are refused.
 
@@ -185,20 +186,19 @@ def export_package(project: Project, out: str | os.PathLike, *, annotator: str |
     """
     out = Path(out)
     since_t = parse_since(since) if isinstance(since, str) or since is None else since
+    signer, keys = _signing(project)
+    if signer["kind"] == "handout" and annotator not in (None, signer["reader"]):
+        raise InputFileError(f"this hand-out copy was issued to {signer['reader']!r}: it sends only their labels, "
+                             f"not {annotator!r}'s")
     known = [name for name, _ in project.labels.annotators()]
     if annotator is not None and annotator not in known:
         raise InputFileError(f"no annotator named {annotator!r} in this project (readers: {', '.join(known) or 'none'})")
-    signer, keys = _signing(project)
     if not keys:
         raise PackageError(f"{project.path}: this project holds no key to sign packages with; open it with this "
                            "version of aldesk once (it adds one), then export again")
     reviews_too = annotator is None and since_t is None
     if signer["kind"] == "handout":
-        reader = signer["reader"]
-        if annotator not in (None, reader):
-            raise InputFileError(f"this hand-out copy was issued to {reader!r}: it sends only their labels, "
-                                 f"not {annotator!r}'s")
-        annotator = reader
+        annotator = signer["reader"]
     roles = dict(project.labels.annotators())
     senders: set[str] = set()
     scan_ids: set[int] = set()
@@ -845,6 +845,9 @@ def _merge(project: Project, path: Path, head: dict, sender: Sender, staging, re
     unknown = staging.resolve_scans(sender.handout.id if sender.handout else None)
     if sender.handout is not None:
         staging.reject_unresolved("the scan was not issued to this hand-out")
+        issued = time_key(sender.handout.issued_at) - FUTURE_SKEW
+        staging.reject_new_before(sort_time(issued.isoformat()), f"dated before the hand-out was issued "
+                                  f"({sender.handout.issued_at}): not a read made in it")
     elif unknown:
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise PackageError(f"{path}: {len(unknown)} scans of the package are not in this project "

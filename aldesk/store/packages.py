@@ -520,6 +520,21 @@ class MergeStaging:
         c.execute("DELETE FROM temp.pkg_labels WHERE scan_id IS NULL")
         c.execute("DELETE FROM temp.pkg_reviews WHERE scan_id IS NULL")
 
+    def reject_new_before(self, t: str, reason: str) -> None:
+        """Rows dated before ``t`` (a ``sort_time``) that this project does not hold yet are rejected."""
+        c = self._c
+        c.execute("INSERT INTO temp.pkg_rejected SELECT 'labels.jsonl', p.line, p.id, p.annotator, p.scan, ? "
+                  "FROM temp.pkg_labels p WHERE p.t < ? AND NOT EXISTS (SELECT 1 FROM main.labels l WHERE l.id = p.id)",
+                  (reason, t))
+        c.execute("DELETE FROM temp.pkg_labels WHERE id IN (SELECT id FROM temp.pkg_rejected WHERE member = 'labels.jsonl')")
+        c.create_function("aldesk_sort_time", 1, sort_time, deterministic=True)
+        c.execute("INSERT INTO temp.pkg_rejected SELECT 'reviews.jsonl', p.line, p.id, p.reviewer, p.scan, ? "
+                  "FROM temp.pkg_reviews p WHERE aldesk_sort_time(p.created_at) < ? AND NOT EXISTS "
+                  "(SELECT 1 FROM main.adjudications j WHERE j.id = p.id) AND NOT EXISTS "
+                  "(SELECT 1 FROM main.read_requests q WHERE q.id = p.id)", (reason, t))
+        c.execute("DELETE FROM temp.pkg_reviews WHERE EXISTS (SELECT 1 FROM temp.pkg_rejected r WHERE "
+                  "r.member = 'reviews.jsonl' AND r.id = pkg_reviews.id AND r.line = pkg_reviews.line)")
+
     def cascade_rejections(self) -> None:
         """A row replaced by a rejected row is rejected too (its history would point nowhere)."""
         c = self._c

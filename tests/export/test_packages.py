@@ -598,3 +598,18 @@ def test_a_schema_3_project_gets_its_package_key_and_tables_when_opened(tmp_path
         assert p.status.migrated_from == 3 and SCHEMA_VERSION >= 4
         assert len(bytes.fromhex(p.meta("package_secret"))) == 32
         assert p.packages.handouts() == [] and p.packages.keys() == []
+
+
+def test_a_handout_cannot_backdate_new_reads_nor_export_another_readers(issued, tmp_path):
+    master, copy_path, package, key = issued
+    scan = rows_of(members_of(package), "scans.jsonl")[0]["ref"]
+    old = {"id": str(uuid.uuid4()), "scan": scan, "annotator": "mallory", "value": "normal", "note": "",
+           "created_at": "2020-01-01T00:00:00+00:00", "duration_ms": None, "workstation": "", "source": "gui",
+           "replaced_by": None}
+    result = import_package(master, forge(tmp_path, package, key, labels=[old]))
+    assert [r["id"] for r in result.rejected] == [old["id"]]
+    assert "dated before the hand-out was issued" in result.rejected[0]["reason"]
+    assert result.counts.added == 3
+    with Project.open(copy_path) as copy:
+        with pytest.raises(pk.InputFileError, match="issued to 'mallory': it sends only their labels"):
+            export_package(copy, tmp_path / "bob.aldpkg", annotator="bob")
