@@ -7,12 +7,18 @@ into a fresh 'series' project, opens it in ``aldesk.ui.series_viewer.StudyView``
   first slice     selection (show_unit) -> the first slice's pixels painted
   free scroll     one wheel notch after the other as fast as the viewer shows them: per slice, time
                   from the wheel event to that slice's pixels painted (decode waits included)
-  paced 30/s      the wheel turned at 30 notches a second for 300 slices, the way a reader flicks:
-                  how many slices were painted on time (before the next notch) and frame times
+  paced 30/s      the wheel turned at 30 notches a second, the way a reader flicks: how many slices
+                  were decoded and painted before the next notch, and the rate achieved overall
   memory          the slice cache's bytes at the end (bounded by SLICE_BUDGET_BYTES)
 
     QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_scroll.py --json bench_scroll.json
     QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_scroll.py --slices 120 --size 256
+
+Runs on 2026-11-26 (2 cores shared by 8 busy sessions; the load average is in the JSON): first slice
+readable 91-108 ms after selection; free scroll 50.9 slices/s (median 11.8 ms, p95 65 ms) at load 12,
+35.4/s at load 12-13, 14.5/s at load 15. Per 512x512 slice at load 15: read_frames 6.5 ms (in a worker),
+windowing 0.6 ms, paint of a 900x900 viewport 13 ms: the paint, on the GUI thread, bounds the rate.
+Slice cache: 256 MB (its budget) after 300 slices.
 """
 
 from __future__ import annotations
@@ -45,7 +51,10 @@ def main() -> int:
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--quick", action="store_true", help="120 slices of 256x256 (run_all's quick pass)")
     args = ap.parse_args()
+    if args.quick:
+        args.slices, args.size = 120, 256
 
     from PySide6.QtCore import QPoint, QPointF, Qt
     from PySide6.QtGui import QWheelEvent
@@ -104,20 +113,20 @@ def main() -> int:
         wait_shown()
         paced, on_time = [], 0
         period = 1 / 30
+        started = time.perf_counter()
         for _ in range(args.slices - 1):
             t = time.perf_counter()
             notch(-120)
-            while time.perf_counter() - t < period:
+            while vp.shown_key != vp.current_key() and time.perf_counter() - t < period:
                 app.processEvents()
-                if vp.shown_key == vp.current_key():
-                    break
-            ok = vp.shown_key == vp.current_key()
-            on_time += ok
-            if ok:
+            if vp.shown_key == vp.current_key():
                 vp.repaint()
-            paced.append((time.perf_counter() - t) * 1000)
+            took = time.perf_counter() - t
+            on_time += vp.shown_key == vp.current_key() and took <= period   # decoded and painted in time
+            paced.append(took * 1000)
             while time.perf_counter() - t < period:
                 app.processEvents()
+        paced_total = time.perf_counter() - started
         cached = grid.loader.cached_bytes
         grid.loader.shutdown()
 
@@ -127,7 +136,9 @@ def main() -> int:
         "generate_s": round(written_s, 2), "import_s": round(import_s, 2), "imported": summary.imported,
         "first_slice_ms": round(first_ms, 1),
         "free_scroll": _stats(free),
-        "paced_30_per_s": {"on_time": on_time, "of": args.slices - 1, **_stats(paced)},
+        "paced_30_per_s": {"on_time": on_time, "of": args.slices - 1,
+                           "achieved_slices_per_s": round((args.slices - 1) / paced_total, 1), **_stats(paced)},
+        "load_average": round(os.getloadavg()[0], 1),
         "slice_cache_mb": round(cached / 2**20, 1),
     }
     print(json.dumps(result, indent=2))

@@ -33,6 +33,7 @@ BENCHMARKS = {
     "consensus": ("bench_consensus.py", ["--quick"], []),
     "ui": ("bench_ui.py", ["--quick"], []),
     "scale": ("bench_scale.py", ["--quick"], []),
+    "scroll": ("bench_scroll.py", ["--quick"], []),
 }
 
 
