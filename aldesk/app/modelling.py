@@ -170,17 +170,20 @@ def _ranking_model(project: Project, data: Dataset, chooser, random_state):
     falls back to cold start)."""
     from aldesk.app.objective import project_objective
     from aldesk.errors import NotEnoughLabelsError
-    from aldesk.learning.models import fit_model
+    from aldesk.learning.models import DEFAULT_MODEL, default_model, fit_model
     from aldesk.learning.objectives import class_weighting
 
     estimator = getattr(chooser, "estimator", None)
     labelled = data.y != UNLABELLED
     if estimator is None or not labelled.any():
         return None
+    objective, ordered = project_objective(project)
+    if estimator == DEFAULT_MODEL:
+        estimator = default_model(ordered)  # graded classes learn as graded
     stored = stored_model(project, data, estimator)
     if stored is not None:
         return stored
-    weighting = class_weighting(project_objective(project)[0])
+    weighting = class_weighting(objective)
     C, _ = _cached_C(project, estimator, data.extractor, int(labelled.sum()), weighting)
     try:
         return fit_model(data.X[labelled], data.y[labelled], n_classes=len(project.classes), name=estimator,
@@ -192,7 +195,7 @@ def _ranking_model(project: Project, data: Dataset, chooser, random_state):
 def train(
     project: Project,
     *,
-    model: str = "logistic",
+    model: str | None = None,
     extractor: str = "default",
     folds: int = 5,
     random_state: int = 0,
@@ -210,7 +213,7 @@ def train(
     and are retrained from the labels when needed, never unpickled.
     """
     from aldesk.app.objective import project_objective
-    from aldesk.learning.models import cross_validate_model, fit_model, oof_metrics
+    from aldesk.learning.models import cross_validate_model, default_model, fit_model, oof_metrics
     from aldesk.learning.objectives import class_weighting
 
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
@@ -221,6 +224,7 @@ def train(
     labelled = y != UNLABELLED
     n_classes = len(project.classes)
     objective, ordered = project_objective(project)
+    model = model or default_model(ordered)  # graded classes learn as graded
     weighting = class_weighting(objective)  # the objective decides whether rare classes weigh more
     n_labels = int(labelled.sum())
     C, chosen_at = _cached_C(project, model, extractor, n_labels, weighting)

@@ -51,7 +51,7 @@ def simulate_project(
     budget: int = 300,
     out: str | os.PathLike,
     extractor: str = "default",
-    model: str = "logistic",
+    model: str | None = None,
     strict: bool = False,
     objective: str | None = None,
     progress: Progress = no_progress,
@@ -61,6 +61,7 @@ def simulate_project(
     refused); images in both pool and test split are held out of the pool; both are reported in
     ``results["answers"]``. The objective (default: the project's setting) is what AULC is computed on."""
     from aldesk.app.objective import project_objective
+    from aldesk.learning.models import default_model
     from aldesk.learning.simulation import format_table, plot_curves, resolve_default, simulate
 
     strategies = resolve_default(strategies)
@@ -70,6 +71,7 @@ def simulate_project(
     rows = read.rows
     classes = project.classes
     objective, ordered = project_objective(project, objective)
+    model = model or default_model(ordered)
     rows = [r for r in rows if r.label in classes]
     if not rows:
         raise InputFileError(f"{answers}: no row names a scan with a class label")

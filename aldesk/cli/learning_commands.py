@@ -154,7 +154,8 @@ def register(add) -> None:
 
     p = add("train", cmd_train, "fit the model on the labels and report cross-validated metrics")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("--model", default="logistic", help="logistic | random_forest | hist_gradient_boosting | mlp")
+    p.add_argument("--model", default=None, help="logistic | random_forest | hist_gradient_boosting | mlp | "
+                   "ordinal_logistic (default: ordinal_logistic for ordered classes, else logistic)")
     p.add_argument("--extractor", default="default")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--json", action="store_true")
@@ -194,7 +195,7 @@ def register(add) -> None:
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--budget", type=int, default=300)
     p.add_argument("--extractor", default="default")
-    p.add_argument("--model", default="logistic")
+    p.add_argument("--model", default=None, help="as for train (default: the project's ordered setting decides)")
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--quiet", action="store_true")

@@ -34,6 +34,11 @@ from aldesk.learning.calibration import (
 MODEL_NAMES = ("logistic", "random_forest", "hist_gradient_boosting", "mlp", "ordinal_logistic")
 ORDINAL_MODEL = "ordinal_logistic"  # for graded classes (learning.ordinal); retrained from labels, not stored
 _C_MODELS = ("logistic", "ordinal_logistic")  # models whose C is chosen out of fold
+
+
+def default_model(ordered: bool = False) -> str:
+    """The model a project trains unless told otherwise: the ordinal one for graded classes."""
+    return ORDINAL_MODEL if ordered else DEFAULT_MODEL
 DEFAULT_MODEL = "logistic"
 ISOTONIC_MIN_LABELS = 1000
 CALIBRATION_FOLDS = 5

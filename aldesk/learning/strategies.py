@@ -51,7 +51,7 @@ DESCRIPTIONS = {
     "badge": "k-means++ on gradient embeddings (BADGE)",
     "eer": "expected error reduction (one-Newton-step retraining, sampled)",
     "emc": "expected model change (expected gradient length)",
-    "hybrid": "most uncertain 50·b, one typical scan per weighted k-means group (default)",
+    "hybrid": "most uncertain 10 % of the pool (at most 50·b), one typical scan per weighted k-means group (default)",
     "cold_start": "typical and diverse scans; no model needed",
 }
 

@@ -145,14 +145,15 @@ def peer_runs(s: SuiteSet, sampler: str, seeds, initial: int, batch: int) -> dic
 
 
 def run_set(s: SuiteSet, strategies: list[str], seeds, initial: int, batch: int, extractor: str,
-            variants: dict, log) -> dict:
+            variants: dict, log, model: str | None = None) -> dict:
+    from aldesk.learning.models import default_model
     from aldesk.learning.simulation import resolve_default, simulate, summarise
     from aldesk.learning.strategies import DEFAULT_STRATEGY
 
     X = features(s, extractor)
     results = {"objective": s.objective, "default": DEFAULT_STRATEGY, "strategies": {}}
     for label in strategies:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         if label in PEERS:
             entry = peer_runs(s, label, seeds, initial, batch)
         else:
@@ -160,16 +161,19 @@ def run_set(s: SuiteSet, strategies: list[str], seeds, initial: int, batch: int,
             name = resolve_default([base])[0]
             part = simulate(X, s.y, test_idx=s.test_idx, strategies=[name], seeds=list(seeds), initial=initial,
                             batch=batch, budget=s.budget, n_classes=len(s.classes), objective=s.objective,
-                            ordered=s.ordered, params={name: params} if params else None)
+                            ordered=s.ordered, params={name: params} if params else None,
+                            model=model or default_model(s.ordered))
             entry = {"runs": part["strategies"][name]["runs"]}
             label = name if label == "default" else label
         entry["seconds"] = round(time.perf_counter() - t, 1)
+        entry["cpu_seconds"] = round(time.process_time() - cpu, 1)
         results["strategies"][label] = entry
-        log(f"  {s.name}: {label} {entry['seconds']} s")
+        log(f"  {s.name}: {label} {entry['seconds']} s ({entry['cpu_seconds']} s CPU)")
     summarise(results)
     results["setup"] = {"pool": s.pool_size, "test": int(len(s.test_idx)), "classes": s.classes,
                         "budget": s.budget, "initial": initial, "batch": batch, "seeds": list(map(int, seeds)),
-                        "extractor": extractor, "objective": s.objective, "ordered": s.ordered, "notes": s.notes}
+                        "extractor": extractor, "objective": s.objective, "ordered": s.ordered, "notes": s.notes,
+                        "model": model or default_model(s.ordered)}
     return results
 
 
@@ -199,7 +203,8 @@ def markdown(suite: dict) -> str:
     lines = [f"# Strategy suite ({suite['mode']}): default = `{default}`", "",
              f"{suite['command']}", "",
              f"{len(suite['seeds'])} paired seeds; initial {suite['initial']}, batch {suite['batch']}; features "
-             f"`{suite['extractor']}`; {suite['wall_seconds'] / 60:.1f} min on {suite['cpus']}.", "",
+             f"`{suite['extractor']}`; {suite['wall_seconds'] / 60:.1f} min wall on {suite['cpus']} "
+             f"({suite.get('cpu_seconds', 0) / 60:.1f} min CPU; the machine was shared, so wall time overstates).", "",
              "AULC = mean of the objective over the campaign (area under its learning curve / label span). "
              "dAULC and p (paired Wilcoxon) are against random on the same seeds; "
              "'vs best single' is the default minus the best single aldesk strategy; 'vs peer' is the default "
@@ -253,6 +258,7 @@ def main(argv=None) -> int:
     p.add_argument("--initial", type=int, default=20)
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--extractor", default="default")
+    p.add_argument("--model", default=None, help="default: the app's choice (aldesk.learning.models.default_model)")
     p.add_argument("--extractors", default=None, help="also measure full-pool objective per extractor, e.g. default,learned")
     p.add_argument("--full-pool-only", action="store_true", help="with --extractors: only the full-pool figures")
     p.add_argument("--json", default=None)
@@ -276,7 +282,7 @@ def main(argv=None) -> int:
     for name in [s.strip() for s in a.sets.split(",") if s.strip()]:
         s = {**BUILDERS, **EXTRA_BUILDERS}[name]()
         if not a.full_pool_only:
-            suite["sets"][name] = run_set(s, strategies, seeds, a.initial, batch, a.extractor, variants, log)
+            suite["sets"][name] = run_set(s, strategies, seeds, a.initial, batch, a.extractor, variants, log, a.model)
         if a.extractors:
             suite["full_pool"][name] = full_pool_scores(s, [e.strip() for e in a.extractors.split(",")])
             log(f"  {name}: full pool " + ", ".join(f"{k} {v['objective']:.3f}" for k, v in suite["full_pool"][name].items()))
@@ -285,6 +291,7 @@ def main(argv=None) -> int:
             Path(a.json).parent.mkdir(parents=True, exist_ok=True)
             Path(a.json).write_text(json.dumps(suite, indent=1))
     suite["wall_seconds"] = round(time.perf_counter() - started, 1)
+    suite["cpu_seconds"] = round(time.process_time(), 1)
     table = markdown(suite)
     print(table)
     if a.json:

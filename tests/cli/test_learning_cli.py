@@ -198,3 +198,29 @@ def test_objective_setting_drives_train_json(labelled_project):
     assert _run("objective", str(project), "accuracy").returncode == 0
     report = json.loads(_run("train", str(project), "--json", "--quiet").stdout)
     assert list(report)[:2] == ["objective", "accuracy"] and report["class_weight"] == "none"
+
+
+def test_graded_classes_train_the_ordinal_model_and_report_kappa(tmp_path, mnist_subset):
+    """A project whose classes are ordered grades learns them with the ordinal model and is judged by
+    quadratic-weighted kappa (with mean absolute grade error beside it), in train --json and simulate."""
+    out_dir = tmp_path / "sim"
+    project = tmp_path / "graded"
+    assert _run("simulate", str(project), "--npz", str(mnist_subset), "--classes", "grade0,grade1",
+                "--strategies", "random", "--seeds", "1", "--initial", "10", "--batch", "10", "--budget", "20",
+                "--out", str(out_dir), "--quiet").returncode == 0
+    assert _run("settings", str(project), "--ordered-classes", "on").returncode == 0
+    answers = out_dir / "data" / "answers.csv"
+    rows = answers.read_text().splitlines()[1:41]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "\n".join(",".join(r.split(",")[:2]) for r in rows) + "\n")
+    assert _run("label", str(project), "--csv", str(labels), "--annotator", "a").returncode == 0
+    report = json.loads(_run("train", str(project), "--json", "--quiet").stdout)
+    assert report["objective"] == "quadratic_kappa" and report["model"] == "ordinal_logistic"
+    assert list(report)[:2] == ["objective", "quadratic_kappa"] and "grade_mae" in report
+    out = _run("simulate", str(project), "--answers", str(answers), "--strategies", "default", "--seeds", "2",
+               "--initial", "10", "--batch", "10", "--budget", "30", "--out", str(tmp_path / "sim2"), "--json",
+               "--quiet")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["objective"] == "quadratic_kappa" and summary["setup"]["model"] == "ordinal_logistic"
+    assert {"quadratic_kappa", "grade_mae", "ece", "accuracy"} <= set(summary["strategies"]["hybrid"]["final"])
