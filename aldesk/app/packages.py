@@ -553,6 +553,9 @@ class Sender:
 
 def authenticate(project: Project, path: Path, head: dict) -> Sender:
     """The sender whose key makes a valid MAC of ``head``; PackageError when there is none."""
+    if handout_info(project) is not None and project.meta("handout_secret"):
+        raise PackageError(f"{project.path}: is a hand-out copy: it sends its reader's work to the lead and takes "
+                           "no package in. Merge packages into the lead's project. Nothing was changed")
     macs = {m["key_id"]: m["mac"] for m in head["auth"]["macs"][:64]}
     signer = head["signer"]
     forged = (f"{path}: the package's MAC does not match its content: it was altered after it was written, or "

@@ -10,7 +10,9 @@ again (idempotent: nothing added). Reports, each from its own process:
 * merge_s, merge_maxrss_mib — ``import_package`` into the hub (targets: < 300 s, < 1 GiB; issue 16
   asks < 500 MB whatever the size);
 * merge_again_s, merge_again_maxrss_mib — the same package a second time (must add nothing);
-* package_mib, labels (rows in the package), added, current_added, scans.
+* package_mib, labels (rows in the package), added, current_added, scans;
+* *_cpu_s: the child's user + system CPU seconds, and load_average_1min: on a shared machine wall time
+  is mostly waiting for a core, so CPU seconds say what the step costs on an idle one.
 
     python tests/benchmarks/bench_merge.py --labels 1000000 --json merge.json [--readers 5] [--workdir DIR]
 """
@@ -119,6 +121,7 @@ def _child(what: str, project: Path, package: Path) -> dict:
         raise SystemExit(f"{what} failed (exit {proc.returncode})")
     result = json.loads(out.strip().splitlines()[-1])
     result["process_s"] = time.perf_counter() - t
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["maxrss_mib"] = usage.ru_maxrss / 1024
     return result
 
@@ -142,12 +145,16 @@ def main(argv=None) -> int:
         again = _child("import", hub, package)
         figures = {
             "labels": rows, "readers": args.readers, "scans": n_scans, "build_s": round(build_s, 1),
-            "export_s": round(export["seconds"], 2), "export_maxrss_mib": round(export["maxrss_mib"], 1),
+            "export_s": round(export["seconds"], 2), "export_cpu_s": round(export["cpu_s"], 2),
+            "export_maxrss_mib": round(export["maxrss_mib"], 1),
             "package_mib": round(package.stat().st_size / 2**20, 1),
             "merge_s": round(merge["seconds"], 2), "merge_process_s": round(merge["process_s"], 2),
+            "merge_cpu_s": round(merge["cpu_s"], 2),
             "merge_maxrss_mib": round(merge["maxrss_mib"], 1),
             "added": merge["added"], "current_added": merge["current_added"], "rejected": merge["rejected"],
-            "merge_again_s": round(again["seconds"], 2), "merge_again_maxrss_mib": round(again["maxrss_mib"], 1),
+            "merge_again_s": round(again["seconds"], 2), "merge_again_cpu_s": round(again["cpu_s"], 2),
+            "merge_again_maxrss_mib": round(again["maxrss_mib"], 1),
+            "load_average_1min": round(os.getloadavg()[0], 1),
             "again_added": again["added"], "again_unchanged": again["unchanged"],
             "quick_check": merge["quick_check"], "targets": TARGETS,
         }

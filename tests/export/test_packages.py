@@ -613,3 +613,6 @@ def test_a_handout_cannot_backdate_new_reads_nor_export_another_readers(issued, 
     with Project.open(copy_path) as copy:
         with pytest.raises(pk.InputFileError, match="issued to 'mallory': it sends only their labels"):
             export_package(copy, tmp_path / "bob.aldpkg", annotator="bob")
+        lead = export_package(master, tmp_path / "lead.aldpkg").path
+        with pytest.raises(PackageError, match="is a hand-out copy: .* takes no package in"):
+            import_package(copy, lead)
