@@ -35,44 +35,46 @@ def _create(tmp_path, unit):
 
 @pytest.fixture(scope="module")
 def study_project(tmp_path_factory):
-    """The GE exam (localizers + fMRI), the Philips dual echo and a Siemens two-echo series, by study."""
+    """All of the real multi-vendor MR set (4 studies, 22 series, 1,584 files), imported by study."""
     if not SERIES_DATA.is_dir():
         pytest.skip(f"real DICOM series not found at {SERIES_DATA}")
     root = tmp_path_factory.mktemp("units")
     p = Project.create(root / "p", ["normal", "abnormal"], unit="study")
-    summary = import_paths(p, [GE / "01_3_Plane_Localizer_FF", GE / "02_Ax_fMRI_FF_I11.1_S15.9",
-                               SERIES_DATA / "Ph" / "1301_Dual-echo_iso", SERIES_DATA / "Si" / "7_gre_fm_siemens_baseline"],
-                           jobs=1)
+    summary = import_paths(p, [SERIES_DATA], jobs=2)
     yield p, summary
     p.close()
 
 
-def _by_description(p, scan_id):
-    return {s.description: s for s in unit_view(p, scan_id).series}
+def _views(p):
+    return [unit_view(p, sid) for sid in p.scans.ids().tolist()]
+
+
+def _series(p, description, number=None):
+    return next(s for v in _views(p) for s in v.series
+                if s.description == description and (number is None or s.number == number))
 
 
 def test_real_series_become_one_unit_per_study(study_project):
     p, summary = study_project
-    assert summary.imported == 21 + 50 + 120 + 220 and summary.failed == 0
-    assert summary.units == 3
+    assert (summary.imported, summary.failed, summary.units) == (1584, 0, 4)
     info = project_info(p, check_files=False)
-    assert (info["unit"], info["units"], info["series"], info["studies"], info["files"]) == ("study", 3, 4, 3, 411)
-    series_per_study = sorted(len(unit_view(p, sid).series) for sid in p.scans.ids().tolist())
-    assert series_per_study == [1, 1, 2]
+    assert (info["unit"], info["units"], info["series"], info["studies"], info["files"]) == ("study", 4, 22, 4, 1584)
+    assert sorted(len(v.series) for v in _views(p)) == [2, 4, 8, 8]          # as SOURCE.md lists them
+    assert sorted(v.images for v in _views(p)) == [240, 342, 342, 660]
 
 
 def test_localizer_splits_into_its_three_planes(study_project):
     p, _ = study_project
-    ge = next(sid for sid in p.scans.ids().tolist() if len(unit_view(p, sid).series) == 2)
-    localizer = _by_description(p, ge)["3-Plane Localizer"]
-    assert sorted(s.label for s in localizer.stacks) == ["axial", "coronal", "sagittal"]
-    assert [len(s.images) for s in localizer.stacks] == [7, 7, 7]
+    localizers = [s for v in _views(p) for s in v.series if s.description == "3-Plane Localizer"]
+    assert len(localizers) == 4
+    for localizer in localizers:
+        assert sorted(s.label for s in localizer.stacks) == ["axial", "coronal", "sagittal"]
+        assert [len(s.images) for s in localizer.stacks] == [7, 7, 7]
 
 
 def test_fmri_repeats_split_by_time_point_and_ordered_along_the_normal(study_project):
     p, _ = study_project
-    ge = next(sid for sid in p.scans.ids().tolist() if len(unit_view(p, sid).series) == 2)
-    fmri = _by_description(p, ge)["Ax fMRI"]
+    fmri = _series(p, "Ax fMRI", 2)
     assert [s.label for s in fmri.stacks] == [f"axial t{t}" for t in range(1, 6)]
     for stack in fmri.stacks:
         z = np.array(stack.positions)
@@ -84,12 +86,12 @@ def test_dual_echo_and_two_echo_series_split_by_echo_and_image_type(study_projec
     import pydicom
 
     p, _ = study_project
-    views = {s.description: s for sid in p.scans.ids().tolist() for s in unit_view(p, sid).series}
-    philips = views["Dual-echo_iso"]
+    philips = _series(p, "Dual-echo_iso")
     assert [s.label for s in philips.stacks] == ["axial echo 1 magnitude", "axial echo 1 phase",
                                                  "axial echo 2 magnitude", "axial echo 2 phase"]
-    siemens = views["gre_fm_siemens_baseline"]
+    siemens = _series(p, "gre_fm_siemens_baseline", 7)
     assert [(s.label, len(s.images)) for s in siemens.stacks] == [("axial echo 1", 110), ("axial echo 2", 110)]
+    assert [len(s.stacks) for s in (_series(p, "gre_fm_siemens_baseline", 8),)] == [1]
     # the order is the headers' order along the normal, checked against the files themselves
     zs = [float(pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient[2])
           for path, _ in siemens.stacks[1].images]

@@ -171,3 +171,16 @@ def test_new_project_dialog_offers_the_labelling_unit_image_first(qtbot, tmp_pat
     assert [dlg.unit.itemData(i) for i in range(dlg.unit.count())] == ["image", "series", "study"]
     dlg.unit.setCurrentIndex(2)
     assert dlg.chosen_unit() == "study"
+
+
+def test_missing_slices_are_shown_on_the_viewport(qtbot, tmp_path):
+    write_series(tmp_path / "d", _volume(10), spacing=2.0, skip={3, 4})
+    with Project.create(tmp_path / "p", ["normal", "abnormal"], unit="series") as p:
+        import_paths(p, [tmp_path / "d"], jobs=1)
+        [scan_id] = p.scans.ids().tolist()
+        view = unit_view(p, scan_id)
+    vp = SeriesViewport(SliceLoader())
+    qtbot.addWidget(vp)
+    vp.set_series(scan_id, view.series[0])
+    assert "⚠ 2 missing slices (gaps of 2 mm steps)" in vp.overlay_lines()["tr"]
+    vp.loader.shutdown()
