@@ -299,7 +299,7 @@ def export_labelled_set(
     from aldesk.imaging.deid import remap_uid, scan_key
 
     options.check()
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # absolute: every path a message or the log names is then masked whole
     classes = project.classes
     finals, excluded = final_label_table(project)
     if not finals:
