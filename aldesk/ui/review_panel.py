@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QStyledItemDelegate,
     QTableView,
     QVBoxLayout,
@@ -35,10 +36,12 @@ from PySide6.QtWidgets import (
 )
 
 from aldesk.app import review
+from aldesk.app.units import unit_view
 from aldesk.errors import AldeskError
 from aldesk.store import Project
 from aldesk.ui.decoding import FrameCache
 from aldesk.ui.messages import ErrorReporter
+from aldesk.ui.series_viewer import StudyView
 from aldesk.ui.viewer import ScanViewer
 from aldesk.ui.workers import LatestOnly
 
@@ -395,8 +398,12 @@ class ReviewPanel(QWidget):
         self.scan_title = QLabel("")
         self.scan_title.setObjectName("SectionTitle")
         self.reads_view = ReadsView()
+        self.study_view = StudyView()          # series/study units: their series in a grid
+        self.scan_area = QStackedWidget()
+        self.scan_area.addWidget(self.viewer)
+        self.scan_area.addWidget(self.study_view)
         middle = QSplitter(Qt.Orientation.Vertical)
-        middle.addWidget(self.viewer)
+        middle.addWidget(self.scan_area)
         below = QWidget()
         bv = QVBoxLayout(below)
         bv.setContentsMargins(8, 4, 8, 4)
@@ -625,8 +632,12 @@ class ReviewPanel(QWidget):
         info = {"name": Path(row.relpath).name, "modality": row.modality, "frames": row.frames,
                 "path": str(row.path), "rows": row.rows, "columns": row.columns,
                 "label": " | ".join(f"{r.annotator}: {r.value}" for r in item.reads)}
-        cached = self.frame_cache.get(item.scan_id)
-        if cached is not None:
+        unit = unit_view(self.project, item.scan_id) if self.project.units.kind() != "image" else None
+        self.scan_area.setCurrentWidget(self.study_view if unit is not None else self.viewer)
+        cached = self.frame_cache.get(item.scan_id) if unit is None else None
+        if unit is not None:
+            self.study_view.show_unit(item.scan_id, unit, info)
+        elif cached is not None:
             self.viewer.set_frames(item.scan_id, cached[0], cached[1], info)
         else:
             try:
@@ -716,6 +727,8 @@ class ReviewPanel(QWidget):
     def shutdown(self) -> None:
         self.loader.shutdown()
         self.frame_cache.shutdown()
+        self.study_view.stop()
+        self.study_view.loader.shutdown()
         if self.project is not None:
             self.project.close()
             self.project = None

@@ -184,3 +184,22 @@ def test_missing_slices_are_shown_on_the_viewport(qtbot, tmp_path):
     vp.set_series(scan_id, view.series[0])
     assert "⚠ 2 missing slices (gaps of 2 mm steps)" in vp.overlay_lines()["tr"]
     vp.loader.shutdown()
+
+
+def test_review_panel_shows_a_disputed_study_as_its_series(qtbot, study):
+    from aldesk.app.labelling import record_label
+    from aldesk.ui.review_panel import ReviewPanel
+
+    path, scan_id, _ = study
+    with Project.open(path) as p:
+        record_label(p, scan_id, "dr_a", "normal")
+        record_label(p, scan_id, "dr_c", "abnormal")
+    panel = ReviewPanel(path, "dr_b")
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.queue_loaded, timeout=10_000):
+        pass
+    panel.show_scan(scan_id)
+    assert panel.scan_area.currentWidget() is panel.study_view
+    assert [vp.series.title for vp in panel.study_view.viewports if vp.series is not None] == [
+        "S1 series 1", "S2 series 2", "S3 series 3"]
+    panel.shutdown()
