@@ -166,9 +166,9 @@ def campaign(args) -> dict:
 def stop_step(steps: list[dict], rule: str, o: dict) -> int:
     """Index of the first step at which ``rule`` says stop (the last step if never).
 
-    stability: Bloodgood & Vijay-Shanker alone; stability+projection: also a fitted projection below the
-    worthwhile gain; recommend: exactly ``aldesk.learning.stopping.recommend`` (what ``aldesk progress``
-    and the dashboard say; no readers' ceiling in simulation)."""
+    stability: Bloodgood & Vijay-Shanker alone; stability+projection: also a projection (from >= 20 audit
+    scans) below the worthwhile gain; recommend: exactly ``aldesk.learning.stopping.recommend`` (what
+    ``aldesk progress`` and the dashboard say; no readers' ceiling in simulation)."""
     from aldesk.learning.stopping import STABILITY_KAPPA, Stability, recommend
 
     for i, s in enumerate(steps):
@@ -235,6 +235,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     p.add_argument("--quick", action="store_true",
                    help="3 seeds, 20 bootstrap resamples, audit evidence every 3rd step while stable")
     p.add_argument("--strategy", default=DEFAULT_STRATEGY)
@@ -249,7 +250,7 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=1, help="while stable, audit evidence every N steps (default 1)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--runs", metavar="FILE.jsonl", help="append each finished campaign here as it ends")
-    p.add_argument("--runs-from", metavar="FILE.jsonl", help="only summarise the campaigns in this file")
+    p.add_argument("--runs-from", metavar="FILE.jsonl", help="only summarise the campaigns in these files (comma-separated)")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--md", metavar="FILE")
     a = p.parse_args(argv)
@@ -260,10 +261,12 @@ def main(argv=None) -> int:
          "stop_set": a.stop_set, "more": a.more, "boot": a.boot, "every": a.every, "min_audit": MIN_AUDIT, "worthwhile": WORTHWHILE_GAIN,
          "seeds": seeds}
     t0 = time.perf_counter()
-    if a.runs_from:  # summarise campaigns saved by an earlier (possibly interrupted) run
-        runs = [json.loads(line) for line in Path(a.runs_from).read_text().splitlines() if line.strip()]
+    if a.runs_from:  # summarise campaigns saved by earlier (possibly interrupted) runs
+        runs = [json.loads(line) for f in a.runs_from.split(",") for line in Path(f).read_text().splitlines()
+                if line.strip()]
+        o["seeds"] = len({r["seed"] for r in runs})
     else:
-        jobs = [(name, seed, o) for seed in range(seeds) for name in a.datasets.split(",")]
+        jobs = [(name, seed, o) for seed in range(a.first_seed, a.first_seed + seeds) for name in a.datasets.split(",")]
         runs = []
         sink = open(a.runs, "w") if a.runs else None
         with ProcessPoolExecutor(a.jobs) as ex:

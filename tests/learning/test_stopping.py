@@ -160,6 +160,9 @@ def test_recommendation_reads_like_a_sentence_and_follows_the_evidence():
     assert "the model has stopped changing: 4 successive models agree on 99.2 % of scans" in advice.text
     assert "estimated accuracy 0.87 ± 0.03" in advice.text
     assert not st.recommend(labels=500, stab=stable, audit=audit, projected=rising).stop
+    # stable, but too few audit scans to check the curve: not yet
+    early = st.recommend(labels=150, stab=stable, audit={"n": 12, "accuracy": 0.9, "ci": [0.6, 0.98]}, projected=flat)
+    assert not early.stop and early.text.startswith("The model has stabilised; keep labelling until the audit")
     unstable = st.Stability(kappas=[0.9, 0.92, 0.95], agreements=[0.95, 0.96, 0.97], labels=[30, 40, 50],
                             mean_kappa=0.923, agreement=0.96, stable=False)
     keep = st.recommend(labels=50, stab=unstable, audit=None, projected=None)
