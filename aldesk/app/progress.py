@@ -51,21 +51,29 @@ def set_audit_fraction(project: Project, fraction) -> float:
 
 # ====================================================================================== audit sample
 _KEYS: dict[tuple[str, str], float] = {}  # (project id, uid) -> key: a key never changes, hash each once
+_LAST: dict[tuple[str, bytes], np.ndarray] = {}  # (project id, digest of the id list) -> keys: one retrain asks 4 times
 
 
 def audit_keys(project: Project, scan_ids) -> np.ndarray:
     """(n,) float64 in [0, 1): each scan's fixed random audit key, in ``scan_ids`` order."""
     pid = project.project_id
+    ids = np.ascontiguousarray(scan_ids, dtype=np.int64)
+    memo = (pid, hashlib.sha1(ids.tobytes()).digest() + project.scans.count().to_bytes(8, "little"))
+    cached = _LAST.get(memo)  # (workers on two threads may share this; a miss only costs time)
+    if cached is not None:
+        return cached.copy()
     salt = pid.encode("utf-8")
     uids = project.scans.uids()
-    out = np.empty(len(scan_ids), dtype=np.float64)
-    for i, s in enumerate(np.asarray(scan_ids, dtype=np.int64).tolist()):
+    out = np.empty(len(ids), dtype=np.float64)
+    for i, s in enumerate(ids.tolist()):
         uid = uids[s]
         key = _KEYS.get((pid, uid))
         if key is None:
             digest = hashlib.sha256(salt + b":" + uid.encode("utf-8")).digest()
             key = _KEYS[(pid, uid)] = int.from_bytes(digest[:8], "big") / 2.0 ** 64
         out[i] = key
+    _LAST.clear()
+    _LAST[memo] = out.copy()
     return out
 
 
@@ -253,13 +261,14 @@ def readers_ceiling(project: Project) -> dict | None:
     return {"accuracy": round(float(acc), 4), "source": source, "n_multi_read": n_multi}
 
 
-def progress_report(project: Project, *, extractor: str = "default", model: str | None = None,
+def progress_report(project: Project, *, extractor: str | None = None, model: str | None = None,
                     more: int = PROJECT_MORE, n_boot: int = 200, progress: Progress = no_progress,
                     should_stop: ShouldStop = never_stop) -> dict:
     """Everything ``aldesk progress --json`` says: labels, audit_accuracy, audit_ci, audit (details),
     stability_kappa, stability (details), projected, ceiling, queue_vs_random, recommendation, stop.
 
-    Refits the project's model a few dozen times (the audit learning curve); no model is stored."""
+    Refits the project's model a few dozen times (the audit learning curve); no model is stored. The
+    model and features are the newest trained model's unless given."""
     from aldesk.app.features import load_features
     from aldesk.app.labelling import training_labels
     from aldesk.learning.base import standardize
@@ -270,6 +279,7 @@ def progress_report(project: Project, *, extractor: str = "default", model: str 
         raise ProjectError(f"more == {more!r}, must be a whole number of labels >= 1")
     latest = project.models.latest()
     model = model or (latest["estimator"] if latest else "logistic")
+    extractor = extractor or (latest["extractor"] if latest else "default")
     progress(0, 4, "features")
     ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
     check_stop(should_stop, "progress report")

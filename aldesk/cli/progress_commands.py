@@ -27,6 +27,6 @@ def register(add) -> None:
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--more", type=int, default=200, metavar="N",
                    help="project the accuracy after N more labels (default 200)")
-    p.add_argument("--extractor", default="default")
+    p.add_argument("--extractor", default=None, help="features to use (default: those of the newest model)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")

@@ -69,7 +69,7 @@ class DashboardPanel(QWidget):
         self.stop_details.setToolTip(
             "Audit accuracy: uniformly random scans mixed into the queue (unmarked), each predicted by a model that "
             "did not see it; 95 % Wilson interval.\nStability: Cohen's κ between successive models' predictions "
-            "on a fixed random set of scans (stable from κ 0.99 over 3 model pairs, Bloodgood & Vijay-Shanker 2009)."
+            "on a fixed random set of scans (stable from κ 0.995 over 3 model pairs; Bloodgood & Vijay-Shanker 2009)."
             "\nProjected: an inverse power law fitted to the audit learning curve.")
         inner = QVBoxLayout(box)
         inner.setContentsMargins(10, 6, 10, 6)
