@@ -248,7 +248,8 @@ def test_with_identifiers_the_markers_do_leave(marked_project, tmp_path):
 
 
 def test_the_whole_session_log_holds_no_marker(marked_project, tmp_path, capsys):
-    """Import, label, every export, and failures quoting patient-named paths: none in the log file."""
+    """Import, label, every export, package and hand-out, and failures quoting patient-named paths:
+    none in the log file."""
     data = tmp_path / "hospital export"
     bad = tmp_path / "bad.csv"
     bad.write_text(f"path,label\n{PATIENT_FOLDER}/img9.dcm,normal\n{OTHER_FOLDER}/x.png,nope\n", encoding="utf-8")
@@ -258,11 +259,17 @@ def test_the_whole_session_log_holds_no_marker(marked_project, tmp_path, capsys)
     for fmt in ("csv", "json", "folders"):
         assert cli(["export", str(marked_project), str(tmp_path / f"out-{fmt}"), "--format", fmt, "--quiet"]) == 0
     assert cli(["export", str(marked_project), str(data), "--format", "csv"]) == 1  # not empty
+    assert cli(["package", "export", str(marked_project), str(tmp_path / "work.aldpkg")]) == 0
+    assert cli(["package", "handout", str(marked_project), str(tmp_path / "lee"), "--annotator", "dr_lee",
+                "--deidentified", "--quiet"]) == 0
+    assert cli(["package", "handout", str(marked_project), str(data), "--annotator", "dr_lee",
+                "--deidentified"]) == 1  # not empty
+    assert cli(["package", "import", str(marked_project), str(data / PATIENT_FOLDER / "img1.dcm")]) == 1
     assert "SMITH_JOHN_0000000" in capsys.readouterr().err  # on screen, the full path
     for h in logging.getLogger("aldesk").handlers:
         h.flush()
     text = (tmp_path / "logs" / "aldesk.log").read_text(encoding="utf-8")
-    assert "label failed" in text and "import failed" in text and "export failed" in text
+    assert "label failed" in text and "import failed" in text and "export failed" in text and "package failed" in text
     leaks = [m for m in markers() | {"hospital export", "img9", "0000000"} if m in text]
     assert not leaks, leaks
 
