@@ -119,8 +119,9 @@ class HybridStrategy(BaseStrategy):
                 factor = float(score[i] / u[i]) if u[i] > 0 else 1.0
                 text += "; " + rare_reason(proba[i], data.class_counts, factor, self.class_names)
             if np.isfinite(ref) and ref > 0:
-                where = "far from" if d >= 1.2 * ref else ("close to" if d <= 0.8 * ref else "at a typical distance from")
-                text += f"; {where} labelled scans ({d / ref:.1f}x typical)"
+                ratio = round(float(d / ref), 1)  # the words follow the number shown: 0.8x is never "typical"
+                where = "far from" if ratio >= 1.2 else ("close to" if ratio <= 0.8 else "at a typical distance from")
+                text += f"; {where} labelled scans ({ratio:.1f}x typical)"
             if groups is not None:
                 text += f"; typical of a group of {groups[i]} similar uncertain scans"
             reasons.append(text)

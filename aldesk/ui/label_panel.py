@@ -10,12 +10,14 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QHBoxLayout,
     QGridLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QPushButton,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -68,6 +70,27 @@ class LabelPanel(QWidget):
         self.prediction_label.setVisible(False)
         self.prediction_check.toggled.connect(self._on_prediction_check_toggled)
 
+        why_title = QLabel("Why this scan")
+        why_title.setObjectName("SectionTitle")
+        self.why_numbers = QToolButton()
+        self.why_numbers.setText("Numbers")
+        self.why_numbers.setCheckable(True)
+        self.why_numbers.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.why_numbers.setToolTip("The probabilities, score and strategy's own reason behind the sentence")
+        self.why_label = QLabel("")
+        self.why_label.setObjectName("WhyLabel")
+        self.why_label.setWordWrap(True)
+        self.why_details = QLabel("")
+        self.why_details.setObjectName("Muted")
+        self.why_details.setWordWrap(True)
+        self.why_details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.why_details.setVisible(False)
+        self.why_numbers.toggled.connect(self.why_details.setVisible)
+        why_row = QHBoxLayout()
+        why_row.addWidget(why_title)
+        why_row.addStretch(1)
+        why_row.addWidget(self.why_numbers)
+
         history_title = QLabel("History of this scan")
         history_title.setObjectName("SectionTitle")
         self.history = QListWidget()
@@ -82,6 +105,9 @@ class LabelPanel(QWidget):
         layout.addLayout(grid)
         layout.addWidget(self.note)
         layout.addWidget(self.saved_label)
+        layout.addLayout(why_row)
+        layout.addWidget(self.why_label)
+        layout.addWidget(self.why_details)
         layout.addWidget(self.prediction_check)
         layout.addWidget(self.prediction_label)
         layout.addWidget(history_title)
@@ -132,6 +158,11 @@ class LabelPanel(QWidget):
 
     def show_message(self, text: str) -> None:
         self.saved_label.setText(text)
+
+    def set_why(self, text: str, numbers: str) -> None:
+        """Why the scan on screen was offered, in plain words; the numbers behind it one click away."""
+        self.why_label.setText(text)
+        self.why_details.setText(numbers)
 
     def set_prediction(self, text: str) -> None:
         self.prediction_label.setText(text or "No model yet")

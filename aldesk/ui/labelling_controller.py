@@ -173,6 +173,7 @@ class LabellingController(QObject):
         self.panel.show_scan(mine[0].value if mine else None, w.project.labels.history(scan_id),
                              mine[0].note if mine else "")
         self.panel.set_prediction(self.prediction_text(scan_id))
+        self.refresh_why()
         w.queue_panel.select_scan(scan_id)
         w.viewer_controls.scan_changed()
         self.scan_shown.emit(scan_id)
@@ -306,6 +307,22 @@ class LabellingController(QObject):
 
     def focus_note(self) -> None:
         self.panel.note.setFocus()
+
+    def refresh_why(self) -> None:
+        """The label panel's "Why this scan" for the scan on screen (aldesk.ui.why)."""
+        from aldesk.ui import why
+
+        w = self.window
+        if self.current_scan_id is None or w.project is None:
+            self.panel.set_why("", "")
+            return
+        wl, s, classes = w.worklist, self.current_scan_id, w.project.classes
+        reason = wl.reasons.get(s) if wl else None
+        prediction = wl.predictions.get(s) if wl else None
+        ranked = bool(wl and wl.strategy)
+        self.panel.set_why(why.plain_why(reason, prediction, classes, ranked=ranked),
+                           why.details(reason, wl.scores.get(s) if wl else None, prediction, classes,
+                                       wl.strategy if wl else None))
 
     # ------------------------------------------------------------------ the model's guess
     def prediction_text(self, scan_id: int) -> str:

@@ -453,6 +453,7 @@ class MainWindow(QMainWindow):
         else:
             self.queue_panel.select_scan(self.current_scan_id)
             self.label_panel.set_prediction(self.labelling.prediction_text(self.current_scan_id))
+            self.labelling.refresh_why()
         if self.dashboard_visible:
             self.refresh_dashboard()
         self.worklist_applied.emit(wl)

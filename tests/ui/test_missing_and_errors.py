@@ -47,13 +47,13 @@ def test_exception_in_a_slot_reaches_the_user(qtbot, window, message_boxes, monk
 
 def test_label_that_cannot_be_saved_is_not_shown_as_saved(qtbot, window, message_boxes, monkeypatch):
     win = window
-    from aldesk.errors import ProjectBusyError
+    from aldesk.errors import ProjectError
     from aldesk.ui import labelling_controller
 
-    def busy(*args, **kwargs):
-        raise ProjectBusyError("another aldesk process is writing to this project; try again when it finishes")
+    def busy(*args, **kwargs):  # a busy project is journalled now ('Saved (pending)'); a full disk is not
+        raise ProjectError("the disk holding the project is full; free some space and try again")
 
-    monkeypatch.setattr(labelling_controller.labelling, "record_label", busy)
+    monkeypatch.setattr(labelling_controller.labelling, "record_read", busy)
     first = win.current_scan_id
     win.label_current("normal")
     assert win.current_scan_id == first                     # did not move on
