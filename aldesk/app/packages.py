@@ -225,15 +225,12 @@ def export_package(project: Project, out: str | os.PathLike, *, annotator: str |
             members["labels.jsonl"] = w.close()
             if reviews_too:
                 w = _MemberWriter(zf, "reviews.jsonl")
-                uids = None
                 for r in project.packages.iter_review_rows():
                     if signer["kind"] == "handout" and r["reviewer"] != annotator:
                         continue
-                    if uids is None:
-                        uids = dict(project.conn.execute("SELECT id, uid FROM scans"))
                     scan_ids.add(r["scan_id"])
                     senders.add(r["reviewer"])
-                    w.write({"table": r["table"], "id": r["id"], "scan": scan_ref(uids[r["scan_id"]]),
+                    w.write({"table": r["table"], "id": r["id"], "scan": r["scan_ref"],
                              "reviewer": r["reviewer"], "value": r.get("value"), "reason": r["reason"],
                              "created_at": r["created_at"], "workstation": r["workstation"]})
                     counts["reviews"] += 1

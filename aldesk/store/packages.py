@@ -175,17 +175,18 @@ class PackageStore:
         return self._c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
     def iter_review_rows(self) -> Iterator[dict]:
-        """Adjudications and read requests with scan id and reviewer name (key ``table`` says which)."""
+        """Adjudications and read requests with scan id, uid and package reference and reviewer name
+        (key ``table`` says which); streamed."""
         for r in self._c.execute(
-                "SELECT j.id, j.scan_id, a.name, j.value, j.reason, j.created_at, j.workstation FROM adjudications j "
-                "JOIN annotators a ON a.id = j.reviewer_id ORDER BY j.created_at, j.id"):
-            yield dict(zip(("id", "scan_id", "reviewer", "value", "reason", "created_at", "workstation"), r),
-                       table="adjudications")
+                "SELECT j.id, j.scan_id, s.uid, a.name, j.value, j.reason, j.created_at, j.workstation FROM adjudications j "
+                "JOIN annotators a ON a.id = j.reviewer_id JOIN scans s ON s.id = j.scan_id ORDER BY j.created_at, j.id"):
+            row = dict(zip(("id", "scan_id", "scan_uid", "reviewer", "value", "reason", "created_at", "workstation"), r))
+            yield row | {"table": "adjudications", "scan_ref": scan_ref(row["scan_uid"])}
         for r in self._c.execute(
-                "SELECT q.id, q.scan_id, a.name, q.reason, q.created_at, q.workstation FROM read_requests q "
-                "JOIN annotators a ON a.id = q.reviewer_id ORDER BY q.created_at, q.id"):
-            yield dict(zip(("id", "scan_id", "reviewer", "reason", "created_at", "workstation"), r),
-                       table="read_requests")
+                "SELECT q.id, q.scan_id, s.uid, a.name, q.reason, q.created_at, q.workstation FROM read_requests q "
+                "JOIN annotators a ON a.id = q.reviewer_id JOIN scans s ON s.id = q.scan_id ORDER BY q.created_at, q.id"):
+            row = dict(zip(("id", "scan_id", "scan_uid", "reviewer", "reason", "created_at", "workstation"), r))
+            yield row | {"table": "read_requests", "scan_ref": scan_ref(row["scan_uid"])}
 
     # ------------------------------------------------------------------ keys and hand-outs
     def package_secret(self) -> bytes | None:
