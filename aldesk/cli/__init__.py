@@ -16,7 +16,7 @@ from aldesk.app.logs import redact, setup_logging
 from aldesk.cli import (export_commands, learning_commands, progress_commands, project_commands, review_commands,
                         selftest_command)
 from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
-from aldesk.errors import AldeskError, CancelledError
+from aldesk.errors import AldeskError, CancelledError, storage_error
 
 log = logging.getLogger("aldesk.cli")
 
@@ -51,6 +51,26 @@ def _path_arguments(args: argparse.Namespace) -> list[str]:
     return found
 
 
+def _fullest_path(args: argparse.Namespace) -> str | None:
+    """Of the paths a command was given, the one on the disk with the least free space: what a write that
+    failed for space without naming its file (SQLite, a zip member) most likely wrote to."""
+    import shutil
+    from pathlib import Path
+
+    best, best_free = None, None
+    for arg in _path_arguments(args):
+        p = Path(arg).absolute()
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        try:
+            free = shutil.disk_usage(p).free
+        except OSError:
+            continue
+        if best_free is None or free < best_free:
+            best, best_free = arg, free
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -67,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     except AldeskError as exc:
         log.error("%s failed: %s", args.command, redact(str(exc), known=_path_arguments(args)))
         print(f"aldesk: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a full or read-only disk (OSError, sqlite3) is a message, not a traceback
+        disk = storage_error(exc, _fullest_path(args))
+        if disk is None:
+            raise
+        log.error("%s failed: %s", args.command, redact(str(disk), known=_path_arguments(args)))
+        print(f"aldesk: error: {disk}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("aldesk: aborted", file=sys.stderr)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aldesk.errors import ProjectBusyError, ProjectError
+from aldesk.errors import ProjectBusyError, ProjectError, storage_error
 
 if TYPE_CHECKING:
     from aldesk.store.project import Project
@@ -101,7 +101,10 @@ class LabelStore:
                                 (scan_id, row["annotator_id"])).fetchone()
             return cur[0], False
         except ProjectBusyError:
-            self.journal.append(entry)
+            try:
+                self.journal.append(entry)
+            except OSError as exc:  # full disk: say so (the label is not saved), never a traceback
+                raise (storage_error(exc, self.journal.path) or exc) from exc
             return entry["id"], True
 
     @property

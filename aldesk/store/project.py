@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aldesk.errors import NotAProjectError, ProjectBusyError, ProjectDamagedError, ProjectError, ProjectVersionError
+from aldesk.errors import (NotAProjectError, ProjectBusyError, ProjectDamagedError, ProjectError, ProjectVersionError,
+                           StorageError, storage_error)
 from aldesk.store.backups import (BACKUP_DIR_NAME, BACKUPS_KEPT, backup_database, commits_of, list_backups,
                                   newest_backup, prune_backups, restore_backup)
 from aldesk.store.openlock import LOCK_NAME, ProjectLock
@@ -517,8 +518,11 @@ def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> OpenStatus:
     return OpenStatus(migrated_from=start, backup=backup)
 
 
-def _as_project_error(exc: sqlite3.DatabaseError, path: Path) -> ProjectError:
+def _as_project_error(exc: sqlite3.DatabaseError, path: Path) -> ProjectError | StorageError:
     text = str(exc)
+    disk = storage_error(exc, path)  # "database or disk is full": a message naming the disk, not a traceback
+    if disk is not None and disk.reason == "full":
+        return disk
     if "locked" in text or "busy" in text:
         return ProjectBusyError(f"{path}: another aldesk process is writing to this project; try again when it finishes")
     if "readonly" in text or "read-only" in text:

@@ -14,7 +14,7 @@ import traceback
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from aldesk.errors import AldeskError, CancelledError
+from aldesk.errors import AldeskError, CancelledError, storage_error
 
 log = logging.getLogger("aldesk.ui")
 
@@ -30,6 +30,9 @@ def describe(exc: BaseException) -> tuple[str, str]:
     """(text, informative text) for a message box: what happened, then what to do."""
     if isinstance(exc, AldeskError):
         return str(exc), ""
+    disk = storage_error(exc)
+    if disk is not None:  # full, read-only or not permitted: say where and what to free
+        return str(disk), ""
     if isinstance(exc, (MemoryError,)):
         return "The computer ran out of memory.", "Close other programs or open a smaller project, then try again."
     if isinstance(exc, OSError):

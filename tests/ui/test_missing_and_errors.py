@@ -47,18 +47,20 @@ def test_exception_in_a_slot_reaches_the_user(qtbot, window, message_boxes, monk
 
 def test_label_that_cannot_be_saved_is_not_shown_as_saved(qtbot, window, message_boxes, monkeypatch):
     win = window
-    from aldesk.errors import ProjectError
+    import errno
+
+    from aldesk.errors import storage_error
     from aldesk.ui import labelling_controller
 
-    def busy(*args, **kwargs):  # a busy project is journalled now ('Saved (pending)'); a full disk is not
-        raise ProjectError("the disk holding the project is full; free some space and try again")
+    def full(*args, **kwargs):  # a busy project no longer refuses a label (it is journaled): a full disk does
+        raise storage_error(OSError(errno.ENOSPC, "No space left on device", str(win.project.path / "x")))
 
-    monkeypatch.setattr(labelling_controller.labelling, "record_read", busy)
+    monkeypatch.setattr(labelling_controller.labelling, "record_read", full)
     first = win.current_scan_id
     win.label_current("normal")
     assert win.current_scan_id == first                     # did not move on
     assert not win.label_panel.saved_label.text().startswith("Saved")
-    assert message_boxes[-1][1] == "The label was not saved" and "try again" in message_boxes[-1][2]
+    assert message_boxes[-1][1] == "The label was not saved" and "the disk is full" in message_boxes[-1][2]
     assert win.project.labels.count() == 0
 
 
