@@ -289,6 +289,11 @@ class Project:
         if path.is_file():
             raise NotAProjectError(f"{path}: is a file, not an aldesk project folder; give the project's folder")
         if not db.is_file():
+            newest = newest_backup(path) if path.is_dir() else None
+            if newest is not None:  # the database went missing, its backups did not
+                raise ProjectDamagedError(
+                    f"{path}: the project database ({PROJECT_DB_NAME}) is missing, but its backups are here; "
+                    f"restore the newest ({newest.name}) with `aldesk backup {path} --restore latest`")
             raise NotAProjectError(
                 f"{path}: no aldesk project here (no {PROJECT_DB_NAME}). "
                 "Create one with `aldesk init PROJECT --classes a,b`"

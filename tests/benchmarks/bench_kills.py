@@ -69,6 +69,7 @@ class Soak:
         self.exit_codes: Counter = Counter()
         self.durations: dict[str, float] = {}
         self.worker_death_s: list[float] = []
+        self.workers_checked = 0
         os.environ["ALDESK_NO_BACKGROUND_BACKUP"] = "1"
         os.environ.setdefault("ALDESK_LOG_DIR", str(work / "logs"))
         self.zygote = Zygote()
@@ -165,7 +166,7 @@ class Soak:
         from aldesk.store.backups import list_backups, verify_backup
 
         if workers:
-            self.counts["import workers checked after a kill"] += len(workers)
+            self.workers_checked += len(workers)
             t0 = time.time()
             while time.time() < t0 + WORKER_GRACE_S and any(_alive(w) for w in workers):
                 time.sleep(0.02)
@@ -296,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds_by_command": dict(soak.counts), "finished_before_kill": dict(soak.exit_codes),
         "failures": soak.failures, "labels_ever_committed": len(soak.ever), "kept_aside_copies": len(soak.aside_ids),
         "unkilled_duration_s": {k: round(v, 3) for k, v in soak.durations.items()},
+        "import_workers_checked": soak.workers_checked,
         "worker_death_after_kill_s": {"n": len(soak.worker_death_s),
                                       "max": round(max(soak.worker_death_s, default=0.0), 3),
                                       "median": round(sorted(soak.worker_death_s)[len(soak.worker_death_s) // 2], 3)

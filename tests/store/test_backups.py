@@ -337,3 +337,14 @@ def test_only_one_background_backup_of_a_project_runs_at_once(proj):
     for fh in backups._FLIGHT:
         fh.close()
     backups._FLIGHT.clear()
+
+
+def test_a_missing_database_with_backups_offers_the_restore_not_a_new_project(proj):
+    """The audit: after a killed restore, the project said "create a project with aldesk init"."""
+    path, _ = proj
+    (path / PROJECT_DB_NAME).unlink()
+    with pytest.raises(ProjectDamagedError, match="missing, but its backups are here.*--restore latest"):
+        Project.open(path)
+    restore_backup(path)
+    with Project.open(path) as p:
+        assert p.scans.count() == 60
