@@ -21,6 +21,7 @@ from PIL import Image, ImageSequence
 
 from aldesk.errors import InvalidScanError
 from aldesk.imaging.dicom import MAX_COMPRESSION
+from aldesk.imaging.limits import MAX_FRAMES, DecodeBudget, tiff_pages, too_many_frames
 
 _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -87,6 +88,20 @@ def _display_frame(frame: Image.Image) -> tuple[np.ndarray, bool]:
     return np.asarray(frame), False
 
 
+def _count_frames(img: Image.Image, path: str) -> int:
+    """Pages of a multi-page image, counted only up to MAX_FRAMES: Pillow's ``n_frames`` walks every page
+    of a TIFF (minutes for 100,000 pages) before any limit could be checked."""
+    if not getattr(img, "is_animated", False) and img.format != "TIFF":
+        return 1
+    if img.format != "TIFF":
+        n = int(getattr(img, "n_frames", 1))  # PNG (APNG) and the rest say it in a header
+        if n > MAX_FRAMES:
+            raise too_many_frames(path, n, "pages")
+        return n
+    tiff_pages(path)  # raises past MAX_FRAMES, from the IFD chain alone
+    return int(img.n_frames)
+
+
 def load(path: str, fmt: str, max_pixels: int) -> RasterPixels:
     """Decode every frame of a PNG/JPEG/TIFF, refusing over-limit images from the header."""
     with _pillow_limit(max_pixels):
@@ -112,8 +127,10 @@ def load(path: str, fmt: str, max_pixels: int) -> RasterPixels:
         with img:
             try:
                 width, height = img.size
-                n_frames = int(getattr(img, "n_frames", 1))
+                n_frames = _count_frames(img, path)
                 bands = 1 if img.mode in _GREY16 else len(img.getbands())
+            except InvalidScanError:
+                raise
             except Exception as exc:  # noqa: BLE001 - Pillow walks IFDs/chunks here
                 raise InvalidScanError(path, f"the {fmt.upper()} header cannot be read "
                                        f"({type(exc).__name__}: {exc}); the file is damaged — "
@@ -141,13 +158,17 @@ def load(path: str, fmt: str, max_pixels: int) -> RasterPixels:
                                        "export it again", kind="failed", code="invalid-header")
             try:
                 stored, display, grey = [], [], True
+                budget = DecodeBudget(path)
                 for frame in ImageSequence.Iterator(img):
+                    budget.check(len(stored))
                     frame.load()
                     stored.append(np.asarray(frame))
                     arr, grey_frame = _display_frame(frame)
                     display.append(arr)
                     grey = grey and grey_frame
                 mode = img.mode
+            except InvalidScanError:
+                raise
             except Exception as exc:  # noqa: BLE001 - third-party decoders raise anything
                 text = str(exc)
                 if "truncated" in text or isinstance(exc, EOFError):

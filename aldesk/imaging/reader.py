@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from aldesk.errors import InvalidScanError
-from aldesk.imaging import dicom, raster
+from aldesk.imaging import dicom, limits, raster
 from aldesk.imaging.display import (
     IDENTITY_8BIT,
     DisplayParams,
@@ -119,8 +119,8 @@ def read_scan_info(path, *, max_pixels: int = 400_000_000, preview_size: int = 1
 def _dicom_info(path: str, head: bytes, size: int, max_pixels: int,
                 preview_size: int) -> ScanInfo:
     headless = head[128:132] != b"DICM"
-    ds = dicom.read_dataset(path, headless=headless, file_size=size)
-    hdr = dicom.pixel_header(path, ds, max_pixels)
+    ds = _read_bounded(path, head, size, max_pixels)
+    hdr = _frames_bounded(path, dicom.pixel_header(path, ds, max_pixels))
     stored, photometric = dicom.decode(path, ds, hdr)
     preview = _dicom_preview(ds, hdr, dicom.first_frame(stored, hdr), photometric, preview_size)
     return ScanInfo(
@@ -147,6 +147,19 @@ def _dicom_info(path: str, head: bytes, size: int, max_pixels: int,
         preview=preview,
         **dicom.series_attributes(ds),
     )
+
+
+def _read_bounded(path: str, head: bytes, size: int, max_pixels: int):
+    """The dataset, after making sure a deflated one cannot inflate past what the pixel limit allows."""
+    if head[128:132] == b"DICM" and limits.DEFLATED_SYNTAX in head:
+        limits.check_deflated_size(path, max_pixels)
+    return dicom.read_dataset(path, headless=head[128:132] != b"DICM", file_size=size)
+
+
+def _frames_bounded(path: str, hdr: dicom.PixelHeader) -> dicom.PixelHeader:
+    if hdr.frames > limits.MAX_FRAMES:
+        raise limits.too_many_frames(path, hdr.frames)
+    return hdr
 
 
 def _is_grey(frame: np.ndarray, photometric: str) -> bool:
@@ -249,8 +262,8 @@ def read_frames(path, *, max_pixels: int = 400_000_000) -> tuple[np.ndarray, Dis
 
 def _dicom_frames(path: str, head: bytes, size: int,
                   max_pixels: int) -> tuple[np.ndarray, DisplayParams]:
-    ds = dicom.read_dataset(path, headless=head[128:132] != b"DICM", file_size=size)
-    hdr = dicom.pixel_header(path, ds, max_pixels)
+    ds = _read_bounded(path, head, size, max_pixels)
+    hdr = _frames_bounded(path, dicom.pixel_header(path, ds, max_pixels))
     stored, photometric = dicom.decode(path, ds, hdr)
     if hdr.frames == 1:
         stored = stored[None]
