@@ -65,6 +65,9 @@ class OpenStatus:
             return f"project upgraded from schema {self.migrated_from} to {SCHEMA_VERSION}; backup at {self.backup}"
         if self.readonly:
             return "project opened read-only (the folder cannot be written)"
+        if self.interrupted_imports:
+            return (f"project opened; {self.interrupted_imports} import(s) had been interrupted (killed or crashed): "
+                    "what they saved is kept, import the same folder again to finish")
         return "project opened"
 
 

@@ -249,7 +249,7 @@ class MainWindow(QMainWindow):
         self._apply_worklist(wl, first=not rank_now)
         if rank_now:
             self.viewer.clear("Ranking the queue: the first scan will be the one the model learns most from…")
-        if project.status.migrated_from is not None or project.status.readonly:
+        if project.status.migrated_from is not None or project.status.readonly or project.status.interrupted_imports:
             self.statusBar().showMessage(project.status.describe(), 10_000)
         self.project_opened.emit(str(path))
         # earlier sessions' writes not yet in a backup (one killed before its close, a command's): seconds

@@ -208,6 +208,7 @@ def test_import_workers_die_with_a_killed_import_and_the_row_says_interrupted(tm
     with Project.open(path) as p:
         statuses = [i["status"] for i in p.scans.imports()]
         assert statuses == ["interrupted"] and p.status.interrupted_imports == 1
+        assert "1 import(s) had been interrupted" in p.status.describe()
 
 
 def test_a_running_import_of_another_process_is_not_marked_interrupted(tmp_path):
