@@ -323,6 +323,10 @@ def export_labelled_set(
         split_of = {f.scan_id: split_names[k] for f, k in zip(finals, assigned.tolist())}
 
     readers = sorted({name for f in finals for name in f.readers})
+    notes: dict[int, dict[str, str]] = {}  # the readers' notes: "reader: note; ..." in a notes column
+    for row in project.labels.current():
+        if row.note:
+            notes.setdefault(row.scan_id, {})[row.annotator] = row.note
     partial_dir = _prepare_out(out)
     partial = partial_dir.path
     problems: list[dict] = []
@@ -353,6 +357,7 @@ def export_labelled_set(
                 "patient_key": scan["patient_key"] or "", "format": scan["format"], "modality": scan["modality"] or "",
                 "model_probability": None if p is None else round(float(p[classes.index(f.label)]), 6),
                 "probabilities": None if p is None else {c: round(float(v), 6) for c, v in zip(classes, p)},
+                "notes": "; ".join(f"{r}: {t}" for r, t in sorted(notes.get(f.scan_id, {}).items())),
             }
             if options.include_identifiers:
                 rec["path"] = scan["relpath"]
@@ -494,7 +499,8 @@ def _columns(options: ExportOptions, classes: list[str], readers: list[str], rec
     cols = ["scan_id", "scan_key", "study_key", "series_key", "unit", "n_files", "series_keys"] + (
         ["path", "files"] if options.include_identifiers else []) + [
             "label", "split", "method", "method_detail", "weight", "agreement", "n_readers", "patient_key", "format",
-            "modality", "model_probability"] + [f"p_{c}" for c in classes] + [f"reader:{r}" for r in readers]
+            "modality", "model_probability"] + [f"p_{c}" for c in classes] + [f"reader:{r}" for r in readers] + [
+            "notes"]
     if options.format == "folders":
         cols += ["file", "burned_in_annotation"]
     if options.include_identifiers:

@@ -160,7 +160,10 @@ def rank(
 
 
 def _plain(v):
-    return float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v
+    """JSON-ready: numpy numbers to Python ones; whole numbers stay whole (``"folds": 5``, not 5.0)."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v)
+    return float(v) if isinstance(v, (float, np.floating)) else v
 
 
 def _ranking_model(project: Project, data: Dataset, chooser, random_state):

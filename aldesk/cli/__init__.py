@@ -15,7 +15,7 @@ from aldesk import __version__
 from aldesk.app.logs import redact, setup_logging
 from aldesk.cli import (export_commands, learning_commands, progress_commands, project_commands, review_commands,
                         selftest_command)
-from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
+from aldesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, fill_standard_help
 from aldesk.errors import AldeskError, CancelledError, storage_error
 
 log = logging.getLogger("aldesk.cli")
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_commands.register(add)
     review_commands.register(add)
     selftest_command.register(add)
+    fill_standard_help(parser)
     return parser
 
 
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("aldesk %s: %s", __version__, args.command)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        return _reader_went_away()
     except CancelledError as exc:
         print(f"aldesk: {exc}", file=sys.stderr)
         return EXIT_CANCELLED
@@ -98,3 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aldesk: aborted", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def _reader_went_away() -> int:
+    """`aldesk ... | head`: the reader closed the pipe, which is not an error. Point stdout at devnull so
+    the interpreter's final flush cannot raise again, and end quietly (as `cat | head` does)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no real file (a test's capture): nothing to silence
+        pass
+    return EXIT_OK

@@ -95,3 +95,53 @@ def open_project(path: str, *, allow_damaged: bool = False) -> Iterator:
             project.close()
 
 
+class StrategyNames:
+    """The query strategies' names as argparse ``choices``: `--help` lists them and an unknown name fails
+    at parsing, before any feature is extracted. The registry is imported only when asked (it costs
+    seconds of scikit-learn imports that commands other than rank and queue never need)."""
+
+    def _names(self) -> tuple[str, ...]:
+        from aldesk.learning.strategies import STRATEGY_NAMES
+
+        return STRATEGY_NAMES
+
+    def __contains__(self, name) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+STRATEGY_HELP = "query strategy, one of: %(choices)s (default: %(default)s)"
+
+# Options many commands share: one wording, filled in where a command gave none (build_parser).
+STANDARD_HELP = {
+    "project": "the project folder",
+    "json": "print the result as one JSON object (for scripts)",
+    "quiet": "no progress bar",
+    "extractor": "feature extractor: default | learned | onnx (default: %(default)s)",
+    "folds": "cross-validation folds (default: %(default)s)",
+    "batch": "how many scans to return (default: %(default)s)",
+    "seed": "random seed, for repeatable results (default: %(default)s)",
+    "jobs": "worker processes (default: all cores)",
+}
+
+
+def fill_standard_help(parser) -> list[str]:
+    """Give every option of ``parser`` and its subcommands a help text from STANDARD_HELP where it has
+    none; returns 'command --option' for options still without one (tests/cli/test_cli_help.py)."""
+    import argparse
+
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                missing += [f"{name} {m}" for m in fill_standard_help(sub)]
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)) and not action.help:
+            action.help = STANDARD_HELP.get(action.dest)
+            if not action.help:
+                missing.append("/".join(action.option_strings) or action.dest)
+    return missing

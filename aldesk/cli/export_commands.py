@@ -148,7 +148,8 @@ def register(add) -> None:
     p = add("export", cmd_export, "export the labelled set (CSV, JSON or class folders) with splits and a manifest")
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("out", metavar="OUT", help="a new (or empty) folder")
-    p.add_argument("--format", required=True, choices=("csv", "json", "folders"))
+    p.add_argument("--format", required=True, choices=("csv", "json", "folders"),
+                   help="csv or json: one row per scan; folders: images copied into one folder per class")
     p.add_argument("--splits", metavar="70,15,15", help="train,val,test (or train,test) percentages; "
                    "stratified by class, grouped by patient")
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
@@ -178,7 +179,7 @@ def register(add) -> None:
                        description="write labels, notes and reviews (no pixels) to a .aldpkg file")
     q.set_defaults(func=cmd_package_export)
     q.add_argument("project", metavar="PROJECT")
-    q.add_argument("out", metavar="OUT.aldpkg")
+    q.add_argument("out", metavar="OUT.aldpkg", help="the package file to write")
     q.add_argument("--annotator", metavar="NAME", help="only this reader's labels")
     q.add_argument("--since", metavar="DATE", help="only labels given at or after DATE (2026-01-31[T14:00])")
     q.add_argument("--json", action="store_true")
@@ -187,7 +188,7 @@ def register(add) -> None:
                        description="merge a .aldpkg file into the project (all or nothing; safe to repeat)")
     q.set_defaults(func=cmd_package_import)
     q.add_argument("project", metavar="PROJECT")
-    q.add_argument("package", metavar="IN.aldpkg")
+    q.add_argument("package", metavar="IN.aldpkg", help="the package file to merge in")
     q.add_argument("--allow-other-project", action="store_true",
                    help="no longer enough (kept to say so): trust the other project with `aldesk package trust`")
     q.add_argument("--json", action="store_true", help="the summary, every rejected row included, as JSON")
@@ -198,7 +199,7 @@ def register(add) -> None:
     q.set_defaults(func=cmd_package_handout)
     q.add_argument("project", metavar="PROJECT")
     q.add_argument("out", metavar="OUT", help="a new (or empty) folder for the copy")
-    q.add_argument("--annotator", required=True, metavar="NAME")
+    q.add_argument("--annotator", required=True, metavar="NAME", help="the reader the copy is prepared for")
     q.add_argument("--scans", type=int, metavar="N", help="only the next N scans for this reader")
     q.add_argument("--with-scans", action="store_true",
                    help="copy the scan files into the hand-out (always with --deidentified)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aldesk.cli.common import EXIT_OK, Bar, Interrupt, open_project, print_json
+from aldesk.cli.common import EXIT_OK, STRATEGY_HELP, Bar, Interrupt, StrategyNames, open_project, print_json
 
 
 def cmd_features(args) -> int:
@@ -49,7 +49,7 @@ def cmd_train(args) -> int:
         return EXIT_OK
     print(f"model {report['model']} on {report['extractor']} features, {report['labels']} labels "
           f"({', '.join(f'{k} {v}' for k, v in report['per_class'].items())})")
-    print(f"{report['folds']}-fold cross-validation (objective: {report['objective']}):")
+    print(f"{int(report['folds'])}-fold cross-validation (objective: {report['objective']}):")
     keys = dict.fromkeys([report["objective"], "accuracy", "balanced_accuracy", "quadratic_kappa", "grade_mae",
                           "sensitivity_at_specificity", "auc", "ece"])
     for key in keys:
@@ -92,6 +92,9 @@ def cmd_rank(args) -> int:
         return EXIT_OK
     print(f"strategy {ranking.strategy}: next {len(ranking.batch)} of {ranking.n_candidates} unread scans "
           f"({ranking.n_labelled} labelled)")
+    if ranking.details.get("fallback") and ranking.strategy != args.strategy:
+        print(f"  (not {args.strategy}: {ranking.details.get('fallback_reason') or 'no model can be trained yet'}; "
+              f"{ranking.strategy} picks typical and diverse scans until then)")
     for i, r in enumerate(ranking.batch, 1):
         print(f"{i:3}. {r.score:8.4f}  {r.path}\n       {r.reason}")
     return EXIT_OK
@@ -145,8 +148,8 @@ def register(add) -> None:
 
     p = add("label", cmd_label, "record one reader's labels from a CSV with columns path,label")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("--csv", required=True, metavar="FILE")
-    p.add_argument("--annotator", required=True, metavar="NAME")
+    p.add_argument("--csv", required=True, metavar="FILE", help="columns path,label (path as imported)")
+    p.add_argument("--annotator", required=True, metavar="NAME", help="the reader the labels are recorded under")
     p.add_argument("--strict", action="store_true",
                    help="refuse the whole file if it labels the same image two ways (default: the latest line wins, "
                         "with a warning)")
@@ -170,7 +173,7 @@ def register(add) -> None:
 
     p = add("rank", cmd_rank, "the next scans worth reading, with scores and reasons")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("--strategy", default="hybrid")
+    p.add_argument("--strategy", default="hybrid", choices=StrategyNames(), metavar="NAME", help=STRATEGY_HELP)
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--extractor", default="default")
     p.add_argument("--seed", type=int, default=0)
@@ -190,12 +193,12 @@ def register(add) -> None:
     p.add_argument("--strict", action="store_true",
                    help="refuse an answer key that labels the same image two ways (default: leave it out, report it)")
     p.add_argument("--json", action="store_true", help="print the summary (no per-seed runs) as JSON")
-    p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--initial", type=int, default=20)
+    p.add_argument("--seeds", type=int, default=10, help="repeats with different random starts (default: %(default)s)")
+    p.add_argument("--initial", type=int, default=20, help="random labels before the first model (default: %(default)s)")
     p.add_argument("--batch", type=int, default=10)
-    p.add_argument("--budget", type=int, default=300)
+    p.add_argument("--budget", type=int, default=300, help="labels per simulated campaign (default: %(default)s)")
     p.add_argument("--extractor", default="default")
     p.add_argument("--model", default=None, help="as for train (default: the project's ordered setting decides)")
     p.add_argument("--jobs", type=int, default=None)
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for results.json and the learning curves")
     p.add_argument("--quiet", action="store_true")

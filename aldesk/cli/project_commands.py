@@ -209,7 +209,7 @@ def register(add) -> None:
 
     p = add("import", cmd_import, "import DICOM/PNG/JPEG/TIFF files and folders (recursive, incremental)")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("paths", metavar="PATH", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="files or folders of scans (folders searched recursively)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--max-pixels", type=int, default=400_000_000, help="skip files with more pixels than this")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -230,4 +230,4 @@ def register(add) -> None:
 
     p = add("relink", cmd_relink, "point the project at the new place of moved scan folders")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("new_root", metavar="NEW_ROOT")
+    p.add_argument("new_root", metavar="NEW_ROOT", help="the folder the imported data now lives under")

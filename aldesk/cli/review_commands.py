@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from aldesk.cli.common import EXIT_OK, Bar, Interrupt, open_project, print_json
+from aldesk.cli.common import EXIT_OK, STRATEGY_HELP, Bar, Interrupt, StrategyNames, open_project, print_json
 
 EXIT_USAGE = 2
 
@@ -235,16 +235,17 @@ def register(add) -> None:
 
     p = add("annotator", cmd_annotator, "list readers, or add one / change their role")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("name", metavar="NAME", nargs="?")
-    p.add_argument("--role", choices=("annotator", "reviewer", "lead"))
+    p.add_argument("name", metavar="NAME", nargs="?", help="the reader to add or change (none: list every reader)")
+    p.add_argument("--role", choices=("annotator", "reviewer", "lead"),
+                   help="annotator reads; reviewer and lead also set final labels and ask for reads")
     p.add_argument("--json", action="store_true")
 
     p = add("queue", cmd_queue, "the scans a reader should read next (requested reads, second reads, ranking)")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("--annotator", required=True, metavar="NAME")
-    p.add_argument("--limit", type=int, default=None, metavar="N")
+    p.add_argument("--annotator", required=True, metavar="NAME", help="the reader whose queue to show")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N scans (default: all)")
     p.add_argument("--ranked", action="store_true", help="follow the active-learning ranking (extracts features)")
-    p.add_argument("--strategy", default="hybrid")
+    p.add_argument("--strategy", default="hybrid", choices=StrategyNames(), metavar="NAME", help=STRATEGY_HELP)
     p.add_argument("--extractor", default="default")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -260,7 +261,7 @@ def register(add) -> None:
     p.add_argument("--list", action="store_true", help="the reviewer's queue, most in doubt first")
     p.add_argument("--scan", metavar="ID|PATH", help="a scan (alone: show every read side by side)")
     p.add_argument("--final", metavar="LABEL", help="with --scan: the final label (a class)")
-    p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--reason", metavar="TEXT", help="why: stored with the final label or the read request")
     p.add_argument("--reviewer", metavar="NAME", help="who decides (role reviewer or lead)")
     p.add_argument("--request-read", action="store_true", help="with --scan: ask for another independent read")
     p.add_argument("--find-errors", action="store_true",

@@ -304,7 +304,9 @@ class MainWindow(QMainWindow):
         from aldesk.app.projects import create_project
         from aldesk.ui.project_dialogs import NewProjectDialog
 
-        dlg = NewProjectDialog(self, self.settings.last_import_dir)
+        recent = self.settings.recent_projects
+        projects_dir = str(Path(recent[0]).parent) if recent else ""
+        dlg = NewProjectDialog(self, projects_dir, data_dirs=[self.settings.last_import_dir])
         if dlg.exec() != NewProjectDialog.DialogCode.Accepted:
             return
         folder, classes, name = dlg.values()

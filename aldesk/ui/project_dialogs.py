@@ -36,15 +36,40 @@ UNIT_CHOICES = (
 )
 
 
+def _inside(folder: Path, data_dir: Path) -> bool:
+    try:
+        folder.resolve().relative_to(data_dir.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def proposed_folder(projects_dir: str | Path, data_dirs: list[str] = ()) -> Path:
+    """A new folder for a project: in ``projects_dir`` (home when empty or inside a data folder, where a
+    later recursive import would read the project's own files), named aldesk-project[-N], not taken."""
+    base = Path(projects_dir) if projects_dir else Path.home()
+    if any(d and _inside(base, Path(d)) for d in data_dirs):
+        base = Path.home()
+    folder, n = base / "aldesk-project", 1
+    while folder.exists():
+        n += 1
+        folder = base / f"aldesk-project-{n}"
+    return folder
+
+
 class NewProjectDialog(QDialog):
     """Folder + classes (comma separated) + name + labelling unit. ``values()`` -> (folder, classes,
-    name); ``chosen_unit()`` -> 'image' | 'series' | 'study'."""
+    name); ``chosen_unit()`` -> 'image' | 'series' | 'study'.
 
-    def __init__(self, parent: QWidget | None = None, start_dir: str = ""):
+    ``start_dir``: where projects go (the proposal is a new folder there); ``data_dirs``: folders scans
+    are imported from — a project inside one is refused (its own files would be imported next time)."""
+
+    def __init__(self, parent: QWidget | None = None, start_dir: str = "", data_dirs: list[str] = ()):
         super().__init__(parent)
         self.setWindowTitle("New project")
         self.setMinimumWidth(520)
-        self.folder = QLineEdit(str(Path(start_dir or Path.home()) / "aldesk-project"))
+        self.data_dirs = [d for d in data_dirs if d]
+        self.folder = QLineEdit(str(proposed_folder(start_dir, self.data_dirs)))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._on_browse_clicked)
         row = QHBoxLayout()
@@ -107,6 +132,11 @@ class NewProjectDialog(QDialog):
             return
         if not folder:
             self.error.setText("Choose a folder for the project")
+            return
+        inside = next((d for d in self.data_dirs if _inside(Path(folder), Path(d))), None)
+        if inside:
+            self.error.setText(f"That folder is inside {inside}, where scans are imported from: importing it "
+                               "again would read the project's own files. Choose a folder beside it")
             return
         super().accept()
 

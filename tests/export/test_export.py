@@ -348,3 +348,19 @@ def test_keep_private_is_an_explicit_safe_private_list(labelled, tmp_path, capsy
     assert not any(e.tag.is_private for f in (tmp_path / "o").rglob("*.dcm") for e in pydicom.dcmread(f).iterall())
     assert main(["export", str(labelled.path), str(tmp_path / "p"), "--format", "folders", "--keep-private", "x"]) == 1
     assert "give CREATOR:GROUP:OFFSET" in capsys.readouterr().err
+
+
+def test_readers_notes_are_in_the_exported_labels_csv(labelled, tmp_path):
+    """Issue 13: the notes typed with a label were missing from labels.csv."""
+    from aldesk.app.labelling import record_label
+
+    ids = scan_ids_by_name(labelled)
+    record_label(labelled, ids["img_0"], "alice", ALICE["img_0"], note="air bronchogram right base")
+    record_label(labelled, ids["case0_0"], "bob", BOB["case0_0"], note="clear; compare with prior")
+    export_labelled_set(labelled, tmp_path / "out", ExportOptions(format="csv"))
+    rows = read_csv(tmp_path / "out" / "labels.csv")
+    name_of = names_by_key(labelled)
+    notes = {name_of[r["scan_key"]]: r["notes"] for r in rows}
+    assert notes["img_0"] == "alice: air bronchogram right base"
+    assert notes["case0_0"] == "bob: clear; compare with prior"
+    assert notes["img_1"] == ""

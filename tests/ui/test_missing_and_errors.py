@@ -102,3 +102,40 @@ def test_readers_and_roles_from_the_review_menu(qtbot, window, monkeypatch):
     window.label_current("normal")  # dr_test is now a reader of the project
     action.trigger()
     assert opened == [["dr_test"]]
+
+
+def test_new_project_dialog_never_proposes_a_folder_inside_the_data_folder(qtbot, tmp_path, monkeypatch):
+    """Issue 13: it proposed <last import folder>/aldesk-project, inside the data."""
+    from pathlib import Path
+
+    from aldesk.ui.project_dialogs import NewProjectDialog
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    data = tmp_path / "data" / "cxr"
+    data.mkdir(parents=True)
+    dlg = NewProjectDialog(None, str(data), data_dirs=[str(tmp_path / "data")])
+    qtbot.addWidget(dlg)
+    proposed = Path(dlg.folder.text())
+    assert proposed == tmp_path / "home" / "aldesk-project"
+    dlg.folder.setText(str(data / "my-project"))
+    dlg.accept()
+    assert dlg.result() != NewProjectDialog.DialogCode.Accepted and "inside" in dlg.error.text()
+    (tmp_path / "projects" / "aldesk-project").mkdir(parents=True)       # taken: the next free name
+    dlg2 = NewProjectDialog(None, str(tmp_path / "projects"), data_dirs=[str(tmp_path / "data")])
+    qtbot.addWidget(dlg2)
+    assert Path(dlg2.folder.text()) == tmp_path / "projects" / "aldesk-project-2"
+    dlg2.accept()
+    assert dlg2.result() == NewProjectDialog.DialogCode.Accepted
+
+
+def test_main_window_proposes_projects_beside_the_last_project_not_in_the_data(qtbot, window, monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from aldesk.ui.project_dialogs import NewProjectDialog
+
+    seen = []
+    monkeypatch.setattr(NewProjectDialog, "exec", lambda self: seen.append(Path(self.folder.text())) or 0)
+    window.settings.last_import_dir = str(tmp_path / "scans")
+    window.new_project_dialog()
+    assert seen and seen[0].parent == Path(window.settings.recent_projects[0]).parent
+    assert not str(seen[0]).startswith(str(tmp_path / "scans"))
