@@ -599,9 +599,10 @@ class MainWindow(QMainWindow):
                 self.center.addWidget(self.dashboard)
             self.refresh_dashboard()
             self.center.setCurrentWidget(self.dashboard)
-        else:
-            self.center.setCurrentWidget(self.viewer)
-            self.viewer.setFocus()
+        else:   # back to the scan: the series grid when a series/study unit is on screen
+            scan = self.study_view if self.viewer_controls.viewer is not self.viewer else self.viewer
+            self.center.setCurrentWidget(scan)
+            (self.study_view.active if scan is self.study_view else self.viewer).setFocus()
 
     def refresh_dashboard(self) -> None:
         from aldesk.app.dashboard import dashboard_data

@@ -203,3 +203,18 @@ def test_review_panel_shows_a_disputed_study_as_its_series(qtbot, study):
     assert [vp.series.title for vp in panel.study_view.viewports if vp.series is not None] == [
         "S1 series 1", "S2 series 2", "S3 series 3"]
     panel.shutdown()
+
+
+def test_closing_the_dashboard_returns_to_the_series_grid(qtbot, study):
+    from aldesk.ui.main_window import MainWindow
+    from aldesk.ui.settings import Settings
+
+    path, scan_id, _ = study
+    win = MainWindow(Settings(), "dr_test", path, retrain_on_open=False)
+    qtbot.addWidget(win)
+    win.show()
+    win.labelling.show_scan(scan_id)
+    win._on_dashboard_toggled(True)
+    win._on_dashboard_toggled(False)
+    assert win.center.currentWidget() is win.study_view
+    win.close()
