@@ -332,3 +332,18 @@ def test_packages_merge_labels_of_units_between_copies(tmp_path):
     import_package(master, pkg)
     got = {(r.uid, l.annotator): l.value for l in master.labels.current() for r in master.scans.rows([l.scan_id])}
     assert got[(unit.uid, "dr_b")] == "abnormal" and unit.uid == master.units.series()[0].uid
+
+
+def test_cli_label_csv_by_series_uid(tmp_path, capsys):
+    from aldesk.cli import main
+
+    p = _series_project_with_labels(tmp_path)
+    series = p.units.series()
+    path = p.path
+    p.close()
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("series_uid,label\n" + "".join(f"{s.uid},abnormal\n" for s in series))
+    assert main(["label", str(path), "--csv", str(csv_file), "--annotator", "dr_csv"]) == 0
+    with Project.open(path) as again:
+        mine = {l.scan_id: l.value for l in again.labels.current("dr_csv")}
+    assert mine == {s.scan_id: "abnormal" for s in series}

@@ -218,3 +218,31 @@ def test_closing_the_dashboard_returns_to_the_series_grid(qtbot, study):
     win._on_dashboard_toggled(False)
     assert win.center.currentWidget() is win.study_view
     win.close()
+
+
+def test_brackets_move_between_the_stacks_of_a_series(qtbot, tmp_path):
+    from pydicom.uid import generate_uid
+
+    series_uid = generate_uid()
+    for echo in (1, 2):   # one series, two echoes at the same positions: two stacks
+        write_series(tmp_path / "d" / f"e{echo}", _volume(6, base=1000 * echo), series_uid=series_uid, echo=echo,
+                     instance_offset=10 * echo, series_number=1, description="dual echo")
+    with Project.create(tmp_path / "p", ["normal", "abnormal"], unit="series") as p:
+        import_paths(p, [tmp_path / "d"], jobs=1)
+        [scan_id] = p.scans.ids().tolist()
+        view = unit_view(p, scan_id)
+    grid = StudyView()
+    qtbot.addWidget(grid)
+    grid.show()
+    grid.show_unit(scan_id, view)
+    vp = grid.active
+    shown(qtbot, vp)
+    vp.set_frame(5)
+    assert vp.overlay_lines()["tl"][0] == "S1 dual echo · axial echo 1 (1/2)"
+    qtbot.keyClick(vp, Qt.Key.Key_BracketRight)
+    assert vp.stack_index == 1 and vp.frame == 5
+    assert vp.overlay_lines()["tl"][0] == "S1 dual echo · axial echo 2 (2/2)"
+    shown(qtbot, vp)
+    qtbot.keyClick(vp, Qt.Key.Key_BracketLeft)
+    assert vp.stack_index == 0
+    grid.loader.shutdown()
