@@ -46,6 +46,7 @@ class ImportSummary:
     failed: int = 0
     unchanged: int = 0
     units: int = 0       # new series/study units (series and study projects)
+    series_problems: list[dict] = field(default_factory=list)   # missing / duplicate / uneven slices
     status: str = "done"
     elapsed_s: float = 0.0
     problems: list[dict] = field(default_factory=list)
@@ -62,6 +63,7 @@ class ImportSummary:
             "failed": self.failed,
             "unchanged": self.unchanged,
             "units": self.units,
+            "series_problems": self.series_problems,
             "files": self.files,
             "status": self.status,
             "elapsed_s": round(self.elapsed_s, 3),
@@ -294,7 +296,7 @@ def import_paths(
         else:
             status = _run_pool(tasks, jobs, salt, max_pixels, report, should_stop)
         writer.flush()
-        finalise_units(project, progress=progress)
+        summary.series_problems = finalise_units(project, progress=progress)
     except BaseException:
         status = "failed"
         writer.flush()  # keep what was read: each batch is whole, and a re-run skips it

@@ -59,11 +59,13 @@ def _refs(slices) -> list[SliceRef]:
 
 
 def finalise_units(project: Project, *, progress: Progress = no_progress,
-                   should_stop: ShouldStop = never_stop) -> int:
-    """Lay out every series changed since its last layout; returns how many were laid out."""
+                   should_stop: ShouldStop = never_stop) -> list[dict]:
+    """Lay out every series changed since its last layout. Returns, for those with missing slices,
+    duplicate positions or uneven spacing, {"scan_id", "series", "problems"} (series = "S3 Ax fMRI")."""
     store = project.units
     dirty = store.dirty_series()
     units: set[int] = set()
+    problems: list[dict] = []
     for i, series_id in enumerate(dirty):
         if should_stop():
             break
@@ -77,11 +79,16 @@ def finalise_units(project: Project, *, progress: Progress = no_progress,
                               "spacing": stack.spacing, "problems": stack.problems})
         with project.transaction():
             store.save_layout(series_id, described, placement)
-        units.add(store.series(series_ids=[series_id])[0].scan_id)
+        row = store.series(series_ids=[series_id])[0]
+        units.add(row.scan_id)
+        found = [f"{d['label']}: {q}" if len(described) > 1 else q for d in described for q in d["problems"]]
+        if found:
+            title = f"S{row.number if row.number is not None else '?'} {row.description or ''}".strip()
+            problems.append({"scan_id": row.scan_id, "series": title, "problems": found})
         progress(i + 1, len(dirty), "arranging series")
     for scan_id in sorted(units):
         _point_unit(project, scan_id)
-    return len(dirty)
+    return problems
 
 
 def _point_unit(project: Project, scan_id: int) -> None:

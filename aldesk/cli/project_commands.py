@@ -47,6 +47,10 @@ def _print_import_summary(summary, verbose: bool) -> None:
     print(f"  duplicates {s.duplicates}")
     print(f"  skipped    {s.skipped}")
     print(f"  failed     {s.failed}")
+    if s.units or s.series_problems:
+        print(f"  new units  {s.units}  (series or studies)")
+    for item in s.series_problems:
+        print(f"  series {item['series']} (scan {item['scan_id']}): {'; '.join(item['problems'])}")
     if not s.problems:
         return
     by_code: dict[tuple[str, str], list[dict]] = {}

@@ -57,6 +57,7 @@ def _series(p, description, number=None):
 def test_real_series_become_one_unit_per_study(study_project):
     p, summary = study_project
     assert (summary.imported, summary.failed, summary.units) == (1584, 0, 4)
+    assert summary.series_problems == []   # these series are whole and evenly spaced
     info = project_info(p, check_files=False)
     assert (info["unit"], info["units"], info["series"], info["studies"], info["files"]) == ("study", 4, 22, 4, 1584)
     assert sorted(len(v.series) for v in _views(p)) == [2, 4, 8, 8]          # as SOURCE.md lists them
@@ -146,6 +147,8 @@ def test_missing_slices_and_blank_slices_are_shown_not_hidden(tmp_path):
     assert (summary.imported, summary.duplicates) == (10, 0)
     [stack] = unit_view(p, p.scans.ids()[0]).series[0].stacks
     assert stack.problems == ["2 missing slices (gaps of 2 mm steps)"]
+    assert summary.series_problems == [{"scan_id": int(p.scans.ids()[0]), "series": "S1 generated",
+                                        "problems": ["2 missing slices (gaps of 2 mm steps)"]}]
     assert stack.positions == sorted(stack.positions)
 
 
