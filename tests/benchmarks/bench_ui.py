@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="keep the synthetic projects here (reused when present)")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--quick", action="store_true", help="10,000 scans only, 1 retrain, 40 presses")
+    parser.add_argument("--labels", type=int, default=0,
+                        help="reads from 3 readers already in each project (e.g. 20000), not 40 seed labels")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.retrains, args.presses = "10000", 1, min(args.presses, 40)
@@ -184,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     results, extras = {}, {}
     try:
         for size in [int(s) for s in args.sizes.split(",")]:
-            project = work / f"synthetic-{size}"
+            project = work / (f"synthetic-{size}-{args.labels}reads" if args.labels else f"synthetic-{size}")
             if not (project / "project.sqlite").is_file():
                 print(f"building {size:,} scans…", flush=True)
-                build(project, size)
+                build(project, size, reads=args.labels, readers=3)
             print(f"measuring {size:,} scans…", flush=True)
             figures = measure(project, retrains=args.retrains, presses=args.presses, reading_s=args.reading_ms / 1000)
             extras[str(size)] = figures.pop("_extra")
