@@ -145,11 +145,15 @@ def cohen_kappa(a, b, n_classes: int | None = None, weights: str | None = None,
 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n_items: int, *, n_boot: int = 1000,
-                 confidence: float = 0.95, random_state=0) -> tuple[float, float]:
+                 confidence: float = 0.95, random_state=0, groups: np.ndarray | None = None) -> tuple[float, float]:
     """Percentile interval of ``statistic(weights)`` over ``n_boot`` resamples of the items.
 
-    ``weights`` (n_items,) counts how often each item was drawn. (NaN, NaN) when there are no
-    items, n_boot is 0, or most resamples give no value (e.g. every resample lacks variation)."""
+    ``weights`` (n_items,) counts how often each item was drawn. With ``groups`` (n_groups,) -- how many
+    items share each distinct value, as from ``np.unique(..., return_counts=True)`` -- ``weights`` is
+    (n_groups,) instead: how many draws fell in each group, Multinomial(n_items, groups / n_items), the
+    same distribution as drawing items, at a cost per resample that no longer grows with the items.
+    (NaN, NaN) when there are no items, n_boot is 0, or most resamples give no value (e.g. every
+    resample lacks variation)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence == {confidence}, must be in (0, 1)")
     if n_boot < 0:
@@ -157,8 +161,12 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], float], n_items: int, *, n_bo
     if n_items == 0 or n_boot == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(random_state)
-    values = np.array([statistic(np.bincount(rng.integers(0, n_items, n_items), minlength=n_items))
-                       for _ in range(n_boot)])
+    if groups is not None:
+        share = np.asarray(groups, dtype=np.float64) / n_items
+        values = np.array([statistic(rng.multinomial(n_items, share)) for _ in range(n_boot)])
+    else:
+        values = np.array([statistic(np.bincount(rng.integers(0, n_items, n_items), minlength=n_items))
+                           for _ in range(n_boot)])
     finite = values[np.isfinite(values)]
     if len(finite) < n_boot / 2:
         return float("nan"), float("nan")
@@ -298,9 +306,18 @@ def agreement_report(ratings, raters: Sequence[str], classes: Sequence[str], *, 
     n_multi = int(multi.sum())
     seed = random_state
 
-    def with_ci(stat: Callable[..., float], data_n: int) -> tuple[float | None, list | None]:
-        return _num(stat(None)), _ci(bootstrap_ci(stat, data_n, n_boot=n_boot, confidence=confidence,
-                                                  random_state=seed))
+    def with_ci(stat: Callable[[np.ndarray, np.ndarray | None], float], data: np.ndarray,
+                ) -> tuple[float | None, list | None]:
+        """stat(rows, weights) on the items (rows of ``data``) and its bootstrap interval, resampled over
+        the distinct rows (every statistic here is a weighted sum over items): bounded by the number of
+        distinct rows (a few dozen), not of items (18 of 29 s at 50k reads before)."""
+        data = np.asarray(data)
+        point = _num(stat(data, None))
+        if len(data) == 0:
+            return point, None
+        rows, counts = np.unique(data.reshape(len(data), -1), axis=0, return_counts=True)
+        return point, _ci(bootstrap_ci(lambda w: stat(rows, w), len(data), n_boot=n_boot, confidence=confidence,
+                                       random_state=seed, groups=counts))
 
     report: dict = {
         "classes": list(classes),
@@ -311,13 +328,12 @@ def agreement_report(ratings, raters: Sequence[str], classes: Sequence[str], *, 
         "n_items": int((m >= 1).sum()),
         "n_multi_read": n_multi,
     }
-    for key, stat in (("percent_agreement", lambda w: percent_agreement(cm, w)),
-                      ("fleiss_kappa", lambda w: fleiss_kappa(cm, w)),
-                      ("krippendorff_alpha", lambda w: krippendorff_alpha(cm, "nominal", w))):
-        report[key], report[f"{key}_ci"] = with_ci(stat, n_multi)
+    for key, stat in (("percent_agreement", percent_agreement), ("fleiss_kappa", fleiss_kappa),
+                      ("krippendorff_alpha", lambda c, w: krippendorff_alpha(c, "nominal", w))):
+        report[key], report[f"{key}_ci"] = with_ci(stat, cm)
     if ordered:
         report["krippendorff_alpha_ordinal"], report["krippendorff_alpha_ordinal_ci"] = with_ci(
-            lambda w: krippendorff_alpha(cm, "ordinal", w), n_multi)
+            lambda c, w: krippendorff_alpha(c, "ordinal", w), cm)
     report["n"] = n_multi
 
     pairs = []
@@ -325,14 +341,15 @@ def agreement_report(ratings, raters: Sequence[str], classes: Sequence[str], *, 
         shared = (R[:, i] != MISSING) & (R[:, j] != MISSING)
         a, b = R[shared, i], R[shared, j]
         row: dict = {"a": raters[i], "b": raters[j], "n": int(shared.sum())}
+        ab = np.column_stack([a, b])
         row["percent_agreement"], row["percent_agreement_ci"] = with_ci(
-            lambda w, a=a, b=b: float(np.average(a == b, weights=w)) if len(a) and (w is None or w.sum()) else float("nan"),
-            len(a))
+            lambda d, w: float(np.average(d[:, 0] == d[:, 1], weights=w)) if len(d) and (w is None or w.sum())
+            else float("nan"), ab)
         row["cohen_kappa"], row["cohen_kappa_ci"] = with_ci(
-            lambda w, a=a, b=b: cohen_kappa(a, b, k, sample_weight=w), len(a))
+            lambda d, w: cohen_kappa(d[:, 0], d[:, 1], k, sample_weight=w), ab)
         if ordered:
             row["weighted_kappa"], row["weighted_kappa_ci"] = with_ci(
-                lambda w, a=a, b=b: cohen_kappa(a, b, k, weights="quadratic", sample_weight=w), len(a))
+                lambda d, w: cohen_kappa(d[:, 0], d[:, 1], k, weights="quadratic", sample_weight=w), ab)
         pairs.append(row)
     report["pairs"] = pairs
 
@@ -343,7 +360,7 @@ def agreement_report(ratings, raters: Sequence[str], classes: Sequence[str], *, 
         for row, a, b in _versus_others(R, raters, k, truth=truth, min_overlap=min_overlap):
             row["percent_agreement"] = _num(float((a == b).mean())) if len(a) else None
             row["cohen_kappa"], row["cohen_kappa_ci"] = with_ci(
-                lambda w, a=a, b=b: cohen_kappa(a, b, k, sample_weight=w), len(a))
+                lambda d, w: cohen_kappa(d[:, 0], d[:, 1], k, sample_weight=w), np.column_stack([a, b]))
             row["accuracy"] = _num(row["accuracy"])
             row["confusion"] = [[_num(v) for v in r] for r in row["confusion"]]
             vs.append(row)
