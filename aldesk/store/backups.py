@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aldesk.errors import NotAProjectError, ProjectBusyError, ProjectError
+from aldesk.errors import NotAProjectError, ProjectBusyError, ProjectError, ProjectVersionError
 from aldesk.store.openlock import ProjectLock
-from aldesk.store.schema import APPLICATION_ID
+from aldesk.store.schema import APPLICATION_ID, SCHEMA_VERSION
 
 BACKUP_DIR_NAME = "backups"
 BACKUPS_KEPT = 5          # newest backups kept per kind (manual, scheduled, before a migration)
@@ -292,6 +292,11 @@ def restore_backup(project_dir: str | os.PathLike, backup: str | os.PathLike | N
     else:
         source = Path(backup)
     verify_backup(source)
+    with open(source, "rb") as fh:
+        version = int.from_bytes(fh.read(100)[60:64], "big")
+    if version > SCHEMA_VERSION:
+        raise ProjectVersionError(f"{source}: written by a newer aldesk (schema {version}; this program knows up to "
+                                  f"{SCHEMA_VERSION}); restore it with that version. Nothing was changed")
     lock = ProjectLock.acquire(project_dir, exclusive=True)
     if lock is None:
         raise ProjectBusyError(

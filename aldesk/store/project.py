@@ -327,6 +327,7 @@ class Project:
             if lock is None:
                 raise ProjectBusyError(f"{path}: a backup is being restored into this project; try again when it is done")
         try:
+            _, version = _read_header(db)  # again: a restore may have put another schema in place meanwhile
             conn = _connect(db, readonly=readonly)
             try:
                 _configure(conn, readonly)

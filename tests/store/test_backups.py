@@ -348,3 +348,15 @@ def test_a_missing_database_with_backups_offers_the_restore_not_a_new_project(pr
     restore_backup(path)
     with Project.open(path) as p:
         assert p.scans.count() == 60
+
+
+def test_a_backup_from_a_newer_aldesk_is_not_restored(proj):
+    path, _ = proj
+    newer = newest_backup(path)
+    conn = sqlite3.connect(newer)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(ProjectError, match="newer aldesk.*Nothing was changed"):
+        restore_backup(path, newer)
+    with Project.open(path) as p:
+        assert p.scans.count() == 60
