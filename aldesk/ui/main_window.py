@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.queue_panel = QueuePanel(self.queue_model)
         self.queue_panel.scan_activated.connect(self._on_queue_scan_activated)
         self.queue_panel.filter_changed.connect(self._on_queue_filter_changed)
+        self.queue_panel.search_done.connect(lambda: self.viewer.setFocus())
         self.labelling = LabellingController(self)
         self.scan_shown = self.labelling.scan_shown
         self.label_saved = self.labelling.label_saved

@@ -68,6 +68,10 @@ class ScanQueueModel(QAbstractTableModel):
         self._thumbs: OrderedDict[int, QPixmap] = OrderedDict()
         self.meta_queries = 0  # store round trips, for tests and the benchmark
         self.thumb_loads = 0
+        self._base = np.zeros(0, dtype=np.int64)   # the list as given (ranking order); ids = its view
+        self._search = ""                           # file-name text the reader searches for
+        self._sort: tuple[int, bool] | None = None  # (column, descending) the reader sorted by
+        self._names: dict[int, str] | None = None   # scan id -> lower-case file name, loaded on first need
 
     # ------------------------------------------------------------------ feeding
     def set_project(self, project: Project | None) -> None:
@@ -79,17 +83,59 @@ class ScanQueueModel(QAbstractTableModel):
         self._meta.clear()
         self._captions.clear()
         self._thumbs.clear()
+        self._base = np.zeros(0, dtype=np.int64)
+        self._names = None
         self.endResetModel()
 
     def set_entries(self, ids: np.ndarray, *, scores: dict[int, float] | None = None,
                     reasons: dict[int, str] | None = None, labels: dict[int, str] | None = None) -> None:
-        """Replace the list (a new ranking or filter). Cached metadata and thumbnails stay valid."""
-        self.beginResetModel()
-        self.ids = np.asarray(ids, dtype=np.int64)
+        """Replace the list (a new ranking or filter), keeping the reader's search and sort. Cached
+        metadata and thumbnails stay valid."""
+        self._base = np.asarray(ids, dtype=np.int64)
         self.scores = dict(scores or {})
         self.reasons = dict(reasons or {})
         if labels is not None:
             self.labels = dict(labels)
+        self._apply_view()
+
+    # ------------------------------------------------------------------ search and sort (what is listed)
+    def set_search(self, text: str) -> None:
+        """List only scans whose file name contains ``text`` (any case); '' lists all again."""
+        self._search = text.strip().lower()
+        self._apply_view()
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:  # noqa: A003 - Qt API
+        """Header click: by name, score (unranked last) or label; column -1 is the ranking order again."""
+        self._sort = None if column not in (COL_NAME, COL_SCORE, COL_LABEL) else (
+            column, order == Qt.SortOrder.DescendingOrder)
+        self._apply_view()
+
+    def _file_names(self) -> dict[int, str]:
+        if self._names is None:
+            self._names = {} if self.project is None else {
+                int(sid): Path(rel).name.lower() for sid, _root, rel in self.project.scans.iter_paths()}
+        return self._names
+
+    def _apply_view(self) -> None:
+        ids = self._base
+        if self._search:
+            names = self._file_names()
+            ids = ids[np.fromiter((self._search in names.get(int(s), "") for s in ids), dtype=bool, count=len(ids))]
+        if self._sort is not None and len(ids):
+            column, descending = self._sort
+            if column == COL_NAME:
+                names = self._file_names()
+                keys = [names.get(int(s), "") for s in ids]
+            elif column == COL_SCORE:  # unranked scans last either way
+                keys = [(s not in self.scores, -self.scores.get(s, 0.0) if descending else self.scores.get(s, 0.0))
+                        for s in ids.tolist()]
+                descending = False
+            else:
+                keys = [self.labels.get(s, "") for s in ids.tolist()]
+            order = sorted(range(len(ids)), key=keys.__getitem__, reverse=descending)
+            ids = ids[np.asarray(order, dtype=np.int64)]
+        self.beginResetModel()
+        self.ids = ids
         read = np.fromiter(self.labels, dtype=np.int64, count=len(self.labels))
         self.unread = int(len(self.ids) - np.isin(self.ids, read).sum())
         self._loaded = min(len(self.ids), PAGE)

@@ -1,14 +1,16 @@
-"""The side panel listing the reading queue: filter, count, and a table view over ScanQueueModel."""
+"""The side panel listing the reading queue: filter, search, count, and a sortable table view over
+ScanQueueModel. Filter, search and sort change what is listed, never which scan comes next."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -22,6 +24,7 @@ class QueuePanel(QWidget):
 
     scan_activated = Signal(int)
     filter_changed = Signal(str)
+    search_done = Signal()  # Enter in the search box: the reader goes back to the scan
 
     def __init__(self, model: ScanQueueModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -38,6 +41,17 @@ class QueuePanel(QWidget):
         self.filter_box.setToolTip("Which scans to list")
         # never holds keyboard focus: typed letters would pick a filter (issue 13: "lung" flipped it)
         self.filter_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search file names")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Lists only scans whose file name contains this text (label keys are off while "
+                               "you type; Enter or Esc goes back to the scan)")
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)
+        self._search_timer.timeout.connect(lambda: self.model.set_search(self.search.text()))
+        self.search.textChanged.connect(lambda _t: self._search_timer.start())
+        self.search.returnPressed.connect(self._on_search_return_pressed)
         self.count_label = QLabel("")
         self.count_label.setObjectName("Muted")
         self.strategy_label = QLabel("")
@@ -69,6 +83,10 @@ class QueuePanel(QWidget):
         header.setSectionResizeMode(COL_LABEL, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(COL_LABEL, 78)
         header.setHighlightSections(False)
+        header.setSortIndicatorShown(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.view.setSortingEnabled(True)  # ScanQueueModel.sort: on its id array, pages stay pages
+        header.setToolTip("Click Scan, Score or Label to sort; click the first column for the ranking order")
         self.view.clicked.connect(self._on_view_clicked)
         self.view.selectionModel().currentRowChanged.connect(self._on_view_current_changed)
 
@@ -80,6 +98,7 @@ class QueuePanel(QWidget):
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(6)
         layout.addLayout(top)
+        layout.addWidget(self.search)
         layout.addWidget(self.count_label)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.strategy_label)
@@ -123,7 +142,14 @@ class QueuePanel(QWidget):
     def _update_count(self, *args) -> None:
         noun = {"to_label": "to label", "mine": "labelled by you", "all": "scans", "missing": "files missing"}
         shown = self.model.unread if self.current_filter == "to_label" else self.model.total
-        self.count_label.setText(f"{shown:,} {noun.get(self.current_filter, 'scans')}")
+        text = self.search.text().strip()
+        self.count_label.setText(f"{shown:,} {noun.get(self.current_filter, 'scans')}"
+                                 + (f" matching “{text}”" if text else ""))
+
+    def _on_search_return_pressed(self) -> None:
+        self._search_timer.stop()
+        self.model.set_search(self.search.text())
+        self.search_done.emit()
 
     def _on_filter_box_changed(self, _index: int) -> None:
         self.filter_changed.emit(self.current_filter)

@@ -11,8 +11,10 @@ from aldesk.imaging.scan import WindowPreset
 
 MIN_ZOOM = 0.02
 MAX_ZOOM = 64.0
-#: A drag across this many pixels changes the width (or level) by the whole value range.
+#: At least: a drag across this many pixels changes the width (or level) by the whole value range.
 DRAG_PIXELS_FOR_FULL_RANGE = 1024.0
+#: And at least: one pixel of drag changes the width (or level) by 1/this of the current width.
+DRAG_PIXELS_PER_WIDTH = 100.0
 
 
 def window_from_drag(start: WindowPreset, dx: float, dy: float, value_range: tuple[float, float],
@@ -20,12 +22,14 @@ def window_from_drag(start: WindowPreset, dx: float, dy: float, value_range: tup
     """The window after a right-drag of (dx, dy) screen pixels from ``start`` (PACS convention).
 
     Right = wider (less contrast), left = narrower; down = higher level (darker), up = lower level
-    (brighter). Sensitivity follows the value range, so a 12-bit CT and an 8-bit PNG feel the same:
-    DRAG_PIXELS_FOR_FULL_RANGE pixels sweep the whole range. The width never drops below ``min_width``.
+    (brighter). A pixel of drag moves by the larger of 1/DRAG_PIXELS_PER_WIDTH of the current width and
+    1/DRAG_PIXELS_FOR_FULL_RANGE of the value range: the contrast changes as fast on an 8-bit PNG shown
+    over its whole range as on a CT in an abdomen window (the range alone made PNGs ten times slower).
+    The width never drops below ``min_width``.
     """
     lo, hi = value_range
     span = max(float(hi) - float(lo), 1.0)
-    per_pixel = span / DRAG_PIXELS_FOR_FULL_RANGE
+    per_pixel = max(span / DRAG_PIXELS_FOR_FULL_RANGE, float(start.width) / DRAG_PIXELS_PER_WIDTH)
     width = max(float(start.width) + dx * per_pixel, min_width)
     center = float(start.center) + dy * per_pixel
     return WindowPreset(center, width, "Custom")

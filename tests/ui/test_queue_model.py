@@ -100,3 +100,46 @@ def test_reset_keeps_caches_and_100k_ids_cost_nothing_until_shown(qtbot, model):
 
 def test_headers(model):
     assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(5)] == list(qm.HEADERS)
+
+
+# ------------------------------------------------------------------ search and sort (issue 13 point 9)
+def test_search_and_sort_change_what_is_listed(qtbot, window):
+    from aldesk.ui.queue_model import COL_NAME, COL_SCORE, COL_THUMB
+
+    win = window
+    model = win.queue_model
+    ids = win.project.scans.ids().tolist()
+    names = {s: model.meta(s).relpath.split("/")[-1] for s in ids}
+    dicoms = sorted(s for s in ids if names[s].endswith(".dcm"))
+    model.set_search("DCM")                                      # any case, file names only
+    assert sorted(model.ids.tolist()) == dicoms and model.total == 2
+    model.set_search("")
+    assert model.total == len(ids)
+    model.sort(COL_NAME, Qt.SortOrder.AscendingOrder)
+    listed = [names[s] for s in model.ids.tolist()]
+    assert listed == sorted(listed, key=str.lower)
+    model.sort(COL_NAME, Qt.SortOrder.DescendingOrder)
+    assert [names[s] for s in model.ids.tolist()] == sorted(listed, key=str.lower, reverse=True)
+    scores = {ids[3]: 0.9, ids[5]: 0.1}
+    model.set_entries(np.array(ids, np.int64), scores=scores)    # the sort survives a new ranking
+    model.sort(COL_SCORE, Qt.SortOrder.DescendingOrder)
+    assert model.ids.tolist()[:2] == [ids[3], ids[5]]            # ranked first, unranked after
+    model.sort(COL_THUMB)                                        # the first column: ranking order again
+    assert model.ids.tolist() == ids
+
+
+def test_the_search_box_filters_the_queue_and_never_labels(qtbot, window, real_project):
+    from PySide6.QtWidgets import QApplication
+
+    from tests.ui.conftest import label_values
+
+    win = window
+    panel = win.queue_panel
+    win.activateWindow()
+    panel.search.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is panel.search)
+    qtbot.keyClicks(panel.search, "small_10")                   # "1" would label class 1 on the scan
+    qtbot.waitUntil(lambda: win.queue_model.total == 1, timeout=3000)
+    assert label_values(real_project) == {} and "matching “small_10”" in panel.count_label.text()
+    qtbot.keyClick(panel.search, Qt.Key.Key_Return)
+    assert QApplication.focusWidget() is win.viewer

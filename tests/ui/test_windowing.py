@@ -18,7 +18,17 @@ def test_right_drag_right_widens_and_down_raises_level_scaled_to_value_range():
 def test_drag_sensitivity_follows_the_range_so_8_bit_and_16_bit_feel_alike():
     a = w.window_from_drag(WindowPreset(128, 256), 1024, 0, (0, 255))
     b = w.window_from_drag(WindowPreset(32768, 65536), 1024, 0, (0, 65535))
-    assert (a.width - 256) / 255 == pytest.approx((b.width - 65536) / 65535)
+    assert (a.width - 256) / 256 == pytest.approx((b.width - 65536) / 65536)
+
+
+def test_a_png_window_changes_as_fast_as_a_ct_window():
+    """Issue 13: right-drag on PNGs was ~10x slower than on DICOM (sensitivity followed the range only)."""
+    png = w.window_from_drag(WindowPreset(128, 256), dx=100, dy=100, value_range=(0, 255))
+    ct = w.window_from_drag(WindowPreset(40, 400, "Abdomen"), dx=100, dy=100, value_range=(-1024, 3071))
+    assert png.width / 256 == pytest.approx(ct.width / 400) == pytest.approx(2.0)   # 100 px doubles both
+    assert (png.center - 128) / 256 == pytest.approx((ct.center - 40) / 400)
+    narrow = w.window_from_drag(WindowPreset(40, 80, "Brain"), dx=10, dy=0, value_range=(-1024, 3071))
+    assert narrow.width == pytest.approx(80 + 10 * 4095 / 1024)   # narrow windows still move by the range
 
 
 def test_width_never_drops_below_one():
