@@ -58,3 +58,14 @@ def _isolated_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("ALDESK_LOG_DIR", str(tmp_path / "logs"))
     # no detached backup process outliving a test (tests/store/test_backups.py turns it back on)
     monkeypatch.setenv("ALDESK_NO_BACKGROUND_BACKUP", "1")
+
+
+@pytest.fixture(scope="session")
+def read_campaign(tmp_path_factory):
+    """A generated project read through its queue, audit scans included (tests/app/progress_project.py):
+    100 labels, 9 models. Shared by the "when can I stop?" tests: copy it before changing it."""
+    from tests.app.progress_project import read_through_queue
+
+    path = tmp_path_factory.mktemp("campaign") / "p"
+    read_through_queue(path, rounds=8)
+    return path

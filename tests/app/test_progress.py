@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
 
@@ -14,34 +12,7 @@ from aldesk.app.worklist import refresh_worklist
 from aldesk.errors import ProjectError
 from aldesk.store import Project
 
-CLASSES = ["normal", "pneumonia"]
-
-
-def make_project(path, n=240, seed=0) -> tuple[Project, dict[int, str]]:
-    """n scan rows with 32x32 previews: 'pneumonia' ones carry a bright blob of random size (classes
-    overlap a little). Returns the open project and its answer key (scan id -> class)."""
-    from aldesk.store.project import utc_now
-
-    rng = np.random.default_rng(seed)
-    p = Project.create(path, CLASSES)
-    root_id, _ = p.scans.root_for(path)
-    truth = rng.integers(0, 2, n)
-    yy, xx = np.mgrid[:32, :32]
-    with p.transaction():
-        for i in range(n):
-            img = rng.normal(100, 40, (32, 32))
-            if truth[i]:
-                r = rng.uniform(1, 6)
-                img += 30 * (((yy - 16) ** 2 + (xx - 16) ** 2) < r * r)
-            uid = hashlib.sha1(f"{seed}-{i}".encode()).hexdigest()
-            p.scans.insert_scan({"uid": "sha:" + uid, "pixel_hash": uid, "root_id": root_id,
-                                 "relpath": f"s{i:04d}.png", "file_size": 1, "file_mtime": 0.0, "format": "png",
-                                 "modality": "CR", "rows": 32, "columns": 32, "frames": 1, "samples": 1,
-                                 "bits_allocated": 8, "bits_stored": 8, "signed": 0, "photometric": "MONOCHROME2",
-                                 "windows": "[]", "imported_at": utc_now()},
-                                np.clip(img, 0, 255).astype(np.uint8))
-    ids = p.scans.ids()
-    return p, {int(s): CLASSES[int(t)] for s, t in zip(ids, truth)}
+from tests.app.progress_project import CLASSES, make_project
 
 
 @pytest.fixture
@@ -109,25 +80,24 @@ def test_audit_fraction_setting(sim):
     assert p.audit.draws() == {}
 
 
-def test_train_reports_audit_accuracy_and_stores_stop_predictions(sim):
-    p, key = sim
-    for s in list(key)[:20]:
-        record_label(p, s, "seed", key[s])
-    wl = None
-    for _ in range(8):  # 8 rounds of 10 reads: ~8 audit reads
-        wl, _ = read_queue(p, key, "dr_a", 10, wl)
-        wl = None
-    report = train(p, folds=2)
-    assert report["labels"] == 100
-    assert report["audit_n"] >= 8
-    lo, hi = report["audit_ci"]
-    assert 0 <= lo <= report["audit_accuracy"] <= hi <= 1
-    stored = p.models.latest()["metrics"]
-    assert stored["audit_accuracy"] == report["audit_accuracy"]
-    history = p.audit.stop_history()
-    assert len(history) >= 2 and history[-1]["model_id"] == p.models.latest()["id"]
-    assert len(history[-1]["scan_ids"]) == min(prog.STOP_SET_SIZE, len(key))
-    assert set(np.unique(history[-1]["predicted"])) <= {0, 1}
+def test_train_reports_audit_accuracy_and_stores_stop_predictions(read_campaign, tmp_path):
+    import shutil
+
+    shutil.copytree(read_campaign, tmp_path / "p")
+    with Project.open(tmp_path / "p") as p:
+        before = len(p.audit.stop_history())
+        report = train(p, folds=2)
+        assert report["labels"] == 100
+        assert report["audit_n"] >= 8
+        lo, hi = report["audit_ci"]
+        assert 0 <= lo <= report["audit_accuracy"] <= hi <= 1
+        assert report["stability_kappa"] is not None and -1 <= report["stability_kappa"] <= 1
+        stored = p.models.latest()["metrics"]
+        assert stored["audit_accuracy"] == report["audit_accuracy"]
+        history = p.audit.stop_history()
+        assert len(history) == min(before + 1, 8) and history[-1]["model_id"] == p.models.latest()["id"]
+        assert len(history[-1]["scan_ids"]) == min(prog.STOP_SET_SIZE, p.scans.count())
+        assert set(np.unique(history[-1]["predicted"])) <= {0, 1}
 
 
 def test_audit_set_includes_queue_picks_below_the_largest_drawn_key(sim):
@@ -148,22 +118,19 @@ def test_audit_set_includes_queue_picks_below_the_largest_drawn_key(sim):
     assert state["pending"] == 1 and state["drawn"] == 1  # the smallest key was never read
 
 
-def test_progress_report_contract_and_stability_from_successive_models(sim):
-    p, key = sim
-    for s in list(key)[:20]:
-        record_label(p, s, "seed", key[s])
-    for _ in range(12):
-        read_queue(p, key, "dr_a", 10)
-    r = prog.progress_report(p, more=100, n_boot=50)
+def test_progress_report_contract_and_stability_from_successive_models(read_campaign):
+    with Project.open(read_campaign) as p:
+        r = prog.progress_report(p, more=100, n_boot=50)
     for k in ("labels", "audit_accuracy", "audit_ci", "stability_kappa", "projected", "recommendation"):
         assert k in r
-    assert r["labels"] == 140
-    assert r["audit"]["n"] >= 10 and r["audit_accuracy"] is not None
+    assert r["labels"] == 100
+    assert r["audit"]["n"] >= 8 and r["audit_accuracy"] is not None
     stab = r["stability"]
-    assert len(stab["kappas"]) >= 3 and r["stability_kappa"] == pytest.approx(np.mean(stab["kappas"][-3:]))
-    assert isinstance(r["recommendation"], str) and "labels" in r["recommendation"]
+    assert stab["n_models"] == 8 and len(stab["kappas"]) == 7  # 9 models trained, the newest 8 kept
+    assert r["stability_kappa"] == pytest.approx(np.mean(stab["kappas"][-3:]))
+    assert isinstance(r["recommendation"], str) and "(100 labels)" in r["recommendation"]
     if r["projected"] is not None:
-        assert r["projected"]["labels"] == 140 + 100
+        assert r["projected"]["labels"] == 100 + 100
 
 
 def test_readers_agreement_is_the_ceiling(sim):

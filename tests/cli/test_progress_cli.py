@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from aldesk.app.labelling import record_label
-from aldesk.app.worklist import refresh_worklist
 from aldesk.cli import main
-from tests.app.test_progress import make_project
 
 
 @pytest.fixture(scope="module")
-def campaign(tmp_path_factory):
-    """A project read through its queue: 20 seed labels, then 8 rounds of 10 reads (audit scans included)."""
+def campaign(read_campaign, tmp_path_factory):
+    """A copy of the shared read-through project (tests/conftest.py): these tests train and change settings."""
     path = tmp_path_factory.mktemp("cli") / "p"
-    p, key = make_project(path)
-    for s in list(key)[:20]:
-        record_label(p, s, "seed", key[s])
-    for _ in range(8):
-        wl = refresh_worklist(p, "dr_a", folds=2)
-        for s in wl.to_label[:10].tolist():
-            record_label(p, int(s), "dr_a", key[int(s)])
-    p.close()
+    shutil.copytree(read_campaign, path)
     return path
 
 

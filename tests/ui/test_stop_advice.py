@@ -6,33 +6,21 @@ import os
 
 import pytest
 
+import numpy as np
+
 from aldesk.app.dashboard import dashboard_data
-from aldesk.app.labelling import record_label
 from aldesk.app.progress import progress_report
-from aldesk.app.worklist import Worklist, refresh_worklist
+from aldesk.app.worklist import Worklist
+from aldesk.store import Project
 from aldesk.ui.dashboard import DashboardPanel
 from aldesk.ui.status_bar import WorkStatusBar
-from tests.app.test_progress import make_project
-
-import numpy as np
 
 
 @pytest.fixture(scope="module")
-def campaign(tmp_path_factory):
-    """A generated project read through its queue (audit scans included): 20 seed labels + 9 rounds of 10."""
-    path = tmp_path_factory.mktemp("ui") / "p"
-    p, key = make_project(path)
-    for s in list(key)[:20]:
-        record_label(p, s, "seed", key[s])
-    for _ in range(9):
-        wl = refresh_worklist(p, "dr_a", folds=2)
-        for s in wl.to_label[:10].tolist():
-            record_label(p, int(s), "dr_a", key[int(s)])
-    refresh_worklist(p, "dr_a", folds=2)
-    report = progress_report(p, n_boot=50)
-    data = dashboard_data(p)
-    p.close()
-    return path, report, data
+def campaign(read_campaign):
+    """The shared read-through project (tests/conftest.py), its report and dashboard figures."""
+    with Project.open(read_campaign) as p:
+        return read_campaign, progress_report(p, n_boot=50), dashboard_data(p)
 
 
 def test_panel_shows_the_recommendation_and_the_audit_curve(qtbot, campaign, tmp_path):
