@@ -163,10 +163,13 @@ def campaign(args) -> dict:
 
 
 # ====================================================================================== stop rules
+RULES = ("κ≥0.99 (BV2009)", "stability", "stability+projection", "recommend")
+
 def stop_step(steps: list[dict], rule: str, o: dict) -> int:
     """Index of the first step at which ``rule`` says stop (the last step if never).
 
-    stability: Bloodgood & Vijay-Shanker alone; stability+projection: also a projection (from >= 20 audit
+    κ≥0.99 (BV2009): Bloodgood & Vijay-Shanker's threshold; stability: the same with ours (STABILITY_KAPPA);
+    stability+projection: also a projection (from >= 20 audit
     scans) below the worthwhile gain; recommend: exactly ``aldesk.learning.stopping.recommend`` (what
     ``aldesk progress`` and the dashboard say; no readers' ceiling in simulation)."""
     from aldesk.learning.stopping import STABILITY_KAPPA, Stability, recommend
@@ -175,6 +178,8 @@ def stop_step(steps: list[dict], rule: str, o: dict) -> int:
         stable = s["kappa"] is not None and s["kappa"] >= STABILITY_KAPPA
         small_gain = s["gain"] is not None and s["gain"] < o["worthwhile"]
         if rule == "stability" and stable:
+            return i
+        if rule == "κ≥0.99 (BV2009)" and s["kappa"] is not None and s["kappa"] >= 0.99:
             return i
         if rule == "stability+projection" and stable and small_gain:
             return i
@@ -193,7 +198,7 @@ def summarise(runs: list[dict], o: dict) -> dict:
     for name in dict.fromkeys(r["dataset"] for r in runs):
         mine = [r for r in runs if r["dataset"] == name]
         out[name] = {}
-        for rule in ("stability", "stability+projection", "recommend"):
+        for rule in RULES:
             at, saved, loss, never = [], [], [], 0
             for r in mine:
                 steps = r["steps"]
