@@ -63,12 +63,13 @@ class HybridStrategy(BaseStrategy):
     name = "hybrid"
 
     def __init__(self, *, uncertainty: str = "entropy", pool_factor: int = 50, pool_fraction: float = 0.1,
-                 diversity: str = "kmeans",
+                 diversity: str = "kmeans", random_share: float = 0.0,
                  favour_rare: bool = False, estimator: str = DEFAULT_MODEL, calibrate: bool = True,
                  min_labels_per_class: int = 1, class_names=None):
         self.uncertainty = uncertainty
         self.pool_factor = pool_factor
         self.pool_fraction = pool_fraction
+        self.random_share = random_share
         self.diversity = diversity
         self.favour_rare = favour_rare
         self.estimator = estimator
@@ -84,6 +85,9 @@ class HybridStrategy(BaseStrategy):
         if isinstance(self.pool_fraction, bool) or not isinstance(self.pool_fraction, (int, float)) \
                 or not 0 < self.pool_fraction <= 1:
             raise LearningError(f"pool_fraction == {self.pool_fraction!r}, must be a number in (0, 1]")
+        if isinstance(self.random_share, bool) or not isinstance(self.random_share, (int, float)) \
+                or not 0 <= self.random_share < 1:
+            raise LearningError(f"random_share == {self.random_share!r}, must be a number in [0, 1)")
         if self.diversity not in ("kmeans", "kcenter"):
             raise LearningError(f"diversity == {self.diversity!r}; choose 'kmeans' or 'kcenter'")
         check_model_params(self)
@@ -94,9 +98,14 @@ class HybridStrategy(BaseStrategy):
             return fallback
         u = SCORE_FUNCTIONS[self.uncertainty](proba)
         score = u * favour_rare_factors(proba, data.class_counts) if self.favour_rare else u
-        b = data.batch_size
-        keep = prefilter_size(len(data.candidates), b, self.pool_factor, self.pool_fraction)
-        top = top_k(score, keep)  # positions into candidates, most uncertain first
+        n_random = min(int(round(self.random_share * data.batch_size)), data.batch_size - 1)
+        hedge = data.rng.choice(len(score), n_random, replace=False) if n_random > 0 else np.zeros(0, np.int64)
+        b = data.batch_size - len(hedge)
+        ranked = score.copy()
+        ranked[hedge] = -np.inf  # the random share is drawn first and never ranked again
+        keep = min(prefilter_size(len(data.candidates), b, self.pool_factor, self.pool_fraction),
+                   len(score) - len(hedge))
+        top = top_k(ranked, keep)  # positions into candidates, most uncertain first
         if len(top) <= b:
             chosen = top
             groups = None
@@ -125,8 +134,11 @@ class HybridStrategy(BaseStrategy):
             if groups is not None:
                 text += f"; typical of a group of {groups[i]} similar uncertain scans"
             reasons.append(text)
+        if len(hedge):
+            reasons += ["drawn at random (the hedge share: keeps the labelled set representative)"] * len(hedge)
+            chosen = np.concatenate([chosen, np.sort(hedge)])
         return make_result(self.name, data.candidates[chosen], score[chosen], reasons,
-                           prefiltered=int(len(top)), diversity=self.diversity)
+                           prefiltered=int(len(top)), diversity=self.diversity, random_share=float(self.random_share))
 
     def _kmeans_pick(self, data: QueryInput, top: np.ndarray, score: np.ndarray, b: int):
         """One scan per uncertainty-weighted k-means group: the member nearest the group's centre."""

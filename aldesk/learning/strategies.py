@@ -20,6 +20,15 @@ from aldesk.learning.hybrid import HybridStrategy
 from aldesk.learning.uncertainty import UncertaintyStrategy
 
 DEFAULT_STRATEGY = "hybrid"
+# For ordered classes (graded: BI-RADS, DR grades) the default scores uncertainty by the variance of the
+# predicted grade and hedges with a random share of every batch: on the suite's graded set the entropy
+# version lost to random (tests/benchmarks/suite-RESULTS.md).
+GRADED_DEFAULT_PARAMS = {"uncertainty": "grade_variance", "pool_fraction": 0.2, "random_share": 0.5}
+
+
+def default_params(name: str, ordered: bool) -> dict:
+    """The parameters the default strategy runs with for this kind of label set ({} for any other)."""
+    return dict(GRADED_DEFAULT_PARAMS) if ordered and name == DEFAULT_STRATEGY else {}
 
 _REGISTRY: dict[str, tuple[type, dict]] = {
     "random": (RandomStrategy, {}),

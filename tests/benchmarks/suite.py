@@ -245,6 +245,27 @@ def markdown(suite: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(paths: list[str], json_out: str | None, md_out: str | None) -> int:
+    """One suite from several runs: later files win per set; wall and CPU times add up."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    suite = {**parts[0], "sets": {}, "full_pool": {}, "wall_seconds": 0.0, "cpu_seconds": 0.0,
+             "command": "; ".join(p["command"] for p in parts) + f"; merged with --merge {' '.join(paths)}"}
+    for part in parts:
+        if (part["seeds"], part["batch"], part["initial"]) != (suite["seeds"], suite["batch"], suite["initial"]):
+            raise SystemExit(f"cannot merge: {part['command']} used other seeds/batch/initial")
+        suite["sets"].update(part["sets"])
+        suite["full_pool"].update(part.get("full_pool", {}))
+        suite["wall_seconds"] += part.get("wall_seconds", 0.0)
+        suite["cpu_seconds"] += part.get("cpu_seconds", 0.0)
+    table = markdown(suite)
+    print(table)
+    if json_out:
+        Path(json_out).write_text(json.dumps(suite, indent=1))
+    if md_out:
+        Path(md_out).write_text(table)
+    return 0
+
+
 def main(argv=None) -> int:
     from aldesk.learning.strategies import DEFAULT_STRATEGY
 
@@ -261,9 +282,13 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=None, help="default: the app's choice (aldesk.learning.models.default_model)")
     p.add_argument("--extractors", default=None, help="also measure full-pool objective per extractor, e.g. default,learned")
     p.add_argument("--full-pool-only", action="store_true", help="with --extractors: only the full-pool figures")
+    p.add_argument("--merge", nargs="+", metavar="SUITE.json",
+                   help="merge suite JSONs written by separate runs (same seeds and settings) into one table")
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
     a = p.parse_args(argv)
+    if a.merge:
+        return merge(a.merge, a.json, a.md)
     seeds_n = a.seeds or (10 if a.quick else 20)
     batch = a.batch or (20 if a.quick else 10)
     seeds = list(range(a.first_seed, a.first_seed + seeds_n))

@@ -142,3 +142,28 @@ def test_simulate_scores_the_objective_and_records_graded_metrics():
     with pytest.raises(LearningError, match="needs 2 classes"):
         simulate(X, y, test_idx=np.arange(200, 260), strategies=["random"], seeds=1, initial=12, batch=6, budget=30,
                  n_classes=4, objective="sensitivity_at_specificity")
+
+
+def test_random_share_hedges_part_of_the_batch():
+    from aldesk.learning.base import UNLABELLED
+    from aldesk.learning.strategies import get_strategy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    y = np.full(400, UNLABELLED)
+    y[:20] = (X[:20, 0] > 0).astype(int)
+    res = get_strategy("hybrid", random_share=0.5).query(X, y, batch_size=10, random_state=1, n_classes=2)
+    assert len(set(res.indices.tolist())) == 10 and not np.isin(res.indices, np.arange(20)).any()
+    hedged = [r for r in res.reasons if r.startswith("drawn at random")]
+    assert len(hedged) == 5 and res.details["random_share"] == 0.5
+    plain = get_strategy("hybrid").query(X, y, batch_size=10, random_state=1, n_classes=2)
+    assert not any(r.startswith("drawn at random") for r in plain.reasons)
+    with pytest.raises(LearningError, match=r"random_share == 1, must be a number in \[0, 1\)"):
+        get_strategy("hybrid", random_share=1).query(X, y, batch_size=10, random_state=1, n_classes=2)
+
+
+def test_the_graded_default_is_what_simulate_runs_for_ordered_classes():
+    from aldesk.learning.strategies import DEFAULT_STRATEGY, GRADED_DEFAULT_PARAMS, default_params
+
+    assert default_params(DEFAULT_STRATEGY, ordered=True) == GRADED_DEFAULT_PARAMS
+    assert default_params(DEFAULT_STRATEGY, ordered=False) == {} == default_params("entropy", ordered=True)
