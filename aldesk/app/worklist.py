@@ -9,6 +9,7 @@ first ranking. Never imports Qt.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +37,7 @@ class Worklist:
     metrics: dict | None = None
     model_id: int | None = None
     n_labels: int = 0
-    predictions: dict[int, tuple[str, float]] = field(default_factory=dict)
+    predictions: Mapping[int, tuple[str, float]] = field(default_factory=dict)
     note: str = ""
     elapsed_s: float = 0.0
 
@@ -55,14 +56,10 @@ def my_reads_newest_first(project: Project, annotator: str) -> tuple[np.ndarray,
 def _done_ids(project: Project, annotator: str) -> np.ndarray:
     """Scans not to offer this reader: those they read, and those read by enough others."""
     reads_per_scan = max(1, int(project.settings().get("reads_per_scan", 1)))
-    counts: dict[int, int] = {}
-    mine: set[int] = set()
-    for l in project.labels.current():
-        counts[l.scan_id] = counts.get(l.scan_id, 0) + 1
-        if l.annotator == annotator:
-            mine.add(l.scan_id)
-    done = mine | {s for s, n in counts.items() if n >= reads_per_scan}
-    return np.fromiter(done, dtype=np.int64, count=len(done))
+    reads = project.labels.current_matrix(project.classes)  # (scan, reader id, class): arrays, not objects
+    mine_id = next((i for i, name in project.labels.reader_names() if name == annotator.strip()), -1)
+    scans, n = np.unique(reads[:, 0], return_counts=True)
+    return np.union1d(reads[reads[:, 1] == mine_id, 0], scans[n >= reads_per_scan]).astype(np.int64)
 
 
 def _order(all_ids: np.ndarray, done: np.ndarray, first: list[int]) -> np.ndarray:
@@ -149,7 +146,41 @@ def refresh_worklist(
     return wl
 
 
-def _predictions(project: Project, ids: np.ndarray, X: np.ndarray, model_id: int | None) -> dict[int, tuple[str, float]]:
+class Predictions(Mapping):
+    """scan id -> (most likely class, its probability), held as three arrays: 100,000 scans make three
+    arrays, not 300,000 Python objects for the garbage collector to walk (a walk of a few hundred ms that
+    holds the GIL and freezes the GUI, whichever thread starts it)."""
+
+    def __init__(self, ids: np.ndarray, best: np.ndarray, proba: np.ndarray, classes: list[str]):
+        order = np.argsort(ids, kind="stable")
+        self._ids, self._best, self._p = ids[order], best[order], proba[order]
+        self._classes = list(classes)
+
+    def _find(self, scan_id) -> int:
+        i = int(np.searchsorted(self._ids, scan_id))
+        if i >= len(self._ids) or self._ids[i] != scan_id:
+            raise KeyError(scan_id)
+        return i
+
+    def __getitem__(self, scan_id) -> tuple[str, float]:
+        i = self._find(scan_id)
+        return self._classes[int(self._best[i])], float(self._p[i])
+
+    def __contains__(self, scan_id) -> bool:
+        try:
+            self._find(scan_id)
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __iter__(self):
+        return iter(self._ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def _predictions(project: Project, ids: np.ndarray, X: np.ndarray, model_id: int | None) -> Mapping[int, tuple[str, float]]:
     """scan id -> (most likely class, its probability) from the stored model (plain arrays).
     X : (n, d) float32 features already standardised over the pool (``Dataset.X``)."""
     latest = project.models.latest()
@@ -160,5 +191,4 @@ def _predictions(project: Project, ids: np.ndarray, X: np.ndarray, model_id: int
     model = from_arrays(latest["arrays"])
     proba = model.predict_proba(X)
     best = proba.argmax(axis=1)
-    classes = project.classes
-    return {int(s): (classes[int(k)], float(p)) for s, k, p in zip(ids.tolist(), best, proba[np.arange(len(best)), best])}
+    return Predictions(np.asarray(ids, dtype=np.int64), best, proba[np.arange(len(best)), best], project.classes)

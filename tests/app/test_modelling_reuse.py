@@ -111,3 +111,26 @@ def test_an_unreadable_cache_is_rebuilt(project):
         f.write_bytes(b"not an array")
     again = modelling.load_dataset(project)
     assert np.array_equal(again.X, first.X) and np.array_equal(again.weights, first.weights)
+
+
+def test_predictions_map_scan_ids_without_a_python_object_per_scan():
+    from aldesk.app.worklist import Predictions
+
+    pred = Predictions(np.array([30, 10, 20]), np.array([1, 0, 1]), np.array([0.9, 0.6, 0.7]), ["normal", "pneumonia"])
+    assert pred[10] == ("normal", 0.6) and pred[30] == ("pneumonia", pytest.approx(0.9))
+    assert 20 in pred and 25 not in pred and pred.get(25) is None and len(pred) == 3 and sorted(pred) == [10, 20, 30]
+    with pytest.raises(KeyError):
+        pred[99]
+
+
+def test_done_ids_are_the_readers_own_and_the_fully_read(project):
+    from aldesk.app.worklist import _done_ids
+
+    mine = {l.scan_id for l in project.labels.current("reader_1")}
+    counts = {}
+    for l in project.labels.current():
+        counts[l.scan_id] = counts.get(l.scan_id, 0) + 1
+    assert set(_done_ids(project, "reader_1").tolist()) == mine | set(counts)  # reads_per_scan 1: any read
+    project.update_settings(reads_per_scan=2)
+    assert set(_done_ids(project, "reader_1").tolist()) == mine | {s for s, n in counts.items() if n >= 2}
+    assert set(_done_ids(project, "nobody").tolist()) == {s for s, n in counts.items() if n >= 2}
