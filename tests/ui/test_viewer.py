@@ -130,7 +130,7 @@ def test_colour_scan_has_no_window(viewer):
     rgb = np.zeros((1, 4, 6, 3), np.uint8)
     rgb[..., 0] = 200
     viewer.set_frames(2, rgb, DisplayParams(photometric="RGB"))
-    assert viewer._image.format().name == "Format_RGB888"
+    assert viewer._image.pixelColor(0, 0).getRgb()[:3] == (200, 0, 0)   # shown in colour, not as grey
     assert all(not s.startswith("W ") for s in viewer.overlay_lines()["bl"])
 
 
