@@ -193,7 +193,8 @@ def _ordered_stack(label: str, group: list[SliceRef], normal) -> Stack:
     positions = [zs[r.id] for r in ordered]
     spacing, problems = spacing_problems(positions)
     if any(z is None for z in positions):
-        problems.insert(0, "no slice positions (Image Position Patient): ordered by instance number")
+        if any(z is not None for z in positions):   # projection images (X-rays) have none: nothing to report
+            problems.insert(0, "some slices lack a position (Image Position Patient): ordered by instance number")
         problems += _instance_gaps([r.instance_number for r in ordered])
     return Stack(label, [r.id for r in ordered], positions, spacing, problems)
 
