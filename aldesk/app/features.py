@@ -51,7 +51,7 @@ def extract_features(
     options = dict(options or {})
     ext = _make_extractor(extractor, options)
     if project.units.kind() != "image":
-        return _unit_features(project, ext, progress, should_stop)
+        return _unit_features(project, ext, jobs, progress, should_stop)
     store = project.features
     set_id = store.find_set(ext.name, ext.version)
     if set_id is None:
@@ -89,7 +89,7 @@ def extract_features(
     return FeatureResult(ext.name, ext.version, len(missing), cached, store.dim(set_id))
 
 
-def _unit_features(project: Project, ext, progress: Progress, should_stop: ShouldStop) -> FeatureResult:
+def _unit_features(project: Project, ext, jobs: int | None, progress: Progress, should_stop: ShouldStop) -> FeatureResult:
     """Series/study projects: slice features pooled per unit (aldesk.app.unit_features)."""
     from aldesk.app.unit_features import extract_unit_features
     from aldesk.features.pooling import pooled_version
@@ -102,7 +102,7 @@ def _unit_features(project: Project, ext, progress: Progress, should_stop: Shoul
             ext.fit(_fit_sample(project, seed=0))
         else:
             ext.set_state(project.features.state(set_id))
-    set_id, computed, cached = extract_unit_features(project, ext, progress=progress, should_stop=should_stop)
+    set_id, computed, cached = extract_unit_features(project, ext, jobs=jobs, progress=progress, should_stop=should_stop)
     return FeatureResult(ext.name, version, computed, cached, project.features.dim(set_id))
 
 

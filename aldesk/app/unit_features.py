@@ -12,6 +12,10 @@ the current model is least sure about.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
 import numpy as np
 
 from aldesk.app.callbacks import Progress, ShouldStop, check_stop, never_stop, no_progress
@@ -20,7 +24,8 @@ from aldesk.features.pooling import pool_mean_max, pooled_version, sample_slices
 from aldesk.store import Project
 
 PREVIEW_SIZE = 128
-WRITE_EVERY = 64
+CHUNK_UNITS = 16          # units per task sent to a worker (and per write)
+IN_PROCESS_BELOW = 64     # fewer units than this: a pool's start-up costs more than it saves
 
 
 def slice_preview(path: str, frame: int, preview_size: int = PREVIEW_SIZE) -> np.ndarray:
@@ -51,63 +56,108 @@ def unit_feature_set(project: Project, ext) -> tuple[int, int]:
     return set_id, store.dim(set_id)
 
 
-def extract_unit_features(project: Project, ext, *, progress: Progress = no_progress,
+def extract_unit_features(project: Project, ext, *, jobs: int | None = None, progress: Progress = no_progress,
                           should_stop: ShouldStop = never_stop) -> tuple[int, int, int]:
-    """Pooled vectors for every unit the cache lacks. ``ext`` is fitted already. Returns (set id, computed, cached)."""
-    from aldesk.app.units import unit_view
-
+    """Pooled vectors for every unit the cache lacks. ``ext`` is fitted already; slices are decoded in
+    ``jobs`` worker processes (default: all cores) once there are enough units. Returns (set id,
+    computed, cached)."""
     set_id, _ = unit_feature_set(project, ext)
     store = project.features
     missing = store.missing_scan_ids(set_id).tolist()
     total = project.scans.count()
     cached = total - len(missing)
     progress(cached, total, f"{ext.name}: {cached} cached")
-    ids, rows, series_ids, series_rows = [], [], [], []
+    done = cached
 
-    def flush() -> None:
-        if ids:
-            X = np.stack(rows)
-            if not np.all(np.isfinite(X)):
-                raise LearningError(f"extractor {ext.name} produced non-finite values; this is a bug, please report it")
-            store.put(set_id, np.array(ids, dtype=np.int64), X)
-            ids.clear(), rows.clear()
-        if series_ids:
-            project.units.put_series_features(set_id, list(series_ids), np.stack(series_rows))
-            series_ids.clear(), series_rows.clear()
+    def write(results: list[tuple[int, np.ndarray, list[tuple[int, np.ndarray]]]]) -> None:
+        nonlocal done
+        X = np.stack([v for _, v, _ in results])
+        if not np.all(np.isfinite(X)):
+            raise LearningError(f"extractor {ext.name} produced non-finite values; this is a bug, please report it")
+        store.put(set_id, np.array([s for s, _, _ in results], dtype=np.int64), X)
+        parts = [p for _, _, ps in results for p in ps]
+        if parts:
+            project.units.put_series_features(set_id, [i for i, _ in parts], np.stack([v for _, v in parts]))
+        done += len(results)
+        progress(done, total, ext.name)
 
-    for done, scan_id in enumerate(missing, start=1):
-        check_stop(should_stop, "feature extraction")
+    plans = (_plan(project, missing[i:i + CHUNK_UNITS]) for i in range(0, len(missing), CHUNK_UNITS))
+    jobs = jobs or os.cpu_count() or 1
+    if len(missing) < IN_PROCESS_BELOW or jobs == 1:
+        for chunk in plans:
+            check_stop(should_stop, "feature extraction")
+            write([unit_vectors(ext, plan) for plan in chunk])
+    else:
+        _run_pool(ext, plans, jobs, write, should_stop)
+    return set_id, len(missing), cached
+
+
+def _plan(project: Project, scan_ids: list[int]) -> list[tuple]:
+    """Per unit: (scan id, stored preview, [(series id, [(path, frame), ...] sampled)]): plain, picklable."""
+    from aldesk.app.units import unit_view
+
+    out = []
+    for scan_id in scan_ids:
         view = unit_view(project, scan_id)
-        if view is None:
-            f = ext.transform([project.scans.preview(scan_id)])[0]
-            vector = np.concatenate([f, f]).astype(np.float32)
-        else:
-            all_feats = []
+        series = []
+        if view is not None:
             for s, row in zip(view.series, project.units.series(scan_id)):
                 images = s.stacks[0].images if s.stacks else []
-                previews = []
-                for k in sample_slices(len(images)):
-                    path, frame = images[k]
-                    try:
-                        previews.append(slice_preview(path, frame))
-                    except InvalidScanError:
-                        continue   # a slice that no longer reads: pool the others
-                if not previews:
-                    continue
-                F = np.asarray(ext.transform(previews), dtype=np.float32)
-                all_feats.append(F)
-                series_ids.append(row.id)
-                series_rows.append(pool_mean_max(F))
-            if not all_feats:   # nothing readable: the unit's stored preview stands in
-                all_feats = [np.asarray(ext.transform([project.scans.preview(scan_id)]), dtype=np.float32)]
-            vector = pool_mean_max(np.concatenate(all_feats))
-        ids.append(scan_id)
-        rows.append(vector)
-        if len(ids) >= WRITE_EVERY:
-            flush()
-        progress(cached + done, total, ext.name)
-    flush()
-    return set_id, len(missing), cached
+                series.append((row.id, [images[k] for k in sample_slices(len(images))]))
+        out.append((scan_id, project.scans.preview(scan_id), series))
+    return out
+
+
+def unit_vectors(ext, plan: tuple) -> tuple[int, np.ndarray, list[tuple[int, np.ndarray]]]:
+    """(scan id, unit vector (2 d,), [(series id, series vector (2 d,))]) for one planned unit."""
+    scan_id, preview, series = plan
+    all_feats, parts = [], []
+    for series_id, images in series:
+        previews = []
+        for path, frame in images:
+            try:
+                previews.append(slice_preview(path, frame))
+            except InvalidScanError:
+                continue   # a slice that no longer reads: pool the others
+        if previews:
+            F = np.asarray(ext.transform(previews), dtype=np.float32)
+            all_feats.append(F)
+            parts.append((series_id, pool_mean_max(F)))
+    if not all_feats:   # a single image, or nothing readable: the unit's stored preview stands in
+        all_feats = [np.asarray(ext.transform([preview]), dtype=np.float32)]
+    return scan_id, pool_mean_max(np.concatenate(all_feats)), parts
+
+
+def _pool_units(plans: list[tuple]) -> list:
+    from aldesk.app import features
+
+    return [unit_vectors(features._WORKER_EXTRACTOR, plan) for plan in plans]
+
+
+def _run_pool(ext, plans, jobs: int, write, should_stop: ShouldStop) -> None:
+    """Chunks of units decoded and described in worker processes, written as they come back."""
+    from aldesk.app.features import _init_worker
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(ext,))
+    in_flight: set[Future] = set()
+    try:
+        exhausted = False
+        while True:
+            check_stop(should_stop, "feature extraction")
+            while not exhausted and len(in_flight) < jobs * 2:
+                chunk = next(plans, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                in_flight.add(pool.submit(_pool_units, chunk))
+            if not in_flight:
+                return
+            finished, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                write(fut.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def series_reasons(project: Project, scan_ids: list[int], extractor: str = "default") -> dict[int, str]:

@@ -350,3 +350,18 @@ def test_cli_label_csv_by_series_uid(tmp_path, capsys):
     with Project.open(path) as again:
         mine = {l.scan_id: l.value for l in again.labels.current("dr_csv")}
     assert mine == {s.scan_id: "abnormal" for s in series}
+
+
+def test_unit_features_from_worker_processes_equal_those_made_in_process(tmp_path, monkeypatch):
+    import aldesk.app.unit_features as uf
+    from aldesk.app.features import load_features
+
+    p, _ = _two_class_study_project(tmp_path, n_studies=3, slices=10)
+    ids, X = load_features(p, jobs=1)
+    series_before = p.conn.execute("SELECT series_id, vector FROM series_features ORDER BY series_id").fetchall()
+    p.conn.execute("DELETE FROM feature_sets")
+    monkeypatch.setattr(uf, "IN_PROCESS_BELOW", 0)
+    monkeypatch.setattr(uf, "CHUNK_UNITS", 2)
+    ids2, X2 = load_features(p, jobs=2)
+    assert ids2.tolist() == ids.tolist() and np.allclose(X2, X)
+    assert p.conn.execute("SELECT series_id, vector FROM series_features ORDER BY series_id").fetchall() == series_before
