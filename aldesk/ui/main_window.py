@@ -447,10 +447,11 @@ class MainWindow(QMainWindow):
             if cur is not None and not first:
                 ids = np.concatenate([[cur], ids[ids != cur]]).astype(np.int64)
             mine = worklists.read_by(self.project, self.annotator)
-            self.queue_model.set_entries(ids, scores=wl.scores, reasons=wl.reasons, labels=mine)
+            self.queue_model.set_entries(ids, scores=wl.scores, reasons=self._plain_reasons(wl), labels=mine)
         if wl.strategy:
-            self.queue_panel.strategy_label.setText(
-                f"Ranked by {wl.strategy}: {strategy_descriptions().get(wl.strategy, '')}")
+            self.queue_panel.strategy_label.setText(f"Ranked by {wl.strategy}: the scans the model learns most "
+                                                    "from come first")
+            self.queue_panel.strategy_label.setToolTip(strategy_descriptions().get(wl.strategy, ""))
         if first or (self.current_scan_id is None and not self._first_from_ranking):
             self.show_next()
         else:
@@ -460,6 +461,14 @@ class MainWindow(QMainWindow):
         if self.dashboard_visible:
             self.refresh_dashboard()
         self.worklist_applied.emit(wl)
+
+    def _plain_reasons(self, wl: worklists.Worklist) -> dict[int, str]:
+        """The queue's "why" in plain words (aldesk.ui.why); the numbers stay in the Score column and the
+        label panel's Numbers."""
+        from aldesk.ui.why import plain_why
+
+        classes = self.project.classes if self.project else []
+        return {s: plain_why(r, wl.predictions.get(s), classes, ranked=True) for s, r in wl.reasons.items()}
 
     def _update_saved_count(self) -> None:
         if self.project is not None:
@@ -476,12 +485,12 @@ class MainWindow(QMainWindow):
         mine_ids, mine = worklists.my_reads_newest_first(self.project, self.annotator)
         if key == "to_label":
             wl = self.worklist or worklists.plain_worklist(self.project, self.annotator)
-            self.queue_model.set_entries(wl.to_label, scores=wl.scores, reasons=wl.reasons, labels=mine)
+            self.queue_model.set_entries(wl.to_label, scores=wl.scores, reasons=self._plain_reasons(wl), labels=mine)
         elif key == "mine":
             self.queue_model.set_entries(mine_ids, labels=mine)
         elif key == "all":
             scores = self.worklist.scores if self.worklist else {}
-            reasons = self.worklist.reasons if self.worklist else {}
+            reasons = self._plain_reasons(self.worklist) if self.worklist else {}
             self.queue_model.set_entries(self.project.scans.ids(), scores=scores, reasons=reasons, labels=mine)
         elif key == "missing":
             self.queue_model.set_entries(np.zeros(0, np.int64), labels=mine)

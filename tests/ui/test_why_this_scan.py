@@ -75,3 +75,17 @@ def test_the_label_panel_says_why_for_the_scan_on_screen(qtbot, window):
     assert panel.why_details.isVisibleTo(panel) and "pneumonia 55% / normal 45%" in panel.why_details.text()
     win.label_current("normal")                       # the next scan was not among the picks: said so
     assert panel.why_label.text().startswith("Not among the model's latest picks")
+
+
+def test_the_queue_says_why_in_the_same_plain_words(qtbot, window):
+    win = window
+    ids = sorted(win.project.scans.ids().tolist(), reverse=True)
+    wl = Worklist(to_label=np.array(ids, np.int64), strategy="hybrid", scores={ids[0]: 0.69},
+                  reasons={ids[0]: "entropy 0.69, 1st most uncertain; typical of a group of 5 similar uncertain scans"},
+                  predictions={ids[0]: ("normal", 0.5)})
+    win._apply_worklist(wl, first=True)
+    text = win.queue_model.reasons[ids[0]]
+    assert text == ("The model is torn between normal and pneumonia; it stands for 5 similar scans the model "
+                    "is unsure about.")
+    assert "k-means" not in win.queue_panel.strategy_label.text()
+    assert win.queue_panel.strategy_label.text() == "Ranked by hybrid: the scans the model learns most from come first"
