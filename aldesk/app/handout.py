@@ -85,8 +85,12 @@ def next_scans_for(project: Project, annotator: str, n: int, *, progress: Progre
     try:
         from aldesk.app.modelling import rank
 
+        from aldesk.app.progress import mix_audit
+
         ranking = rank(project, batch=n, progress=progress, should_stop=should_stop)
-        first = [r.scan_id for r in ranking.batch]
+        # offline readers read audit scans too (unmarked), so their labels keep the accuracy estimate honest
+        first, _ = mix_audit(project, annotator, [r.scan_id for r in ranking.batch], project.scans.ids(),
+                             n_labels=ranking.n_labelled)
         how = f"the reader's queue, unread scans in active-learning order ({ranking.strategy})"
     except (LearningError, ImportError) as exc:
         first, how = [], f"the reader's queue, unread scans in import order (no ranking: {exc})"

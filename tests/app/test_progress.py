@@ -144,3 +144,20 @@ def test_readers_agreement_is_the_ceiling(sim):
     ceiling = prog.readers_ceiling(p)  # two readers: their accuracy cannot be told apart, their agreement can
     assert ceiling == {"accuracy": 0.8, "source": "percent-agreement", "n_multi_read": 30}
     assert "readers' ceiling" in dict(prog.describe(prog.progress_report(p, n_boot=20)))
+
+
+def test_handouts_carry_audit_scans_too(read_campaign, tmp_path):
+    import shutil
+
+    from aldesk.app.handout import next_scans_for
+
+    shutil.copytree(read_campaign, tmp_path / "p")
+    with Project.open(tmp_path / "p") as p:
+        before = p.audit.draws()
+        scans, _ = next_scans_for(p, "dr_b", 40)
+        after = p.audit.draws()
+        pending = {s for s in before if not p.labels.current_for_scan(s)}
+        audit_in_handout = set(scans) & set(after)
+        assert len(audit_in_handout) == 4  # 10 % of 40, still-unread draws first, then new ones
+        assert len(audit_in_handout & pending) == min(len(pending), 4)  # still-unread draws are offered first
+        assert all(after[s]["annotator"] == "dr_b" for s in set(after) - set(before))
