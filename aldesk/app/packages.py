@@ -878,6 +878,9 @@ def export_trust_key(project: Project, file: str | os.PathLike) -> dict:
     file = Path(file)
     if file.exists():
         raise InputFileError(f"{file}: already exists; choose a new file for the key")
+    if project.meta("handout_secret"):
+        raise InputFileError(f"{project.path}: is a hand-out copy; its packages are already signed with the key its "
+                             "lead issued it, and the lead merges them as they are")
     key = project.packages.new_sign_key()
     doc = {"format": KEY_FORMAT, "version": 1, "key_id": key.id, "secret": key.secret.hex(),
            "project_id": key.project_id, "project_name": key.project_name, "created": key.created_at}

@@ -613,6 +613,8 @@ def test_a_handout_cannot_backdate_new_reads_nor_export_another_readers(issued, 
     with Project.open(copy_path) as copy:
         with pytest.raises(pk.InputFileError, match="issued to 'mallory': it sends only their labels"):
             export_package(copy, tmp_path / "bob.aldpkg", annotator="bob")
+        with pytest.raises(pk.InputFileError, match="is a hand-out copy; its packages are already signed"):
+            pk.export_trust_key(copy, tmp_path / "copy.key")
         lead = export_package(master, tmp_path / "lead.aldpkg").path
         with pytest.raises(PackageError, match="is a hand-out copy: .* takes no package in"):
             import_package(copy, lead)
