@@ -7,6 +7,7 @@ anything a user waits on; that process holds the project open for the seconds it
 meanwhile is refused with a clear message and can be retried).
 
     python -m aldesk.app.backups PROJECT     # the background body: back up if due, else nothing
+    aldesk backup PROJECT --if-due           # the same from the command line (and a frozen bundle)
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ def start_background_backup(path: str | os.PathLike) -> subprocess.Popen | None:
     sent to the terminal) and return at once. None when switched off by ``ALDESK_NO_BACKGROUND_BACKUP``."""
     if os.environ.get(NO_BACKGROUND_ENV) == "1":
         return None
-    return subprocess.Popen([sys.executable, "-m", "aldesk.app.backups", str(Path(path).resolve())],
+    project = str(Path(path).resolve())
+    # a frozen bundle's executable is aldesk itself, not a Python interpreter
+    argv = ([sys.executable, "backup", project, "--if-due"] if getattr(sys, "frozen", False)
+            else [sys.executable, "-m", "aldesk.app.backups", project])
+    return subprocess.Popen(argv,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)
 
@@ -57,7 +62,7 @@ def restore(path: str | os.PathLike, backup: str | os.PathLike | None = None) ->
     return result
 
 
-_FLIGHT: list = []  # keeps the lock file open for the life of this process
+_FLIGHT: list = []  # the open lock file while this process backs up
 
 
 def _single_flight(project: Path) -> bool:
@@ -94,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except AldeskError as exc:
         log.error("scheduled backup of %s failed: %s", argv[0], exc)
         return 1
+    finally:
+        while _FLIGHT:
+            _FLIGHT.pop().close()
     if made is not None:
         log.info("scheduled backup written: %s (%d kept)", made.name, len(list_backups(argv[0])))
     return 0

@@ -5,7 +5,8 @@ process writing it if that process is killed: a tiny watcher process, started wi
 for the writer to close a pipe (as it finishes, or as the kernel closes it when the writer dies, even
 by SIGKILL) and then deletes the folder if it is still there. A folder the watcher could not remove
 (power loss, the watcher killed too) is removed by the next run aimed at the same place, once the
-process named by its PID is gone.
+process named by its PID is gone. (A frozen bundle has no Python interpreter to run the watcher: there,
+only that next-run clean-up applies.)
 """
 
 from __future__ import annotations
@@ -70,15 +71,23 @@ class PartialDir:
     def create(cls, out: Path) -> "PartialDir":
         remove_stale_partials(out)
         path = partial_name(out)
-        try:  # the watcher first: a kill between the two then leaves nothing at all
-            watcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHER, str(path)],
-                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                       start_new_session=True, close_fds=True)
-        except OSError as exc:  # the next run aimed here removes it instead
-            log.warning("no watcher for %s (%s); a kill would leave it until the next export there", path, exc)
-            watcher = None
+        watcher = None
+        if getattr(sys, "frozen", False):  # a bundle's executable is aldesk, not Python: the next run cleans up
+            log.warning("no watcher in a frozen bundle for %s; a kill leaves it until the next export there", path)
+        else:
+            watcher = cls._start_watcher(path)  # the watcher first: a kill between the two leaves nothing
         path.mkdir()
         return cls(path, watcher)
+
+    @staticmethod
+    def _start_watcher(path: Path) -> subprocess.Popen | None:
+        try:
+            return subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHER, str(path)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True, close_fds=True)
+        except OSError as exc:  # the next run aimed here removes it instead
+            log.warning("no watcher for %s (%s); a kill would leave it until the next export there", path, exc)
+            return None
 
     def close(self) -> None:
         """The writer is done (the folder was renamed into place, or removed): release the watcher,

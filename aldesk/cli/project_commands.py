@@ -131,6 +131,10 @@ def cmd_backup(args) -> int:
 
     from aldesk.store.backups import list_backups
 
+    if args.if_due:
+        from aldesk.app.backups import main as scheduled_main
+
+        return scheduled_main([args.project])
     if args.list:
         backups = list_backups(args.project)
         if args.json:
@@ -193,6 +197,8 @@ def register(add) -> None:
     p.add_argument("--restore", metavar="latest|FILE", help="replace the database with a backup (the current one is "
                    "kept aside with everything it committed; refused while the project is open)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--if-due", action="store_true", help="the scheduled backup: only if the project changed since "
+                   "its newest backup and that one is over an hour old (what runs in the background after writes)")
 
     p = add("doctor", cmd_doctor, "check a project in full (every page, lost commits, backups) and say how to repair it")
     p.add_argument("project", metavar="PROJECT")

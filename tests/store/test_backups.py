@@ -360,3 +360,19 @@ def test_a_backup_from_a_newer_aldesk_is_not_restored(proj):
         restore_backup(path, newer)
     with Project.open(path) as p:
         assert p.scans.count() == 60
+
+
+def test_backup_if_due_from_the_command_line(proj, capsys):
+    from aldesk.cli import main
+
+    path, ids = proj
+    for b in list_backups(path):
+        os.utime(b, (time.time() - 7200, time.time() - 7200))
+    assert main(["backup", str(path), "--if-due"]) == 0
+    assert len(list_backups(path)) == 1  # nothing changed since that backup: none due
+    with Project.open(path) as p:
+        p.labels.annotator_id("dr_new")
+    assert main(["backup", str(path), "--if-due"]) == 0
+    assert len(list_backups(path)) == 2 and "scheduled" in newest_backup(path).name
+    assert main(["backup", str(path), "--if-due"]) == 0
+    assert len(list_backups(path)) == 2  # the newest is minutes old
