@@ -511,6 +511,8 @@ class ReviewPanel(QWidget):
     @property
     def not_allowed(self) -> str | None:
         """Why the reviewer may not decide or ask for reads (same rule as the use case), or None."""
+        if self.project is None:  # shut down: a late queue result must not touch a closed project
+            return "the review window is closed"
         role = self.project.labels.role(self.reviewer)
         if role in review.REVIEWER_ROLES:
             return None
@@ -520,7 +522,7 @@ class ReviewPanel(QWidget):
     def _update_decision_controls(self) -> None:
         """Controls the reviewer may not use are shown disabled, with the reason, never as a later error."""
         why = self.not_allowed
-        role = self.project.labels.role(self.reviewer)
+        role = self.project.labels.role(self.reviewer) if self.project is not None else None
         self.reviewer_label.setText(why or f"Deciding as {self.reviewer} ({role})")
         enabled = self.current is not None and why is None
         for w in (*self.class_buttons.values(), self.reason, self.decide_button, self.request_reason,

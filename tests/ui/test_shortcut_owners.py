@@ -116,3 +116,20 @@ def test_label_keys_are_off_in_any_text_field_of_the_window(qtbot, window, real_
     assert not any(s.isEnabled() for s in window.labelling.shortcuts.values())
     window.viewer.setFocus()
     qtbot.waitUntil(lambda: all(s.isEnabled() for s in window.labelling.shortcuts.values()))
+
+
+def test_the_review_window_keys_have_one_owner_too(qtbot, tmp_path):
+    from aldesk.app.importer import import_paths
+    from aldesk.store import Project
+    from aldesk.ui.review_panel import ReviewPanel
+    from tests.app.conftest import write_png
+
+    write_png(tmp_path / "s" / "a.png", seed=1)
+    with Project.create(tmp_path / "p", ["normal", "pneumonia"]) as p:
+        import_paths(p, [tmp_path / "s"], jobs=1)
+    panel = ReviewPanel(tmp_path / "p", "dr_a")
+    qtbot.addWidget(panel)
+    owners = every_window_key(panel)
+    assert {"Ctrl+1", "Ctrl+2", "F5", "Ctrl+Return", "F"} <= set(owners)
+    assert {k: v for k, v in owners.items() if len(v) > 1} == {}
+    panel.shutdown()
