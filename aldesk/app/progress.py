@@ -283,7 +283,7 @@ def progress_report(project: Project, *, extractor: str | None = None, model: st
     progress(0, 4, "features")
     ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
     check_stop(should_stop, "progress report")
-    X = standardize(X)
+    X = standardize(X) if len(ids) else X
     y, weights = training_labels(project, ids)
     n_classes = len(project.classes)
     labels = int((y != UNLABELLED).sum())
@@ -348,7 +348,7 @@ def describe(report: dict) -> list[tuple[str, str]]:
         lines.append(("stability", f"κ {report['stability_kappa']:.4f} over the last {stab['window']} model pairs "
                                    f"({100 * stab['agreement']:.1f} % same prediction on the stop set)"))
     else:
-        lines.append(("stability", f"- ({len(stab['kappas'])} model pairs so far, {stab['window']} needed)"))
+        lines.append(("stability", f"- ({stab['n_models']} models so far, {stab['window'] + 1} needed)"))
     proj = report["projected"]
     if proj:
         lines.append(("projected", f"{proj['accuracy']:.3f}{_interval(proj['ci'])} at {proj['labels']} labels "

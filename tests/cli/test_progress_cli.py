@@ -48,3 +48,12 @@ def test_settings_audit_fraction(campaign, capsys):
     assert main(["settings", str(campaign), "--audit-fraction", "0.9"]) != 0
     assert "audit_fraction == 0.9, must be between 0 and 0.5" in capsys.readouterr().err
     assert main(["settings", str(campaign), "--audit-fraction", "0.1", "--json"]) == 0
+
+
+def test_progress_on_a_new_project_says_what_is_missing(tmp_path, capsys):
+    assert main(["init", str(tmp_path / "new"), "--classes", "a,b"]) == 0
+    capsys.readouterr()
+    assert main(["progress", str(tmp_path / "new"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("Keep labelling (0 labels): not enough models yet")
+    assert "(0 models so far, 4 needed)" in captured.out and "Warning" not in captured.err
