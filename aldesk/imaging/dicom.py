@@ -11,6 +11,7 @@ Never reads or returns a patient's name or birth date; never writes to a file.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,30 +96,43 @@ class _Swallow(logging.NullHandler):
     """Marks the handler this module adds, so it removes only its own."""
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: list = []
+
+
 @contextmanager
 def quiet() -> Iterator[list[warnings.WarningMessage]]:
     """Keep pydicom/decoder warnings and log records off stderr; yield the caught warnings.
 
     pydicom reports many problems by ``warnings.warn`` *and* ``logging``; a folder of 100k files
     would otherwise flood the terminal. The caught warnings are inspected (e.g. "End of file
-    reached before delimiter" means the file was cut off). Not thread-safe (warnings state is
-    global); the importer calls it in worker processes.
+    reached before delimiter" means the file was cut off). The loggers are silenced once for all
+    threads inside (the viewer decodes on two): a thread leaving must not unsilence another still
+    reading. The warnings state is global too; the importer calls this in worker processes.
     """
-    saved = []
-    for name in _QUIET_LOGGERS:
-        logger = logging.getLogger(name)
-        handler = _Swallow()
-        saved.append((logger, logger.propagate, handler))
-        logger.addHandler(handler)
-        logger.propagate = False
+    global _quiet_depth
+    with _quiet_lock:   # the viewer decodes in threads: the first one in silences, the last one out restores
+        if _quiet_depth == 0:
+            _quiet_saved[:] = []
+            for name in _QUIET_LOGGERS:
+                logger = logging.getLogger(name)
+                handler = _Swallow()
+                _quiet_saved.append((logger, logger.propagate, handler))
+                logger.addHandler(handler)
+                logger.propagate = False
+        _quiet_depth += 1
     try:
         with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
             warnings.simplefilter("always")
             yield caught
     finally:
-        for logger, propagate, handler in saved:
-            logger.removeHandler(handler)
-            logger.propagate = propagate
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                for logger, propagate, handler in _quiet_saved:
+                    logger.removeHandler(handler)
+                    logger.propagate = propagate
 
 
 @contextmanager
