@@ -206,7 +206,7 @@ def markdown(suite: dict) -> str:
              f"{suite['command']}", "",
              f"{len(suite['seeds'])} paired seeds; initial {suite['initial']}, batch {suite['batch']}; features "
              f"`{suite['extractor']}`; {suite['wall_seconds'] / 60:.1f} min wall on {suite['cpus']} "
-             f"({suite.get('cpu_seconds', 0) / 60:.1f} min CPU; the machine was shared, so wall time overstates).", "",
+             f"({suite.get('cpu_seconds', 0) / 60:.1f} min CPU).", "",
              "AULC = mean of the objective over the campaign (area under its learning curve / label span). "
              "dAULC and p (paired Wilcoxon) are against random on the same seeds; "
              "'vs best single' is the default minus the best single aldesk strategy; 'vs peer' is the default "
