@@ -158,6 +158,9 @@ def test_handouts_carry_audit_scans_too(read_campaign, tmp_path):
         after = p.audit.draws()
         pending = {s for s in before if not p.labels.current_for_scan(s)}
         audit_in_handout = set(scans) & set(after)
-        assert len(audit_in_handout) == 4  # 10 % of 40, still-unread draws first, then new ones
-        assert len(audit_in_handout & pending) == min(len(pending), 4)  # still-unread draws are offered first
+        # 10 % of 40 = 4 audit places: still-unread draws first, then new draws; a drawn scan the ranking
+        # itself put in the hand-out also counts, so there may be more than 4 drawn scans in it
+        assert len(audit_in_handout) >= 4
+        assert len(audit_in_handout & pending) >= min(len(pending), 4)  # still-unread draws are offered first
+        assert len(set(after) - set(before)) == max(0, 4 - len(pending))  # new draws only to fill the places
         assert all(after[s]["annotator"] == "dr_b" for s in set(after) - set(before))
