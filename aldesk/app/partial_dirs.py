@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aldesk.store.backups import pid_alive
+
 log = logging.getLogger("aldesk.partial")
 
 # runs with -I -S (no site, no aldesk import): starts in ~20 ms; ignores the terminal's Ctrl-C
@@ -31,16 +33,6 @@ def partial_name(out: Path, pid: int | None = None) -> Path:
     return out.with_name(f".{out.name}.partial-{os.getpid() if pid is None else pid}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_partials(out: Path) -> list[Path]:
     """Delete ``.OUT.partial-PID`` folders beside ``out`` whose writer is gone (or is this process)."""
     removed = []
@@ -51,7 +43,7 @@ def remove_stale_partials(out: Path) -> list[Path]:
             pid = int(p.name.rsplit("-", 1)[1])
         except ValueError:
             continue
-        if pid != os.getpid() and _alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             continue  # another export to the same place is running right now
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)

@@ -49,7 +49,8 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (names of temporaries end in their writer's pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -70,7 +71,7 @@ def clean_stale_temporaries(folder: Path) -> list[Path]:
             pid = int(stem.rsplit("-", 1)[1])
         except (IndexError, ValueError):
             pid = -1
-        if pid == os.getpid() or (pid > 0 and _pid_alive(pid)):
+        if pid == os.getpid() or (pid > 0 and pid_alive(pid)):
             continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
