@@ -23,6 +23,7 @@ from aldesk.errors import (NotAProjectError, ProjectBusyError, ProjectDamagedErr
 from aldesk.store.backups import (BACKUP_DIR_NAME, BACKUPS_KEPT, backup_database, commits_of, list_backups,
                                   newest_backup, prune_backups, restore_backup)
 from aldesk.store.openlock import LOCK_NAME, ProjectLock
+from aldesk.store.preview_store import collect_garbage
 from aldesk.store.schema import APPLICATION_ID, CREATE_SCRIPTS, MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["BACKUP_DIR_NAME", "BACKUPS_KEPT", "OpenStatus", "Project", "backup_database", "list_backups",
@@ -350,7 +351,7 @@ class Project:
             project = cls(path, conn, status, lock)
             if alone and not readonly and not damage:
                 project._mark_interrupted_imports()
-                for leftover in (".creating", ".restoring"):  # a create or restore killed midway
+                for leftover in (".creating", ".restoring", ".restoring-journal"):  # a create or restore killed midway
                     (path / (PROJECT_DB_NAME + leftover)).unlink(missing_ok=True)
         except BaseException:
             lock.release()
@@ -418,6 +419,7 @@ class Project:
         """A complete, verified copy of the database in PROJECT/backups/, keeping the newest few of each kind."""
         dest = backup_database(self.conn, self.path, tag)
         prune_backups(self.path / BACKUP_DIR_NAME, tag)
+        collect_garbage(self.path / BACKUP_DIR_NAME, lambda: list_backups(self.path))
         return dest
 
     def backup_due(self, min_age_hours: float = SCHEDULED_MIN_AGE_H) -> bool:

@@ -19,6 +19,7 @@ import pytest
 
 from aldesk.store import PROJECT_DB_NAME, Project
 from aldesk.store.backups import BACKUP_DIR_NAME, list_backups, verify_backup
+from aldesk.store.preview_store import missing_previews
 from aldesk.store.project import utc_now
 from tests.app.conftest import write_png
 
@@ -49,6 +50,13 @@ def _label(path: Path, ids: list[int], annotator: str) -> set[str]:
         return {r[0] for r in p.conn.execute("SELECT id FROM labels")}
 
 
+def _change_previews(path: Path, ids: list[int]) -> None:
+    """New preview bytes for these scans (as when a series' thumbnail is remade)."""
+    with Project.open(path) as p:
+        with p.transaction() as c:
+            c.executemany("UPDATE previews SET data = randomblob(length(data)) WHERE scan_id = ?", [(i,) for i in ids])
+
+
 def _label_ids(db: Path) -> set[str]:
     uri = db.resolve().as_uri() + ("?mode=ro" if Path(str(db) + "-wal").exists() else "?mode=ro&immutable=1")
     conn = sqlite3.connect(uri, uri=True)
@@ -74,11 +82,13 @@ def test_sigkill_during_backup_never_lists_a_partial_backup(tmp_path, zygote):
     killed = 0
     for i in range(KILLS):
         _label(path, ids[i * 10:(i + 1) * 10], "dr_b")
+        _change_previews(path, ids[i * 150:(i + 1) * 150])  # so that each backup writes to the side store too
         pid = zygote.start(run="cli", argv=["backup", str(path)])
         time.sleep(rng.uniform(0.0, full * 1.1))
         killed += zygote.kill_and_wait(pid)["killed"]
         for b in list_backups(path):
             verify_backup(b)  # raises if a listed backup is torn or damaged
+            assert missing_previews(b, path / BACKUP_DIR_NAME) == 0, f"round {i}: {b.name} lacks previews"
         with Project.open(path) as p:
             assert p.integrity_check() == "ok"
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} kills landed during a backup"
