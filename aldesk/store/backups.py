@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aldesk.errors import NotAProjectError, ProjectBusyError, ProjectError, ProjectVersionError
+from aldesk.errors import NotAProjectError, ProjectBusyError, ProjectError, ProjectVersionError, storage_error
 from aldesk.store.openlock import ProjectLock
 from aldesk.store.preview_store import (PREVIEW_STORE_NAME, collect_garbage, missing_previews, put_back,
                                         store_previews, writing_lock)
@@ -176,6 +176,9 @@ def _copy_without_previews(source: Path, tmp: Path, folder: Path) -> list[str]:
         target.execute("PRAGMA journal_mode = DELETE")  # reading it later (list, restore) creates no -wal/-shm
         return [r[0] for r in target.execute("PRAGMA integrity_check(20)")]
     except sqlite3.DatabaseError as exc:
+        full = storage_error(exc, folder.resolve())  # the backups' disk is full or read-only: not a damaged project
+        if full is not None:
+            raise full from exc
         return [str(exc)]
     finally:
         target.close()

@@ -23,6 +23,7 @@ from aldesk.store.backups import (BACKUP_DIR_NAME, _copy_whole, list_backups, ne
 from aldesk.store.preview_store import (PREVIEW_STORE_NAME, REFS_TABLE, collect_garbage, missing_previews,
                                         writing_lock)
 from aldesk.store.project import utc_now
+from tests.store.test_disk_full import small_disk  # noqa: F401  (fixture)
 
 N = 300
 
@@ -274,3 +275,36 @@ def test_pruning_removes_only_previews_no_kept_backup_names(proj):
     prune_backups(folder, "scheduled", keep=1)
     for b in list_backups(path):
         assert missing_previews(b, folder) == 0
+
+
+def test_a_backup_onto_a_full_disk_is_a_message_and_keeps_the_backups(small_disk, tmp_path, capsys):
+    from aldesk.cli import main
+
+    path = tmp_path / "p"
+    with Project.create(path, ["a", "b"]) as p:
+        (small_disk / "backups").mkdir()
+        (path / BACKUP_DIR_NAME).symlink_to(small_disk / "backups")  # the backups' disk fills, not the project's
+        root_id, _ = p.scans.root_for(path / "data")
+        rng = np.random.default_rng(0)
+        with p.transaction():
+            for i in range(40):
+                p.scans.insert_scan({
+                    "uid": f"1.2.{i}", "pixel_hash": f"h{i}", "root_id": root_id, "relpath": f"{i}.png",
+                    "file_size": 1, "file_mtime": 0.0, "format": "png", "rows": 128, "columns": 128, "frames": 1,
+                    "samples": 1, "bits_allocated": 8, "bits_stored": 8, "signed": 0, "photometric": "MONOCHROME2",
+                    "windows": "[]", "imported_at": utc_now()}, rng.integers(0, 256, (128, 128), dtype=np.uint8))
+        first = p.backup("manual")
+        with p.transaction():  # more new previews than the disk has room for in the side store
+            for i in range(40, 260):
+                p.scans.insert_scan({
+                    "uid": f"1.2.{i}", "pixel_hash": f"h{i}", "root_id": root_id, "relpath": f"{i}.png",
+                    "file_size": 1, "file_mtime": 0.0, "format": "png", "rows": 128, "columns": 128, "frames": 1,
+                    "samples": 1, "bits_allocated": 8, "bits_stored": 8, "signed": 0, "photometric": "MONOCHROME2",
+                    "windows": "[]", "imported_at": utc_now()}, rng.integers(0, 256, (128, 128), dtype=np.uint8))
+    assert main(["backup", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and str(small_disk) in err and "damaged" not in err and "Traceback" not in err
+    folder = path / BACKUP_DIR_NAME
+    assert list_backups(path) == [first] and not list(folder.glob(".partial-*"))
+    verify_backup(first)
+    assert missing_previews(first, folder) == 0
