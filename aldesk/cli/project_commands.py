@@ -158,6 +158,8 @@ def cmd_backup(args) -> int:
         print(f"the replaced database is kept at {result.aside}"
               + ("" if result.checkpointed else " with its -wal file beside it (it was too damaged to fold in)"))
         print(result.gap.describe())
+        if result.describe_previews():
+            print(result.describe_previews())
         return EXIT_OK
     with open_project(args.project) as project:
         made = project.backup("manual")
