@@ -80,8 +80,40 @@ def test_few_labels_leave_the_model_uncalibrated():
 def test_logistic_chooses_C_out_of_fold():
     X, y = make_pool(n=60, n_classes=3)
     model = fit_model(X, y, n_classes=3, random_state=0)
-    assert set(model.cv_log_loss_) == {0.01, 0.1, 1.0}
+    assert set(model.cv_log_loss_) == {0.01, 0.1, 1.0}  # separable classes: the loss falls all the way
     assert model.C_ == min(model.cv_log_loss_, key=model.cv_log_loss_.get)
+
+
+def _noisy_pool(n=240, d=40, seed=4):
+    """Few informative directions among many noise ones, a third of the labels flipped: strong
+    regularisation wins, so the loss rises from the smallest C on."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(0, 1, (n, d))
+    X[:, 0] += 0.6 * (2 * y - 1)
+    y = np.where(rng.random(n) < 0.33, 1 - y, y)
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+@pytest.mark.parametrize("pool, weighted", [("separable", False), ("noisy", False), ("noisy", True)])
+def test_select_C_matches_fitting_every_C_afresh(pool, weighted):
+    """Warm starts and the stop at the first rise of the loss choose the C (and give the out-of-fold logits)
+    that fitting every C of the grid from scratch gives."""
+    from aldesk.learning.models import LOGISTIC_C_GRID, _balanced_log_loss, _oof_logits, select_C, single_threaded
+
+    X, y = make_pool(n=90, n_classes=3) if pool == "separable" else _noisy_pool()
+    k = int(y.max()) + 1
+    w = np.random.default_rng(0).uniform(0.5, 1.0, len(y)) if weighted else None
+    with single_threaded():
+        best, logits, losses = select_C(X, y, n_classes=k, folds=3, sample_weight=w, random_state=7)
+        ref_oof = {c: _oof_logits("logistic", X, y, k, w, 7, 3, c) for c in LOGISTIC_C_GRID}
+    ref = {c: _balanced_log_loss(ref_oof[c], y, k, w) for c in LOGISTIC_C_GRID}
+    assert best == min(ref, key=ref.get)
+    for c, loss in losses.items():
+        assert loss == pytest.approx(ref[c], rel=0.01)  # the same optimum, to the solver's tolerance
+    np.testing.assert_allclose(logits, ref_oof[best], rtol=0.02, atol=0.02)
+    if pool == "noisy":  # the smallest C won: the largest (the slowest to fit) was never fitted
+        assert best == 0.01 and set(losses) == {0.01, 0.1}
 
 
 def test_ece_by_hand():
@@ -177,3 +209,17 @@ def test_committee_members():
     np.testing.assert_allclose(committee.predict_proba(X[:7]), members.mean(axis=0))
     with pytest.raises(LearningError, match=r"n_members == 1, must be an int >= 2"):
         fit_committee(X, y, n_classes=3, n_members=1)
+
+
+def test_standardize_in_blocks_equals_the_whole_pool_formula():
+    from aldesk.learning.base import standardize
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(50.0, 3.0, (20_000, 4)).astype(np.float32)  # more rows than one block, a large mean
+    X[:, 2] = 7.0                                                # a constant column
+    Z = standardize(X)
+    X64 = X.astype(np.float64)
+    expected = (X64 - X64.mean(axis=0)) / np.where(X64.std(axis=0) < 1e-12, 1.0, X64.std(axis=0))
+    assert Z.dtype == np.float32 and Z.shape == X.shape
+    np.testing.assert_allclose(Z, expected, atol=1e-4)
+    assert np.all(Z[:, 2] == 0.0)
