@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aldesk.app.callbacks import Progress, ShouldStop, never_stop, no_progress
 from aldesk.errors import AldeskError
 from aldesk.store import Project
 from aldesk.store.backups import RestoreResult, list_backups, restore_backup
@@ -54,11 +55,17 @@ def back_up_after_writes(project: Project, commits_at_open: int) -> subprocess.P
     return start_background_backup(project.path)
 
 
-def restore(path: str | os.PathLike, backup: str | os.PathLike | None = None) -> RestoreResult:
-    """Restore ``backup`` (or the newest complete one) and check the result opens cleanly."""
+def restore(path: str | os.PathLike, backup: str | os.PathLike | None = None, *,
+            progress: Progress = no_progress, should_stop: ShouldStop = never_stop) -> RestoreResult:
+    """Restore ``backup`` (or the newest complete one) and check the result opens cleanly. Previews the
+    side store lacked are made again from the scans' files where they still exist."""
+    from aldesk.app.previews import rebuild_missing_previews
+
     result = restore_backup(path, backup)
     with Project.open(path) as project:
         project.integrity_check()
+        if result.previews_missing:
+            result.previews_rebuilt, _ = rebuild_missing_previews(project, progress=progress, should_stop=should_stop)
     return result
 
 

@@ -87,11 +87,11 @@ def finalise_units(project: Project, *, progress: Progress = no_progress,
             problems.append({"scan_id": row.scan_id, "series": title, "problems": found})
         progress(i + 1, len(dirty), "arranging series")
     for scan_id in sorted(units):
-        _point_unit(project, scan_id)
+        point_unit(project, scan_id)
     return problems
 
 
-def _point_unit(project: Project, scan_id: int) -> None:
+def point_unit(project: Project, scan_id: int) -> None:
     """Make the middle slice of the unit's largest stack its thumbnail and default image."""
     from aldesk.imaging import read_scan_info
 

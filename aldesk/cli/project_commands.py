@@ -110,11 +110,13 @@ def cmd_missing(args) -> int:
 
 
 def cmd_relink(args) -> int:
+    from aldesk.app.previews import rebuild_missing_previews
     from aldesk.app.projects import missing_scans, relink
 
     with open_project(args.project) as project:
         results = relink(project, args.new_root)
         still = len(missing_scans(project))
+        made, no_preview = rebuild_missing_previews(project)  # previews a restore could not find, from the files found
     for r in results:
         if r.new:
             print(f"relinked {r.old} -> {r.new} ({r.found}/{r.checked} sampled files found)")
@@ -123,6 +125,8 @@ def cmd_relink(args) -> int:
         else:
             print(f"not found {r.old}: none of {r.checked} sampled files under {args.new_root}")
     print(f"{still} scans still missing")
+    if made or no_preview:
+        print(f"{made} missing previews made from the files" + (f"; {no_preview} scans still have none" if no_preview else ""))
     return EXIT_OK if still == 0 else EXIT_ERROR
 
 

@@ -354,8 +354,8 @@ class RestoreResult:
         text = f"{self.previews_missing} previews were not in {BACKUP_DIR_NAME}/{PREVIEW_STORE_NAME}"
         text += f"; {self.previews_rebuilt} were made again from the scans' files" if self.previews_rebuilt else ""
         if lost:
-            text += (f"; {lost} scans show no preview until their files are found again "
-                     "(`aldesk relink`), then `aldesk doctor --rebuild-previews`")
+            text += (f"; {lost} scans have no preview until their files are found again "
+                     "(`aldesk relink PROJECT NEW_FOLDER` then makes them)")
         return text
 
 

@@ -241,6 +241,18 @@ class ScanStore:
             raise ProjectError(f"scan {scan_id} has no preview; re-import its folder")
         return _preview_array(row)
 
+    def without_preview(self) -> list[tuple[int, str]]:
+        """(scan id, pixel hash) of scans that have no preview row (a restore whose side store lacked them)."""
+        return self._c.execute("SELECT s.id, s.pixel_hash FROM scans s WHERE NOT EXISTS "
+                               "(SELECT 1 FROM previews p WHERE p.scan_id = s.id) ORDER BY s.id").fetchall()
+
+    def put_preview(self, scan_id: int, preview: np.ndarray) -> None:
+        """Store (or replace) one scan's preview. Call inside ``project.transaction()``."""
+        preview = np.ascontiguousarray(preview, dtype=np.uint8)
+        channels = 1 if preview.ndim == 2 else preview.shape[2]
+        self._c.execute("INSERT OR REPLACE INTO previews(scan_id, height, width, channels, data) VALUES (?, ?, ?, ?, ?)",
+                        (scan_id, preview.shape[0], preview.shape[1], channels, preview.tobytes()))
+
     def iter_previews(self, scan_ids: Iterable[int] | None = None, chunk: int = 256) -> Iterator[tuple[int, np.ndarray]]:
         """(scan id, preview) streamed in id order, never all in memory at once."""
         if scan_ids is None:

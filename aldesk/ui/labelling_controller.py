@@ -22,6 +22,7 @@ from aldesk.app.units import unit_view
 from aldesk.errors import AldeskError
 from aldesk.ui.keys import ACTION_NAMES, is_text_input
 from aldesk.ui.label_panel import LabelPanel
+from aldesk.ui.viewer import NO_PREVIEW_LABEL
 
 if TYPE_CHECKING:
     from aldesk.ui.main_window import MainWindow
@@ -162,8 +163,9 @@ class LabellingController(QObject):
         elif unit is None:
             try:
                 preview = w.project.scans.preview(scan_id)
-            except AldeskError:
+            except AldeskError:  # not in the restored backup: the file, if still there, is being decoded
                 preview = np.zeros((8, 8), np.uint8)
+                info = dict(info, label=NO_PREVIEW_LABEL, no_preview=True)
             w.viewer.show_preview(scan_id, preview, (info["columns"], info["rows"]), info)
             if scan_id in w.frame_cache.errors:
                 self._show_decode_problem(scan_id, w.frame_cache.errors[scan_id])
@@ -235,7 +237,11 @@ class LabellingController(QObject):
         """A file that cannot be decoded is a fact about the data, not a crash: say so where the reader looks."""
         w = self.window
         text = str(exc) if isinstance(exc, AldeskError) else f"{type(exc).__name__}: {exc}"
-        w.viewer.info = dict(w.viewer.info, label=f"Showing the preview only — {text[:120]}")
+        if w.viewer.info.get("no_preview"):  # said in the middle of the viewer: room for all of it
+            label = f"No preview and no image: the preview was not in the restored backup, and {text}"
+        else:
+            label = f"Showing the preview only — {text[:120]}"
+        w.viewer.info = dict(w.viewer.info, label=label)
         w.viewer.update()
         w.statusBar().showMessage(f"Full resolution not available: {text}", 15_000)
 

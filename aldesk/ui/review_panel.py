@@ -42,7 +42,7 @@ from aldesk.store import Project
 from aldesk.ui.decoding import FrameCache
 from aldesk.ui.messages import ErrorReporter
 from aldesk.ui.series_viewer import StudyView
-from aldesk.ui.viewer import ScanViewer
+from aldesk.ui.viewer import NO_PREVIEW_LABEL, ScanViewer
 from aldesk.ui.workers import LatestOnly
 
 COL_SCAN, COL_IMPACT, COL_STATUS, COL_REASONS, COL_READS = range(5)
@@ -644,8 +644,9 @@ class ReviewPanel(QWidget):
         else:
             try:
                 preview = self.project.scans.preview(item.scan_id)
-            except AldeskError:
+            except AldeskError:  # not in the restored backup: the file, if still there, is being decoded
                 preview = np.zeros((8, 8), np.uint8)
+                info = dict(info, label=NO_PREVIEW_LABEL, no_preview=True)
             self.viewer.show_preview(item.scan_id, preview, (row.columns, row.rows), info)
             if item.scan_id not in self.frame_cache.errors:
                 self.frame_cache.request(item.scan_id, str(row.path))

@@ -40,6 +40,9 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     return QImage(pixels.data, w, h, pixels.strides[0], fmt).convertToFormat(QImage.Format.Format_RGB32)
 
 
+# what the viewer says over a scan whose preview a restore could not find (aldesk.app.previews)
+NO_PREVIEW_LABEL = "No stored preview (it was not in the restored backup); reading the file"
+
 class ScanViewer(QWidget):
     """Paints one scan. Feed it with ``show_preview`` then ``set_frames`` (or ``set_frames`` alone)."""
 
@@ -159,6 +162,11 @@ class ScanViewer(QWidget):
             self.painted.emit(self.scan_id)
 
     @property
+    def no_preview(self) -> bool:
+        """Showing a stand-in for a preview the project lacks (not in the restored backup), not an image."""
+        return self.is_preview and bool((self.info or {}).get("no_preview"))
+
+    @property
     def magnification(self) -> float:
         """Screen pixels per pixel of the image buffer on screen (> 1: magnified beyond 1:1)."""
         if self._image is None or self._image.width() == 0:
@@ -183,7 +191,7 @@ class ScanViewer(QWidget):
         mod = info.get("modality") or "—"
         tl.append(f"{mod}   {w} × {h}" + (f"   {info['frames']} frames" if info.get("frames", 1) > 1 else ""))
         tr = []
-        if info.get("label"):
+        if info.get("label") and not self.no_preview:  # that one is said in the middle (see _paint_overlay)
             tr.append(str(info["label"]))
         if info.get("prediction"):
             tr.append(str(info["prediction"]))
@@ -230,6 +238,10 @@ class ScanViewer(QWidget):
         painter.strokePath(path, outline)
         painter.fillPath(path, OVERLAY_TEXT)
         painter.restore()
+        if self.no_preview:
+            painter.setPen(QColor(170, 170, 170))
+            painter.drawText(r.adjusted(line_h * 2, 0, -line_h * 2, 0),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, str(self.info.get("label", "")))
 
     # ------------------------------------------------------------------ view operations
     def fit(self, emit: bool = True) -> None:

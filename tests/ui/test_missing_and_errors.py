@@ -139,3 +139,24 @@ def test_main_window_proposes_projects_beside_the_last_project_not_in_the_data(q
     window.new_project_dialog()
     assert seen and seen[0].parent == Path(window.settings.recent_projects[0]).parent
     assert not str(seen[0]).startswith(str(tmp_path / "scans"))
+
+
+def test_a_scan_without_a_stored_preview_says_so_and_never_crashes(qtbot, window, tmp_path):
+    """Issue 14: a restore whose side store lacked a preview; the file, when there, still shows in full."""
+    from aldesk.ui.viewer import NO_PREVIEW_LABEL
+
+    win = window
+    rows = [r for r in win.project.scans.rows() if r.path.suffix == ".png"]
+    kept, gone = rows[2], rows[3]
+    with win.project.transaction() as c:
+        c.execute("DELETE FROM previews WHERE scan_id IN (?, ?)", (kept.id, gone.id))
+    gone.path.unlink()
+    win.frame_cache.clear()
+    win.show_scan(kept.id)
+    assert win.viewer.scan_id == kept.id
+    qtbot.waitUntil(lambda: not win.viewer.is_preview, timeout=10_000)  # the file decoded: full resolution
+    assert win.viewer.info.get("label") != NO_PREVIEW_LABEL
+    win.show_scan(gone.id)  # says it has no preview (until the decoder, maybe already, reports the file gone)
+    assert win.viewer.is_preview and win.viewer.info.get("no_preview") is True
+    qtbot.waitUntil(lambda: (win.viewer.info.get("label") or "").startswith("No preview and no image"), timeout=10_000)
+    win.viewer.grab().save(str(tmp_path / "no_preview.png"))
