@@ -1,13 +1,17 @@
 """Backups of a project database and restoring one, safe against kills at any moment.
 
-A backup is written with SQLite's online backup API under a hidden temporary name in PROJECT/backups/,
-checked with ``PRAGMA integrity_check``, flushed to disk and only then renamed to ``project-*.sqlite``:
-a name of that form is a complete, verified copy, and nothing else is ever listed or restored. A
-temporary left by a killed backup is removed by the next one.
+A backup is written from one read snapshot under a hidden temporary name in PROJECT/backups/: every
+table but the previews and feature vectors, which it only names and keeps once for all backups in
+``backups/previews.sqlite`` (:mod:`aldesk.store.preview_store`; a second backup adds only what changed).
+It is checked with ``PRAGMA integrity_check``, flushed to disk and only then renamed to
+``project-*.sqlite``: a name of that form is a complete, verified copy whose side-store rows are on
+disk, and nothing else is ever listed or restored. A temporary left by a killed backup is removed by
+the next one. Backups made before the side store hold everything and restore as they always did.
 
 A restore never loses what is committed: it refuses while any process has the project open (the
 lock in :mod:`aldesk.store.openlock`), checkpoints the live WAL into the database it keeps aside, puts
-the verified backup in place with one atomic rename, and says which labels the restored copy lacks.
+the verified backup, its previews and vectors back in, in place with one atomic rename, and says which
+labels (and previews) the restored copy lacks.
 """
 
 from __future__ import annotations
@@ -21,8 +25,7 @@ from pathlib import Path
 
 from aldesk.errors import NotAProjectError, ProjectBusyError, ProjectError, ProjectVersionError, storage_error
 from aldesk.store.openlock import ProjectLock
-from aldesk.store.preview_store import (PREVIEW_STORE_NAME, collect_garbage, missing_previews, put_back,
-                                        store_previews, writing_lock)
+from aldesk.store.preview_store import PREVIEW_STORE_NAME, SIDE_TABLES, put_back, store_side_rows, writing_lock
 from aldesk.store.schema import APPLICATION_ID, SCHEMA_VERSION
 
 BACKUP_DIR_NAME = "backups"
@@ -83,8 +86,9 @@ def clean_stale_temporaries(folder: Path) -> list[Path]:
 def backup_database(conn: sqlite3.Connection, project_dir: Path, tag: str) -> Path:
     """Copy the live database (consistent even while others write) into PROJECT/backups/.
 
-    Every table but the previews is copied; the previews are named in the copy and stored once in the
-    side store (:mod:`aldesk.store.preview_store`), committed before the copy gets its final name. The
+    Every table but the previews and feature vectors is copied; their rows are named in the copy and
+    stored once in the side store (:mod:`aldesk.store.preview_store`), committed before the copy gets
+    its final name. The
     copy appears under that name only once complete and verified; a damaged database raises
     ProjectError and leaves the existing backups as they were."""
     folder = Path(project_dir) / BACKUP_DIR_NAME
@@ -96,7 +100,7 @@ def backup_database(conn: sqlite3.Connection, project_dir: Path, tag: str) -> Pa
     source = _main_file(conn)
     try:
         with writing_lock(folder):  # the previews this copy names stay in the side store until it is listed
-            verdict = _copy_without_previews(source, tmp, folder) if source else _copy_whole(conn, tmp)
+            verdict = _copy_without_side_rows(source, tmp, folder) if source else _copy_whole(conn, tmp)
             if verdict != ["ok"]:
                 from aldesk.errors import ProjectDamagedError
 
@@ -131,14 +135,16 @@ def _copy_whole(conn: sqlite3.Connection, tmp: Path) -> list[str]:
         target.close()
 
 
-def _copy_without_previews(source: Path, tmp: Path, folder: Path) -> list[str]:
+def _copy_without_side_rows(source: Path, tmp: Path, folder: Path) -> list[str]:
     """Rebuild the database in ``tmp`` from one read snapshot of ``source``: same schema (tables,
-    indexes, rowids, header fields), every row but the previews' bytes, which go to the side store.
-    Checks the source's pages first (``quick_check`` of every table; the previews are read whole
-    anyway) and the copy's after. Returns ``integrity_check``'s verdict (["ok"] when fine).
+    indexes, rowids, header fields), every row but the previews and feature vectors, which are named
+    in ``tmp`` and kept in the side store. Checks the source's pages first (``quick_check`` of every
+    other table; those two are read whole anyway) and the copy's after. Returns ``integrity_check``'s
+    verdict (["ok"] when fine).
 
-    Cheaper than a page copy then DELETE + VACUUM: the 1.6 GB of previews of 100,000 scans are read
-    once (to name them) and written only when new, instead of written, read, freed and vacuumed."""
+    Cheaper than a page copy then DELETE + VACUUM (measured in tests/benchmarks/bench_backups.py): the
+    2 GB of previews and vectors of 100,000 scans are read once (to name them) and written only when
+    new, instead of written, read, freed and vacuumed."""
     target = sqlite3.connect(tmp, isolation_level=None)
     try:
         # nothing to roll back: a failed or killed copy is deleted, and fsynced once before its rename
@@ -153,7 +159,7 @@ def _copy_without_previews(source: Path, tmp: Path, folder: Path) -> list[str]:
         tables = [name for kind, name, _ in objects if kind == "table"]
         verdict = []
         for table in tables:
-            if table != "previews":
+            if table not in SIDE_TABLES:  # those are read whole below, which finds a broken b-tree too
                 verdict += [r[0] for r in target.execute(f'PRAGMA src.quick_check("{table}")') if r[0] != "ok"]
         if verdict:
             target.execute("ROLLBACK")
@@ -161,10 +167,9 @@ def _copy_without_previews(source: Path, tmp: Path, folder: Path) -> list[str]:
         for kind, _, sql in objects:
             if kind == "table":
                 target.execute(sql)
-        if "previews" in tables:
-            store_previews(target, target, folder, "src")
+        store_side_rows(target, folder, "src")
         for table in tables:
-            if table != "previews":
+            if table not in SIDE_TABLES:
                 _copy_rows(target, table)
         if target.execute("SELECT 1 FROM src.sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
             target.execute("INSERT INTO main.sqlite_sequence SELECT * FROM src.sqlite_sequence")
@@ -340,11 +345,13 @@ class RestoreResult:
     previews_restored: int = 0    # previews put back from the side store (0 for a full, old-style backup)
     previews_missing: int = 0     # ... named by the backup but not found there (rebuilt from the files if they exist)
     previews_rebuilt: int = 0     # ... of which were made again from the scans' files (aldesk.app.backups.restore)
+    features_missing: int = 0     # feature vectors not found there: computed again when next needed
 
     def to_json(self) -> dict:
         return {"restored_from": str(self.source), "kept_aside": str(self.aside), "checkpointed": self.checkpointed,
                 "missing_labels": self.gap.to_json(), "previews_restored": self.previews_restored,
-                "previews_missing": self.previews_missing, "previews_rebuilt": self.previews_rebuilt}
+                "previews_missing": self.previews_missing, "previews_rebuilt": self.previews_rebuilt,
+                "features_missing": self.features_missing}
 
     def describe_previews(self) -> str | None:
         """A sentence when previews were not all found in the side store (None when nothing to say)."""
@@ -405,7 +412,7 @@ def restore_backup(project_dir: str | os.PathLike, backup: str | os.PathLike | N
         tmp = project_dir / (db_name + ".restoring")
         Path(str(tmp) + "-journal").unlink(missing_ok=True)  # a killed restore's, never to be applied to this copy
         shutil.copyfile(source, tmp)
-        previews = put_back(tmp, source.parent)  # (0, 0) for a full backup
+        side = put_back(tmp, source.parent)  # {} for a full backup
         fsync_path(tmp)
         checkpointed = True
         if db.exists():
@@ -430,7 +437,8 @@ def restore_backup(project_dir: str | os.PathLike, backup: str | os.PathLike | N
         lock.release()
         Path(str(project_dir / (db_name + ".restoring"))).unlink(missing_ok=True)
         Path(str(project_dir / (db_name + ".restoring-journal"))).unlink(missing_ok=True)
-    return RestoreResult(source, aside, gap, checkpointed, *previews)
+    previews, features = side.get("previews", (0, 0)), side.get("features", (0, 0))
+    return RestoreResult(source, aside, gap, checkpointed, *previews, features_missing=features[1])
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -1,12 +1,14 @@
-"""The previews of every backup, kept once: PROJECT/backups/previews.sqlite, content-addressed.
+"""The previews and feature vectors of every backup, kept once: PROJECT/backups/previews.sqlite.
 
-Previews are most of a project database (≈16 KB per scan: 1.6 of 2.1 GB at 100,000 scans) and change
-rarely (a series' thumbnail when slices are added), yet cannot simply be left out of a backup: the
-source files may be gone (moved disks, hand-outs). So a backup copies every other table and only
-*names* its previews (``preview_refs``: scan id + SHA-256 of shape and bytes); the bytes go here, keyed
-by (scan id, digest) and added with INSERT OR IGNORE: a second backup adds only previews that are new
-or changed. Rows are committed (fsynced) before the backup that names them gets its final name, so a
-listed backup always finds its previews here; rows a killed backup added are reused by the next one.
+They are most of a project database (at 100,000 scans 1.6 GB of previews and 0.47 GB of feature pages
+of 2.2 GB) and change rarely (a series' thumbnail when slices are added, vectors when re-extracted),
+yet cannot simply be left out of a backup: previews are the only pixels left when the source files are
+gone (moved disks, hand-outs), and vectors take minutes to compute again. So a backup copies every
+other table and only *names* these rows (``preview_refs`` / ``feature_refs``: the row's key and the
+SHA-256 of its values); the values go here, keyed by (key, digest) and added with INSERT OR IGNORE: a
+second backup adds only rows that are new or changed. They are committed (fsynced) before the backup
+naming them gets its final name, so a listed backup always finds its rows here; rows a killed backup
+added are reused by the next one.
 
 Rows are never changed. Rows no listed backup names any more are removed by ``collect_garbage``, only
 while no backup is being written (``writing_lock``). This module never decodes a preview.
@@ -18,31 +20,52 @@ import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 PREVIEW_STORE_NAME = "previews.sqlite"
-REFS_TABLE = "preview_refs"          # in a backup file only: the previews it needs, by digest
-CHUNK = 512                          # previews per side-store transaction (≈8 MB of 128 x 128)
+CHUNK = 1024                         # rows per side-store transaction (16 MB of 128 x 128 previews)
 _LOCK_NAME = ".previews.lock"
 _BUSY_MS = 60_000
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS previews (
-    scan_id  INTEGER NOT NULL,
-    digest   BLOB NOT NULL,              -- sha256 of "h,w,c:" + data (see preview_digest)
-    height   INTEGER NOT NULL,
-    width    INTEGER NOT NULL,
-    channels INTEGER NOT NULL,
-    data     BLOB NOT NULL,
-    PRIMARY KEY (scan_id, digest)
-)"""
+
+@dataclass(frozen=True)
+class Kind:
+    """A project table whose rows a backup names instead of copying."""
+
+    table: str                   # in the project, and in the side store (plus a digest column)
+    refs: str                    # in a backup file only: the rows it needs, by key and digest
+    keys: tuple[str, ...]        # INTEGER columns: the project table's primary key
+    values: tuple[str, ...]      # the rest; the last is the BLOB
+
+    def digest_sql(self, alias: str) -> str:
+        return f"side_digest({', '.join(f'{alias}.{v}' for v in self.values)})"
+
+
+PREVIEWS = Kind("previews", "preview_refs", ("scan_id",), ("height", "width", "channels", "data"))
+FEATURES = Kind("features", "feature_refs", ("set_id", "scan_id"), ("vector",))
+KINDS = (PREVIEWS, FEATURES)
+SIDE_TABLES = tuple(k.table for k in KINDS)
+REFS_TABLE = PREVIEWS.refs
+
+
+def side_digest(*values) -> bytes:
+    """SHA-256 of a row's values: the leading numbers (a preview's shape) then the bytes."""
+    h = hashlib.sha256((",".join(str(v) for v in values[:-1]) + ":").encode())
+    h.update(values[-1])
+    return h.digest()
 
 
 def preview_digest(height: int, width: int, channels: int, data: bytes) -> bytes:
-    """SHA-256 of a preview's shape and bytes (same bytes in another shape is another preview)."""
-    h = hashlib.sha256(f"{height},{width},{channels}:".encode())
-    h.update(data)
-    return h.digest()
+    """A preview's digest (same bytes in another shape is another preview)."""
+    return side_digest(height, width, channels, data)
+
+
+def _ddl(kind: Kind) -> str:
+    cols = [f"{k} INTEGER NOT NULL" for k in kind.keys] + ["digest BLOB NOT NULL"]
+    cols += [f"{v} {'BLOB' if v == kind.values[-1] else 'INTEGER'} NOT NULL" for v in kind.values]
+    return (f"CREATE TABLE IF NOT EXISTS {kind.table} ({', '.join(cols)}, "
+            f"PRIMARY KEY ({', '.join(kind.keys)}, digest))")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -51,13 +74,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     # one self-contained file (a user may copy backups/ elsewhere), every commit on disk when it returns
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute(_DDL)
+    for kind in KINDS:
+        conn.execute(_ddl(kind))
     return conn
 
 
 @contextlib.contextmanager
 def writing_lock(folder: Path, *, exclusive: bool = False) -> Iterator[bool]:
-    """Held shared by every backup from its first preview written to its rename; exclusive (never
+    """Held shared by every backup from its first side-store read to its rename; exclusive (never
     waited for: yields False when busy) by the garbage collector, so it never removes rows a backup
     being written relies on."""
     try:
@@ -80,43 +104,55 @@ def writing_lock(folder: Path, *, exclusive: bool = False) -> Iterator[bool]:
         fh.close()
 
 
-def store_previews(source: sqlite3.Connection, target: sqlite3.Connection, folder: Path,
-                   schema: str = "src") -> tuple[int, int]:
-    """Name every preview of ``schema``.previews in ``target``'s ``preview_refs`` and add those the side
-    store lacks to it. ``source`` and ``target`` are one connection (the snapshot being backed up is
-    ``schema``, the backup is ``main``) inside its transaction. Returns (previews named, previews added)."""
-    target.execute(f"CREATE TABLE main.{REFS_TABLE} (scan_id INTEGER PRIMARY KEY, digest BLOB NOT NULL)")
+def store_side_rows(conn: sqlite3.Connection, folder: Path, schema: str = "src") -> dict[str, tuple[int, int]]:
+    """Name every row of ``schema``'s previews and features in ``main``'s refs tables and add those the
+    side store lacks to it. ``conn`` reads the snapshot being backed up (``schema``) and writes the
+    backup (``main``), inside its transaction. Returns {table: (rows named, rows added)}."""
     side = _connect(folder / PREVIEW_STORE_NAME)
     try:
-        have = {(r[0], r[1]) for r in side.execute("SELECT scan_id, digest FROM previews")}
-        named = added = 0
-        refs, new = [], []
-        cur = source.execute(f"SELECT scan_id, height, width, channels, data FROM {schema}.previews ORDER BY scan_id")
-        while batch := cur.fetchmany(CHUNK):
-            for scan_id, h, w, c, data in batch:
-                digest = preview_digest(h, w, c, data)
-                refs.append((scan_id, digest))
-                if (scan_id, digest) not in have:
-                    new.append((scan_id, digest, h, w, c, data))
-            target.executemany(f"INSERT INTO main.{REFS_TABLE}(scan_id, digest) VALUES (?, ?)", refs)
-            named += len(refs)
-            refs.clear()
-            if len(new) >= CHUNK:
-                added += _insert(side, new)
-        added += _insert(side, new)
+        out = {}
+        for kind in KINDS:
+            if conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?",
+                            (kind.table,)).fetchone():
+                out[kind.table] = _store_kind(conn, side, kind, schema)
+        return out
     finally:
         side.close()
+
+
+def _store_kind(conn: sqlite3.Connection, side: sqlite3.Connection, kind: Kind, schema: str) -> tuple[int, int]:
+    keys, n_keys = ", ".join(kind.keys), len(kind.keys)
+    conn.execute(f"CREATE TABLE main.{kind.refs} ({', '.join(f'{k} INTEGER NOT NULL' for k in kind.keys)}, "
+                 f"digest BLOB NOT NULL, PRIMARY KEY ({keys}))")
+    have = {tuple(r) for r in side.execute(f"SELECT {keys}, digest FROM {kind.table}")}
+    insert_ref = f"INSERT INTO main.{kind.refs} ({keys}, digest) VALUES ({', '.join('?' * (n_keys + 1))})"
+    insert_side = (f"INSERT OR IGNORE INTO {kind.table} ({keys}, digest, {', '.join(kind.values)}) "
+                   f"VALUES ({', '.join('?' * (n_keys + 1 + len(kind.values)))})")
+    named = added = 0
+    refs, new = [], []
+    cur = conn.execute(f"SELECT {keys}, {', '.join(kind.values)} FROM {schema}.{kind.table} ORDER BY {keys}")
+    while batch := cur.fetchmany(CHUNK):
+        for row in batch:
+            key, digest = row[:n_keys], side_digest(*row[n_keys:])
+            refs.append(key + (digest,))
+            if key + (digest,) not in have:
+                new.append(key + (digest,) + row[n_keys:])
+        conn.executemany(insert_ref, refs)
+        named += len(refs)
+        refs.clear()
+        if len(new) >= CHUNK:
+            added += _insert(side, insert_side, new)
+    added += _insert(side, insert_side, new)
     return named, added
 
 
-def _insert(side: sqlite3.Connection, rows: list) -> int:
-    """Commit a chunk of previews (kept even if the backup is killed later: the next one reuses them)."""
+def _insert(side: sqlite3.Connection, sql: str, rows: list) -> int:
+    """Commit a chunk (kept even if the backup is killed later: the next one reuses it)."""
     if not rows:
         return 0
     side.execute("BEGIN IMMEDIATE")
     try:
-        side.executemany("INSERT OR IGNORE INTO previews(scan_id, digest, height, width, channels, data) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", rows)
+        side.executemany(sql, rows)
     except BaseException:
         side.execute("ROLLBACK")
         raise
@@ -126,65 +162,81 @@ def _insert(side: sqlite3.Connection, rows: list) -> int:
     return n
 
 
+def _refs_in(conn: sqlite3.Connection, schema: str = "main") -> list[Kind]:
+    names = {r[0] for r in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")}
+    return [k for k in KINDS if k.refs in names]
+
+
 def has_refs(conn: sqlite3.Connection, schema: str = "main") -> bool:
     """Whether a database is a backup whose previews live in the side store (made by this module)."""
-    return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?",
-                        (REFS_TABLE,)).fetchone() is not None
+    return bool(_refs_in(conn, schema))
+
+
+def _match(kind: Kind, refs: str = "r", side: str = "s") -> str:
+    return " AND ".join(f"{side}.{c} = {refs}.{c}" for c in kind.keys + ("digest",))
+
+
+def missing_rows(backup: Path, folder: Path) -> dict[str, int]:
+    """{table: rows a backup names that the side store does not hold}; empty for a full, old-style backup."""
+    conn = sqlite3.connect(f"{backup.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=_BUSY_MS / 1000)
+    try:
+        kinds = _refs_in(conn)
+        side = folder / PREVIEW_STORE_NAME
+        if kinds and side.is_file():
+            # read-write: a killed backup's hot journal is rolled back (a read-only reader would fail on it)
+            conn.execute("ATTACH DATABASE ? AS side", (f"{side.resolve().as_uri()}?mode=rw",))
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            return {k.table: conn.execute(f"SELECT COUNT(*) FROM {k.refs} r WHERE NOT EXISTS "
+                                          f"(SELECT 1 FROM side.{k.table} s WHERE {_match(k)})").fetchone()[0]
+                    for k in kinds}
+        return {k.table: conn.execute(f"SELECT COUNT(*) FROM {k.refs}").fetchone()[0] for k in kinds}
+    finally:
+        conn.close()
 
 
 def missing_previews(backup: Path, folder: Path) -> int:
-    """How many previews a backup names that the side store does not hold (0 for a full, old-style backup)."""
-    conn = sqlite3.connect(f"{backup.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=_BUSY_MS / 1000)
-    try:
-        if not has_refs(conn):
-            return 0
-        side = folder / PREVIEW_STORE_NAME
-        total = conn.execute(f"SELECT COUNT(*) FROM {REFS_TABLE}").fetchone()[0]
-        if not side.is_file():
-            return total
-        # read-write: a killed backup's hot journal is rolled back (a read-only reader would fail on it)
-        conn.execute("ATTACH DATABASE ? AS side", (f"{side.resolve().as_uri()}?mode=rw",))
-        return conn.execute(f"SELECT COUNT(*) FROM {REFS_TABLE} r WHERE NOT EXISTS (SELECT 1 FROM side.previews s "
-                            "WHERE s.scan_id = r.scan_id AND s.digest = r.digest)").fetchone()[0]
-    finally:
-        conn.close()
+    """How many previews a backup names that the side store does not hold (0 for an old-style backup)."""
+    return missing_rows(backup, folder).get(PREVIEWS.table, 0)
 
 
-def put_back(db: Path, folder: Path) -> tuple[int, int]:
-    """Fill a restored copy's previews from the side store and drop its ``preview_refs``, in one
-    transaction. A preview whose bytes no longer match its digest counts as missing. Returns
-    (previews put back, previews missing)."""
+def put_back(db: Path, folder: Path) -> dict[str, tuple[int, int]]:
+    """Fill a restored copy's previews and features from the side store and drop its refs tables, in one
+    transaction. A row whose values no longer match its digest counts as missing. ``db`` is a private
+    copy (deleted if this fails or is killed): no rollback journal. Returns {table: (put back, missing)}."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        if not has_refs(conn):
-            return 0, 0
-        total = conn.execute(f"SELECT COUNT(*) FROM {REFS_TABLE}").fetchone()[0]
+        kinds = _refs_in(conn)
+        if not kinds:
+            return {}
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")  # the caller fsyncs the file before using it
         side = folder / PREVIEW_STORE_NAME
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        if side.is_file():
+            conn.create_function("side_digest", -1, side_digest, deterministic=True)
+            # read-write: a hot journal left by a killed backup is rolled back, not an error (no backup
+            # runs now: the restore holds the project's exclusive lock)
+            conn.execute("ATTACH DATABASE ? AS side", (f"{side.resolve().as_uri()}?mode=rw",))
+        out = {}
+        conn.execute("BEGIN")
+        for kind in kinds:
+            total = conn.execute(f"SELECT COUNT(*) FROM main.{kind.refs}").fetchone()[0]
             put = 0
             if side.is_file():
-                conn.create_function("preview_digest", 4, preview_digest, deterministic=True)
-                # read-write: a hot journal left by a killed backup is rolled back, not an error (no backup
-                # runs now: the restore holds the project's exclusive lock)
-                conn.execute("ATTACH DATABASE ? AS side", (f"{side.resolve().as_uri()}?mode=rw",))
+                cols = ", ".join(kind.keys + kind.values)
+                picked = ", ".join([f"r.{k}" for k in kind.keys] + [f"s.{v}" for v in kind.values])
                 put = conn.execute(
-                    f"INSERT INTO main.previews(scan_id, height, width, channels, data) "
-                    f"SELECT s.scan_id, s.height, s.width, s.channels, s.data FROM main.{REFS_TABLE} r "
-                    "JOIN side.previews s ON s.scan_id = r.scan_id AND s.digest = r.digest "
-                    "WHERE preview_digest(s.height, s.width, s.channels, s.data) = s.digest").rowcount
-            conn.execute(f"DROP TABLE main.{REFS_TABLE}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                    f"INSERT INTO main.{kind.table} ({cols}) SELECT {picked} FROM main.{kind.refs} r "
+                    f"JOIN side.{kind.table} s ON {_match(kind)} WHERE {kind.digest_sql('s')} = s.digest").rowcount
+            conn.execute(f"DROP TABLE main.{kind.refs}")
+            out[kind.table] = (put, total - put)
         conn.execute("COMMIT")
+        return out
     finally:
         conn.close()
-    return put, total - put
 
 
 def collect_garbage(folder: Path, listing: Callable[[], list[Path]]) -> int:
-    """Remove side-store previews no backup of ``listing()`` names (after pruning). Skipped (0) while a
+    """Remove side-store rows no backup of ``listing()`` names (after pruning). Skipped (0) while a
     backup is being written or when a backup cannot be read. The backups are listed under the lock: one
     renamed just before is counted. Returns rows removed; the file keeps its size, reusing freed pages."""
     side_path = folder / PREVIEW_STORE_NAME
@@ -195,21 +247,27 @@ def collect_garbage(folder: Path, listing: Callable[[], list[Path]]) -> int:
             return 0
         side = _connect(side_path)
         try:
-            side.execute("CREATE TEMP TABLE keep (scan_id INTEGER NOT NULL, digest BLOB NOT NULL, "
-                         "PRIMARY KEY (scan_id, digest)) WITHOUT ROWID")
+            for kind in KINDS:
+                keys = ", ".join(kind.keys)
+                side.execute(f"CREATE TEMP TABLE keep_{kind.table} ({', '.join(f'{k} INTEGER NOT NULL' for k in kind.keys)}, "
+                             f"digest BLOB NOT NULL, PRIMARY KEY ({keys}, digest)) WITHOUT ROWID")
             for path in listing():
                 try:
                     side.execute("ATTACH DATABASE ? AS b", (f"{path.resolve().as_uri()}?mode=ro&immutable=1",))
                     try:
-                        if has_refs(side, "b"):
-                            side.execute(f"INSERT OR IGNORE INTO temp.keep SELECT scan_id, digest FROM b.{REFS_TABLE}")
+                        for kind in _refs_in(side, "b"):
+                            keys = ", ".join(kind.keys)
+                            side.execute(f"INSERT OR IGNORE INTO temp.keep_{kind.table} SELECT {keys}, digest "
+                                         f"FROM b.{kind.refs}")
                     finally:
                         side.execute("DETACH DATABASE b")
                 except sqlite3.DatabaseError:
                     return 0  # unreadable: keep everything rather than guess what it needs
             side.execute("BEGIN IMMEDIATE")
-            removed = side.execute("DELETE FROM previews WHERE NOT EXISTS (SELECT 1 FROM temp.keep k "
-                                   "WHERE k.scan_id = previews.scan_id AND k.digest = previews.digest)").rowcount
+            removed = 0
+            for kind in KINDS:
+                removed += side.execute(f"DELETE FROM {kind.table} WHERE NOT EXISTS (SELECT 1 FROM "
+                                        f"temp.keep_{kind.table} r WHERE {_match(kind, 'r', kind.table)})").rowcount
             side.execute("COMMIT")
             return removed
         finally:

@@ -19,7 +19,7 @@ import pytest
 
 from aldesk.store import PROJECT_DB_NAME, Project
 from aldesk.store.backups import BACKUP_DIR_NAME, list_backups, verify_backup
-from aldesk.store.preview_store import missing_previews
+from aldesk.store.preview_store import missing_rows
 from aldesk.store.project import utc_now
 from tests.app.conftest import write_png
 
@@ -88,7 +88,8 @@ def test_sigkill_during_backup_never_lists_a_partial_backup(tmp_path, zygote):
         killed += zygote.kill_and_wait(pid)["killed"]
         for b in list_backups(path):
             verify_backup(b)  # raises if a listed backup is torn or damaged
-            assert missing_previews(b, path / BACKUP_DIR_NAME) == 0, f"round {i}: {b.name} lacks previews"
+            lacks = missing_rows(b, path / BACKUP_DIR_NAME)
+            assert not any(lacks.values()), f"round {i}: {b.name} lacks side-store rows {lacks}"
         with Project.open(path) as p:
             assert p.integrity_check() == "ok"
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} kills landed during a backup"

@@ -20,8 +20,8 @@ import pytest
 from aldesk.store import PROJECT_DB_NAME, Project
 from aldesk.store.backups import (BACKUP_DIR_NAME, _copy_whole, list_backups, newest_backup, prune_backups,
                                   restore_backup, verify_backup)
-from aldesk.store.preview_store import (PREVIEW_STORE_NAME, REFS_TABLE, collect_garbage, missing_previews,
-                                        writing_lock)
+from aldesk.store.preview_store import (PREVIEW_STORE_NAME, REFS_TABLE, SIDE_TABLES, collect_garbage,
+                                        missing_previews, missing_rows, writing_lock)
 from aldesk.store.project import utc_now
 from tests.store.test_disk_full import small_disk  # noqa: F401  (fixture)
 
@@ -58,8 +58,8 @@ def _rows(db: Path, table: str) -> list[tuple]:
 def _schema(db: Path) -> list[tuple]:
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name != ?",
-                                   (REFS_TABLE,)).fetchall())
+        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                                   "WHERE tbl_name NOT IN ('preview_refs', 'feature_refs')").fetchall())
     finally:
         conn.close()
 
@@ -86,10 +86,10 @@ def _side(path: Path) -> Path:
     return path / BACKUP_DIR_NAME / PREVIEW_STORE_NAME
 
 
-def _side_rows(path: Path) -> int:
+def _side_rows(path: Path, table: str = "previews") -> int:
     conn = sqlite3.connect(_side(path))
     try:
-        return conn.execute("SELECT COUNT(*) FROM previews").fetchone()[0]
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     finally:
         conn.close()
 
@@ -99,15 +99,17 @@ def test_a_backup_holds_no_preview_bytes_and_names_every_preview(proj):
     with Project.open(path) as p:
         made = p.backup("manual")
     db = path / PROJECT_DB_NAME
-    assert _rows(made, "previews") == []
+    assert _rows(made, "previews") == [] and _rows(made, "features") == []
     refs = _rows(made, REFS_TABLE)
     assert [r[1] for r in refs] == ids and all(len(r[2]) == 32 for r in refs)
-    assert _side_rows(path) == N and missing_previews(made, path / BACKUP_DIR_NAME) == 0
+    assert [r[1:3] for r in _rows(made, "feature_refs")] == [(1, i) for i in ids]
+    assert _side_rows(path) == N and _side_rows(path, "features") == N
+    assert missing_rows(made, path / BACKUP_DIR_NAME) == {"previews": 0, "features": 0}
     verify_backup(made)
     # the same schema and header fields, and every other row as it was (rowids included)
     assert _schema(made) == _schema(db)
     for table in _tables(db):
-        if table != "previews":
+        if table not in SIDE_TABLES:
             assert _rows(made, table) == _rows(db, table), table
     conn = sqlite3.connect(made)
     try:
@@ -135,8 +137,10 @@ def test_a_second_backup_adds_no_preview_bytes_and_a_changed_preview_is_added_on
         # a unit's thumbnail is replaced when slices are added: the new preview is a new row, the old one stays
         with p.transaction() as c:
             c.execute("UPDATE previews SET data = zeroblob(length(data)) WHERE scan_id = ?", (ids[3],))
+        set_id = p.features.find_set("default", "1")
+        p.features.put(set_id, np.asarray(ids[:2]), np.zeros((2, 3), np.float32))  # vectors extracted again
         third = p.backup("manual")
-    assert _side_rows(path) == N + 1
+    assert _side_rows(path) == N + 1 and _side_rows(path, "features") == N + 2
     assert missing_previews(second, path / BACKUP_DIR_NAME) == 0 and missing_previews(third, path / BACKUP_DIR_NAME) == 0
 
 
@@ -149,11 +153,12 @@ def test_restore_puts_the_previews_back_byte_identical(proj):
         with p.transaction() as c:  # what the restore must undo
             c.execute("DELETE FROM previews WHERE scan_id < ?", (ids[100],))
             c.execute("UPDATE previews SET data = zeroblob(length(data))")
+        c.execute("DELETE FROM features")
     result = restore_backup(path, made)
-    assert (result.previews_restored, result.previews_missing) == (N, 0)
+    assert (result.previews_restored, result.previews_missing, result.features_missing) == (N, 0, 0)
     assert result.to_json()["previews_restored"] == N and result.describe_previews() is None
     assert {t: _rows(db, t) for t in _tables(db)} == before
-    assert REFS_TABLE not in _tables(db)
+    assert REFS_TABLE not in _tables(db) and "feature_refs" not in _tables(db)
     with Project.open(path) as p:
         assert p.integrity_check() == "ok"
         assert np.array_equal(p.scans.preview(ids[7]).shape, (24, 20, 3))
@@ -172,14 +177,16 @@ def test_an_old_full_backup_lists_verifies_and_restores(proj):
         p.backup("manual")  # a new one beside it, and a side store the old one does not use
     assert old in list_backups(path)
     verify_backup(old)
-    assert missing_previews(old, path / BACKUP_DIR_NAME) == 0
+    assert missing_rows(old, path / BACKUP_DIR_NAME) == {}
+    features = _rows(db, "features")
     with Project.open(path) as p:
         with p.transaction() as c:
             c.execute("DELETE FROM previews")
+            c.execute("DELETE FROM features")
     _side(path).unlink()  # not needed by a full backup
     result = restore_backup(path, old)
     assert (result.previews_restored, result.previews_missing) == (0, 0)
-    assert _rows(db, "previews") == before
+    assert _rows(db, "previews") == before and _rows(db, "features") == features
 
 
 def test_restore_says_which_previews_the_side_store_lacks(proj):
@@ -210,14 +217,13 @@ KILLED_BACKUP = textwrap.dedent("""
     ps.CHUNK = 16
     calls = []
     real = ps._insert
-    def dying_insert(side, rows):
+    def dying_insert(side, sql, rows):
         calls.append(1)
         if len(calls) == 3:
             side.execute("BEGIN IMMEDIATE")
-            side.executemany("INSERT OR IGNORE INTO previews(scan_id, digest, height, width, channels, data) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            side.executemany(sql, rows)
             os._exit(9)
-        return real(side, rows)
+        return real(side, sql, rows)
     ps._insert = dying_insert
     with Project.open(sys.argv[1]) as p:
         p.backup("manual")
@@ -238,7 +244,7 @@ def test_a_backup_killed_while_writing_the_side_store_leaves_every_listed_backup
     assert Path(str(_side(path)) + "-journal").exists()  # the third chunk: written, never committed
     assert list(folder.glob(".partial-*"))
     assert list_backups(path) == [first]
-    assert missing_previews(first, folder) == 0  # reading the side store rolls the dead chunk back
+    assert missing_rows(first, folder) == {"previews": 0, "features": 0}  # reading rolls the dead chunk back
     assert N < _side_rows(path) < N + 100         # the two committed chunks stay, for the next backup
     with Project.open(path) as p:
         second = p.backup("manual")
@@ -246,7 +252,7 @@ def test_a_backup_killed_while_writing_the_side_store_leaves_every_listed_backup
     assert _side_rows(path) == N + 100
     for b in list_backups(path):
         verify_backup(b)
-        assert missing_previews(b, folder) == 0
+        assert missing_rows(b, folder) == {"previews": 0, "features": 0}
     db = path / PROJECT_DB_NAME
     before = _rows(db, "previews")
     result = restore_backup(path, second)
