@@ -46,7 +46,8 @@ class Dataset:
 
     ids : (n,) int64 scan ids; X : (n, d) float32 standardised over the pool; y : (n,) int64 class
     index or UNLABELLED; weights : (n,) float64 soft-label weights; key : what the model fitted on it is
-    valid for (extractor, labels and adjudications versions, pool size)."""
+    valid for (extractor, labels and adjudications versions, pool size); version : the extractor's version
+    (a chosen C is only reused on features of the same version)."""
 
     ids: np.ndarray
     X: np.ndarray
@@ -54,6 +55,7 @@ class Dataset:
     weights: np.ndarray
     key: str
     extractor: str
+    version: str = ""
 
 
 def load_dataset(project: Project, extractor: str = "default", *, progress: Progress = no_progress,
@@ -79,7 +81,7 @@ def load_dataset(project: Project, extractor: str = "default", *, progress: Prog
         raise LearningError(f"{project.path}: no scans yet; import some with `aldesk import PROJECT FOLDER`")
     key = f"{pool}/{project.labels.version()}/{project.reviews.version()}"
     y, weights = cached_arrays(project, f"labels-{extractor}", key, lambda: training_labels(project, ids))
-    return Dataset(ids, X, y, weights, key, extractor)
+    return Dataset(ids, X, y, weights, key, extractor, result.version)
 
 
 def stored_model(project: Project, data: Dataset, estimator: str = "logistic"):
@@ -94,20 +96,28 @@ def stored_model(project: Project, data: Dataset, estimator: str = "logistic"):
     return from_arrays(latest["arrays"])
 
 
-# The logistic C is chosen by out-of-fold log-loss over a grid (3 x the folds of fits); it is chosen again
-# once the labels have grown by this factor since, and reused in between.
+# The logistic C is chosen by out-of-fold log-loss over a grid (up to 3 x the folds of fits); it is chosen
+# again once the labels have grown (or shrunk) by this factor since, and reused in between.
 C_RESELECT_GROWTH = 1.5
 
 
-def _cached_C(project: Project, model: str, extractor: str, n_labels: int,
+def _cached_C(project: Project, model: str, data: Dataset, n_labels: int,
               weighting: str | None) -> tuple[float | None, int]:
-    """(C to reuse or None to choose afresh, the label count it was chosen at)."""
+    """(C to reuse or None to choose afresh, the label count it was chosen at).
+
+    The C lives in the newest stored model's report, so a new session (or the CLI after the GUI) reuses it;
+    it is reused only for the same estimator, features (extractor and its version), class set and class
+    weighting, and while the label count stays within ``C_RESELECT_GROWTH`` of the count it was chosen at."""
     latest = project.models.latest()
-    if (not latest or latest["estimator"] != model or latest["extractor"] != extractor
-            or latest["metrics"].get("class_weight") != (weighting or "none")):
+    if not latest:
         return None, n_labels
-    chosen = latest["metrics"].get("C_chosen_at")
-    C = latest["metrics"].get("C")
+    metrics = latest["metrics"]
+    if (latest["estimator"] != model or latest["extractor"] != data.extractor
+            or metrics.get("feature_version") != data.version or list(metrics.get("per_class", {})) != project.classes
+            or metrics.get("class_weight") != (weighting or "none")):
+        return None, n_labels
+    chosen = metrics.get("C_chosen_at")
+    C = metrics.get("C")
     if C is None or not chosen or n_labels > C_RESELECT_GROWTH * chosen or n_labels < chosen / C_RESELECT_GROWTH:
         return None, n_labels
     return float(C), int(chosen)
@@ -192,7 +202,7 @@ def _ranking_model(project: Project, data: Dataset, chooser, random_state):
     if stored is not None:
         return stored
     weighting = class_weighting(objective)
-    C, _ = _cached_C(project, estimator, data.extractor, int(labelled.sum()), weighting)
+    C, _ = _cached_C(project, estimator, data, int(labelled.sum()), weighting)
     try:
         return fit_model(data.X[labelled], data.y[labelled], n_classes=len(project.classes), name=estimator,
                          random_state=random_state, class_names=project.classes, C=C, class_weight=weighting)
@@ -235,7 +245,7 @@ def train(
     model = model or default_model(ordered)  # graded classes learn as graded
     weighting = class_weighting(objective)  # the objective decides whether rare classes weigh more
     n_labels = int(labelled.sum())
-    C, chosen_at = _cached_C(project, model, extractor, n_labels, weighting)
+    C, chosen_at = _cached_C(project, model, data, n_labels, weighting)
     progress(0, 2, "fitting")
     # soft labels (consensus posteriors) weigh each scan by how sure the readers are of its label
     fitted = fit_model(X[labelled], y[labelled], n_classes=n_classes, name=model, random_state=random_state,
@@ -257,6 +267,7 @@ def train(
         objective: _plain(metrics.get(objective)),
         "model": model,
         "extractor": extractor,
+        "feature_version": data.version,
         "labels": n_labels,
         "per_class": {c: int(n) for c, n in zip(project.classes, counts)},
         "folds": folds,

@@ -74,6 +74,37 @@ def test_train_chooses_C_once_and_reuses_it_until_labels_grow(project, monkeypat
     assert len(selections) == 2 and third["C_chosen_at"] == third["labels"]
 
 
+def test_a_new_session_reuses_the_C_stored_with_the_model(project, monkeypatch):
+    first = modelling.train(project)
+    path = project.path
+    project.close()
+    selections = _count(monkeypatch, models, "select_C")
+    with Project.open(path) as again:  # as the GUI's worker or the next CLI command opens it
+        second = modelling.train(again)
+        ranking = modelling.rank(again, batch=3, strategy="entropy")
+    assert selections == [], "a new session chose C again although nothing it depends on changed"
+    assert second["C"] == first["C"] and second["C_chosen_at"] == first["labels"]
+    assert second["feature_version"] == first["feature_version"] != "" and len(ranking.batch) == 3
+
+
+def test_C_is_chosen_again_for_other_features_or_another_class_set(project, monkeypatch):
+    from dataclasses import replace
+
+    modelling.train(project)
+    selections = _count(monkeypatch, models, "select_C")
+    data = modelling.load_dataset(project)
+    modelling.train(project, data=data)
+    assert selections == []
+    newer = modelling.train(project, data=replace(data, version=data.version + "-next"))  # the extractor changed
+    assert len(selections) == 1 and newer["feature_version"] == data.version + "-next"
+    assert newer["C_chosen_at"] == newer["labels"]
+    modelling.train(project, data=replace(data, version=data.version + "-next"))
+    assert len(selections) == 1, "the C chosen on the new features was not reused"
+    monkeypatch.setattr(Project, "classes", property(lambda self: ["normal", "viral pneumonia"]))
+    renamed = modelling.train(project, data=replace(data, version=data.version + "-next"))
+    assert len(selections) == 2 and list(renamed["per_class"]) == ["normal", "viral pneumonia"]
+
+
 def test_train_rejects_bad_folds(project):
     with pytest.raises(Exception, match=r"folds == 1, must be an int >= 2"):
         modelling.train(project, folds=1)
