@@ -15,8 +15,10 @@ from pathlib import Path
 
 from aldesk.errors import ProjectError
 from aldesk.store import PROJECT_DB_NAME, Project
-from aldesk.store.backups import BACKUP_DIR_NAME, accept_lost_commits, backup_commits, list_backups
+from aldesk.store.backups import (BACKUP_DIR_NAME, accept_lost_commits, backup_commits, backup_side_store_missing,
+                                  list_backups)
 from aldesk.store.openlock import read_recorded_commits
+from aldesk.store.preview_store import PREVIEW_STORE_NAME
 
 
 def diagnose(path: str | os.PathLike) -> dict:
@@ -60,6 +62,11 @@ def diagnose(path: str | os.PathLike) -> dict:
     if report["problems"]:
         report["ok"] = False
         _advise_restore(report, path)
+    lacks = report["backups"].get("latest_side_store_missing") or {}
+    if any(lacks.values()):
+        report["advice"].append(f"the newest backup names previews or feature vectors that {BACKUP_DIR_NAME}/"
+                                f"{PREVIEW_STORE_NAME} does not hold ({lacks}); a restore of it would make the previews "
+                                f"again from the scans' files where they exist: take a new backup (`aldesk backup {path}`)")
     if report["interrupted_imports"]:
         report["advice"].append(f"{report['interrupted_imports']} import(s) were interrupted: run the same "
                                 "`aldesk import` again to finish (what they committed is kept)")
@@ -86,9 +93,10 @@ def _backups(path: Path) -> dict:
         return {"count": 0, "latest": None, "latest_at": None, "latest_commits": None}
     newest = backups[0]
     commits = backup_commits(newest)
+    lacks = backup_side_store_missing(newest)
     return {"count": len(backups), "latest": str(newest),
             "latest_at": datetime.fromtimestamp(newest.stat().st_mtime).isoformat(timespec="seconds"),
-            "latest_commits": commits}
+            "latest_commits": commits, "latest_side_store_missing": lacks}
 
 
 def _advise_restore(report: dict, path: Path) -> None:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from aldesk.errors import NotAProjectError, ProjectBusyError, ProjectError, ProjectVersionError, storage_error
 from aldesk.store.openlock import ProjectLock
-from aldesk.store.preview_store import PREVIEW_STORE_NAME, SIDE_TABLES, put_back, store_side_rows, writing_lock
+from aldesk.store.preview_store import (PREVIEW_STORE_NAME, SIDE_TABLES, missing_rows, put_back, store_side_rows,
+                                        writing_lock)
 from aldesk.store.schema import APPLICATION_ID, SCHEMA_VERSION
 
 BACKUP_DIR_NAME = "backups"
@@ -482,5 +483,14 @@ def backup_commits(path: Path) -> int | None:
     """``commits_of`` for a listing: None when the file cannot be read."""
     try:
         return commits_of(path)
+    except sqlite3.DatabaseError:
+        return None
+
+
+def backup_side_store_missing(path: Path) -> dict[str, int] | None:
+    """``missing_rows`` for a listing: {table: rows the backup names that previews.sqlite lacks}; None
+    when either file cannot be read."""
+    try:
+        return missing_rows(path, path.parent)
     except sqlite3.DatabaseError:
         return None

@@ -124,7 +124,9 @@ def _store_kind(conn: sqlite3.Connection, side: sqlite3.Connection, kind: Kind, 
     keys, n_keys = ", ".join(kind.keys), len(kind.keys)
     conn.execute(f"CREATE TABLE main.{kind.refs} ({', '.join(f'{k} INTEGER NOT NULL' for k in kind.keys)}, "
                  f"digest BLOB NOT NULL, PRIMARY KEY ({keys}))")
-    have = {tuple(r) for r in side.execute(f"SELECT {keys}, digest FROM {kind.table}")}
+    # what the side store holds, looked up per batch over the batch's key range (memory stays bounded)
+    held = (f"SELECT {keys}, digest FROM {kind.table} WHERE ({keys}) BETWEEN "
+            f"({', '.join('?' * n_keys)}) AND ({', '.join('?' * n_keys)})")
     insert_ref = f"INSERT INTO main.{kind.refs} ({keys}, digest) VALUES ({', '.join('?' * (n_keys + 1))})"
     insert_side = (f"INSERT OR IGNORE INTO {kind.table} ({keys}, digest, {', '.join(kind.values)}) "
                    f"VALUES ({', '.join('?' * (n_keys + 1 + len(kind.values)))})")
@@ -132,6 +134,7 @@ def _store_kind(conn: sqlite3.Connection, side: sqlite3.Connection, kind: Kind, 
     refs, new = [], []
     cur = conn.execute(f"SELECT {keys}, {', '.join(kind.values)} FROM {schema}.{kind.table} ORDER BY {keys}")
     while batch := cur.fetchmany(CHUNK):
+        have = {tuple(r) for r in side.execute(held, batch[0][:n_keys] + batch[-1][:n_keys])}
         for row in batch:
             key, digest = row[:n_keys], side_digest(*row[n_keys:])
             refs.append(key + (digest,))

@@ -9,7 +9,8 @@ delay within its measured duration. After every kill:
 
 * the project opens (no "damaged", no "committed changes are missing", never "no project here");
 * every label id ever seen committed is still in the project or in a kept-aside ``.replaced-*`` copy;
-* every listed backup is complete and passes ``integrity_check``;
+* every listed backup is complete and passes ``integrity_check``, and finds every preview and feature
+  vector it names in ``backups/previews.sqlite``;
 * no ``.OUT.partial-*`` export folder survives (5 s for the watcher), an export is whole or absent;
 * no import worker outlives the killed import (WORKER_GRACE_S; the time each took to die is reported),
   and no import row stays ``running``;
@@ -164,6 +165,7 @@ class Soak:
     def _check(self, i: int, cmd: str, workers: list[int]) -> None:
         from aldesk.errors import AldeskError
         from aldesk.store.backups import list_backups, verify_backup
+        from aldesk.store.preview_store import missing_rows
 
         if workers:
             self.workers_checked += len(workers)
@@ -186,6 +188,10 @@ class Soak:
                     self._fail(i, cmd, "an export folder is in place without its manifest (half an export)")
                 shutil.rmtree(self.export_out, ignore_errors=True)
         for b in list_backups(self.project):
+            # every round: pruning may remove side-store rows, never those of a listed backup
+            lacks = {t: n for t, n in missing_rows(b, b.parent).items() if n}
+            if lacks:
+                self._fail(i, cmd, f"a listed backup lacks rows of backups/previews.sqlite: {b.name} {lacks}")
             key = (b.name, b.stat().st_mtime)
             if key in self.verified:
                 continue

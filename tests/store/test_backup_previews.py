@@ -314,3 +314,21 @@ def test_a_backup_onto_a_full_disk_is_a_message_and_keeps_the_backups(small_disk
     assert list_backups(path) == [first] and not list(folder.glob(".partial-*"))
     verify_backup(first)
     assert missing_previews(first, folder) == 0
+
+
+def test_doctor_says_when_the_newest_backup_lacks_side_store_rows(proj):
+    from aldesk.app.doctor import diagnose
+
+    path, ids = proj
+    with Project.open(path) as p:
+        p.backup("manual")
+    report = diagnose(path)
+    assert report["backups"]["latest_side_store_missing"] == {"previews": 0, "features": 0}
+    assert not any("previews.sqlite" in a for a in report["advice"])
+    conn = sqlite3.connect(_side(path))
+    conn.execute("DELETE FROM previews WHERE scan_id = ?", (ids[0],))
+    conn.commit()
+    conn.close()
+    report = diagnose(path)
+    assert report["backups"]["latest_side_store_missing"] == {"previews": 1, "features": 0}
+    assert any("backups/previews.sqlite does not hold" in a and "take a new backup" in a for a in report["advice"])
