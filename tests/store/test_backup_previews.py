@@ -271,6 +271,9 @@ def test_pruning_removes_only_previews_no_kept_backup_names(proj):
     with writing_lock(folder):  # a backup being written: nothing is collected
         assert collect_garbage(folder, lambda: [new]) == 0
     assert _side_rows(path) == N + 1
+    assert list_backups(path) == [new, old]
+    assert collect_garbage(folder, lambda: list_backups(path)) == 0  # the old preview: named by the older backup
+    assert collect_garbage(folder, lambda: [old, new]) == 0
     old.unlink()
     assert collect_garbage(folder, lambda: list_backups(path)) == 1  # the replaced preview only the old one named
     assert _side_rows(path) == N and missing_previews(new, folder) == 0
