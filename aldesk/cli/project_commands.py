@@ -133,7 +133,10 @@ def cmd_relink(args) -> int:
 def cmd_backup(args) -> int:
     from datetime import datetime
 
-    from aldesk.store.backups import list_backups
+    from pathlib import Path
+
+    from aldesk.store.backups import BACKUP_DIR_NAME, list_backups
+    from aldesk.store.preview_store import PREVIEW_STORE_NAME
 
     if args.if_due:
         from aldesk.app.backups import main as scheduled_main
@@ -150,6 +153,9 @@ def cmd_backup(args) -> int:
             print(f"{b.stat().st_size / 1e6:8.1f} MB  {datetime.fromtimestamp(b.stat().st_mtime):%Y-%m-%d %H:%M:%S}  {b}")
         if not backups:
             print("no backups yet")
+        side = Path(args.project) / BACKUP_DIR_NAME / PREVIEW_STORE_NAME
+        if backups and side.is_file():
+            print(f"{side.stat().st_size / 1e6:8.1f} MB  previews and feature vectors of these backups, kept once: {side}")
         return EXIT_OK
     if args.restore:
         from aldesk.app.backups import restore

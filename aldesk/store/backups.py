@@ -355,9 +355,10 @@ class RestoreResult:
                 "features_missing": self.features_missing}
 
     def describe_previews(self) -> str | None:
-        """A sentence when previews were not all found in the side store (None when nothing to say)."""
+        """A sentence when previews (or vectors) were not all found in the side store (None when all were)."""
         if not self.previews_missing:
-            return None
+            return (f"{self.features_missing} feature vectors were not in {BACKUP_DIR_NAME}/{PREVIEW_STORE_NAME}; they "
+                    "are computed again when next needed") if self.features_missing else None
         lost = self.previews_missing - self.previews_rebuilt
         text = f"{self.previews_missing} previews were not in {BACKUP_DIR_NAME}/{PREVIEW_STORE_NAME}"
         text += f"; {self.previews_rebuilt} were made again from the scans' files" if self.previews_rebuilt else ""

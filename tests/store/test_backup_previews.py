@@ -335,3 +335,22 @@ def test_doctor_says_when_the_newest_backup_lacks_side_store_rows(proj):
     report = diagnose(path)
     assert report["backups"]["latest_side_store_missing"] == {"previews": 1, "features": 0}
     assert any("backups/previews.sqlite does not hold" in a and "take a new backup" in a for a in report["advice"])
+
+
+def test_backup_list_names_the_side_store_and_restore_says_which_vectors_it_lacked(proj, capsys):
+    from aldesk.cli import main
+
+    path, ids = proj
+    assert main(["backup", str(path)]) == 0
+    assert main(["backup", str(path), "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "previews and feature vectors of these backups, kept once" in out and PREVIEW_STORE_NAME in out
+    conn = sqlite3.connect(_side(path))
+    conn.execute("DELETE FROM features WHERE scan_id = ?", (ids[0],))
+    conn.commit()
+    conn.close()
+    assert main(["backup", str(path), "--restore", "latest"]) == 0
+    assert "1 feature vectors were not in backups/previews.sqlite; they are computed again" in capsys.readouterr().out
+    with Project.open(path) as p:
+        set_id = p.features.find_set("default", "1")
+        assert p.features.missing_scan_ids(set_id).tolist() == [ids[0]]  # extraction fills it when next needed
