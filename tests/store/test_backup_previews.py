@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from aldesk.store import PROJECT_DB_NAME, Project
-from aldesk.store.backups import (BACKUP_DIR_NAME, _copy_whole, list_backups, newest_backup, prune_backups,
+from aldesk.store.backups import (BACKUP_DIR_NAME, _copy_whole, list_backups, prune_backups,
                                   restore_backup, verify_backup)
 from aldesk.store.preview_store import (PREVIEW_STORE_NAME, REFS_TABLE, SIDE_TABLES, collect_garbage,
                                         missing_previews, missing_rows, writing_lock)
