@@ -101,7 +101,7 @@ def stored_model(project: Project, data: Dataset, estimator: str = "logistic"):
 C_RESELECT_GROWTH = 1.5
 
 
-def _cached_C(project: Project, model: str, data: Dataset, n_labels: int,
+def stored_C(project: Project, model: str, data: Dataset, n_labels: int,
               weighting: str | None) -> tuple[float | None, int]:
     """(C to reuse or None to choose afresh, the label count it was chosen at).
 
@@ -202,7 +202,7 @@ def _ranking_model(project: Project, data: Dataset, chooser, random_state):
     if stored is not None:
         return stored
     weighting = class_weighting(objective)
-    C, _ = _cached_C(project, estimator, data, int(labelled.sum()), weighting)
+    C, _ = stored_C(project, estimator, data, int(labelled.sum()), weighting)
     try:
         return fit_model(data.X[labelled], data.y[labelled], n_classes=len(project.classes), name=estimator,
                          random_state=random_state, class_names=project.classes, C=C, class_weight=weighting)
@@ -245,7 +245,7 @@ def train(
     model = model or default_model(ordered)  # graded classes learn as graded
     weighting = class_weighting(objective)  # the objective decides whether rare classes weigh more
     n_labels = int(labelled.sum())
-    C, chosen_at = _cached_C(project, model, data, n_labels, weighting)
+    C, chosen_at = stored_C(project, model, data, n_labels, weighting)
     progress(0, 2, "fitting")
     # soft labels (consensus posteriors) weigh each scan by how sure the readers are of its label
     fitted = fit_model(X[labelled], y[labelled], n_classes=n_classes, name=model, random_state=random_state,

@@ -271,7 +271,7 @@ def progress_report(project: Project, *, extractor: str | None = None, model: st
     model and features are the newest trained model's unless given."""
     from aldesk.app.features import load_features
     from aldesk.app.labelling import training_labels
-    from aldesk.learning.base import standardize
+    from aldesk.app.modelling import load_dataset, stored_C
     from aldesk.learning.models import fit_model
     from aldesk.learning.stopping import audit_evidence, queue_vs_random, recommend
 
@@ -281,10 +281,14 @@ def progress_report(project: Project, *, extractor: str | None = None, model: st
     model = model or (latest["estimator"] if latest else "logistic")
     extractor = extractor or (latest["extractor"] if latest else "default")
     progress(0, 4, "features")
-    ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
+    data = None
+    if project.scans.count():  # the standardised pool and labels train cached (and its C, below)
+        data = load_dataset(project, extractor, progress=progress, should_stop=should_stop)
+        ids, X, y, weights = data.ids, data.X, data.y, data.weights
+    else:
+        ids, X = load_features(project, extractor, progress=progress, should_stop=should_stop)
+        y, weights = training_labels(project, ids)
     check_stop(should_stop, "progress report")
-    X = standardize(X) if len(ids) else X
-    y, weights = training_labels(project, ids)
     n_classes = len(project.classes)
     labels = int((y != UNLABELLED).sum())
     state = audit_state(project, ids, y)
@@ -295,13 +299,15 @@ def progress_report(project: Project, *, extractor: str | None = None, model: st
                         "n": 0},
               "stability": stab.to_json()}
     progress(1, 4, "audit learning curve")
-    C, class_weight = None, _class_weight(project)
-    try:
-        C = getattr(fit_model(X[state["order"]], y[state["order"]], n_classes=n_classes, name=model,
-                              sample_weight=weights[state["order"]], calibrate=False,
-                              class_names=project.classes, class_weight=class_weight), "C_", None) if labels else None
-    except NotEnoughLabelsError:
-        pass
+    class_weight = _class_weight(project)
+    C = stored_C(project, model, data, labels, class_weight)[0] if data is not None else None
+    if C is None and labels:  # train has not chosen a C for these features and about these many labels
+        try:
+            C = getattr(fit_model(X[state["order"]], y[state["order"]], n_classes=n_classes, name=model,
+                                  sample_weight=weights[state["order"]], calibrate=False,
+                                  class_names=project.classes, class_weight=class_weight), "C_", None)
+        except NotEnoughLabelsError:
+            pass
     fit = _fitter(X, y, weights, n_classes, model, C, project.classes, class_weight)
     members = state["members"]
     audit = None

@@ -105,6 +105,19 @@ def test_C_is_chosen_again_for_other_features_or_another_class_set(project, monk
     assert len(selections) == 2 and list(renamed["per_class"]) == ["normal", "viral pneumonia"]
 
 
+def test_progress_report_reuses_the_arrays_and_the_C_train_stored(project, monkeypatch):
+    """"When can I stop?" (run after every GUI retrain while the dashboard shows) reads the standardised
+    pool and the labels from the cache and fits with train's C: no second load, no second model selection."""
+    from aldesk.app.progress import progress_report
+
+    first = modelling.train(project)
+    selections = _count(monkeypatch, models, "select_C")
+    matrices = _count(monkeypatch, project.features, "matrix")
+    report = progress_report(project, n_boot=20)
+    assert selections == [] and matrices == []
+    assert report["labels"] == first["labels"] and report["recommendation"]
+
+
 def test_train_rejects_bad_folds(project):
     with pytest.raises(Exception, match=r"folds == 1, must be an int >= 2"):
         modelling.train(project, folds=1)
