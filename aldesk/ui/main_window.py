@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self._jobs: list = []
         self._closing = False
         self._first_from_ranking = False  # opened / reader changed: the first scan is the ranking's top
+        self._catch_up_backup_due = False  # set at open; started once the first ranking is done
 
         self.setWindowTitle("aldesk")
         self.errors = ErrorReporter(self)
@@ -254,12 +255,21 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(project.status.describe(), 10_000)
         self.project_opened.emit(str(path))
         # earlier sessions' writes not yet in a backup (one killed before its close, a command's): seconds
-        # on a large project, so never on the UI thread; this session's own go into the one made at close
-        self._track(run_in_pool(backup_body(str(path)), on_finished=self._on_backup_done,
-                                on_failed=lambda exc: self.errors.report("Automatic backup failed", exc)))
+        # on a large project, so never on the UI thread, and after the first ranking (on 2 cores it would
+        # slow the retrain the reader is waiting for); this session's own go into the one made at close
+        self._catch_up_backup_due = True
         if rank_now:
             self.request_retrain("project opened", retrain=True)
+        else:
+            self._start_catch_up_backup()
         return True
+
+    def _start_catch_up_backup(self) -> None:
+        if not self._catch_up_backup_due or self.project is None:
+            return
+        self._catch_up_backup_due = False
+        self._track(run_in_pool(backup_body(str(self.project.path)), on_finished=self._on_backup_done,
+                                on_failed=lambda exc: self.errors.report("Automatic backup failed", exc)))
 
     def _offer_new_project(self, exc: NotAProjectError) -> None:
         """No project in that folder: offer File ▸ New project (the GUI's way, not `aldesk init`)."""
@@ -539,6 +549,7 @@ class MainWindow(QMainWindow):
 
     def _on_retrainer_idle(self) -> None:
         self.status.work_idle("Retraining")
+        self._start_catch_up_backup()  # the first ranking is done (or failed): now the backup may run
         if self._first_from_ranking:  # idle comes just before finished: look again once that is handled
             QTimer.singleShot(0, self._show_plain_if_no_ranking_came)
 

@@ -77,3 +77,25 @@ def test_a_long_session_is_backed_up_while_open(qtbot, window, real_project):
     window._on_backup_timer_timeout()  # what the quarter-hourly timer does
     qtbot.waitUntil(lambda: len(list_backups(real_project)) == 2, timeout=30_000)
     assert _labels_in(list_backups(real_project)[0]) == 2
+
+
+def test_backup_at_open_waits_for_the_first_ranking(qtbot, real_project, monkeypatch):
+    """On 2 cores the catch-up backup would slow the first retrain the reader waits for (issue 14): it starts
+    once that ranking is done."""
+    import aldesk.app.projects as projects
+    from aldesk.ui.main_window import MainWindow
+    from aldesk.ui.settings import Settings
+
+    real = projects.scheduled_backup
+    order = []
+
+    def noted_backup(path, progress=None, should_stop=None):
+        order.append(("backup", win._first_from_ranking, win.retrainer.busy))
+        return real(path)
+
+    monkeypatch.setattr(projects, "scheduled_backup", noted_backup)
+    win = MainWindow(Settings(), "dr_test", real_project, retrain_on_open=True)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: len(list_backups(real_project)) == 1, timeout=60_000)
+    assert order == [("backup", False, False)]  # started after the ranking came back, never during it
