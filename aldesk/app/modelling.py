@@ -139,20 +139,15 @@ def rank(
 
     Scores with the model ``train`` stored for these very labels when there is one (nothing is refitted);
     ``data`` is a ``load_dataset`` result to reuse."""
-    from aldesk.learning.strategies import default_params, get_strategy
+    from aldesk.learning.strategies import get_strategy
 
     data = data if data is not None and data.extractor == extractor else load_dataset(
         project, extractor, progress=progress, should_stop=should_stop)
     ids, X, y = data.ids, data.X, data.y
     already_read = project.labels.read_scan_ids()
     candidates = np.flatnonzero(~np.isin(ids, already_read) & (y == UNLABELLED)).astype(np.int64)
-    from aldesk.app.objective import project_objective
 
-    objective, ordered = project_objective(project)
-    params = default_params(strategy, ordered or objective == "quadratic_kappa")
-    if favour_rare:
-        params["favour_rare"] = True
-    chooser = get_strategy(strategy, **params)
+    chooser = get_strategy(strategy, **({"favour_rare": True} if favour_rare else {}))
     model = _ranking_model(project, data, chooser, random_state)
     result = chooser.query(X, y, candidates=candidates, batch_size=batch, random_state=random_state,
                            n_classes=len(project.classes), model=model)

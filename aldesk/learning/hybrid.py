@@ -1,4 +1,4 @@
-"""The default strategy: uncertain *and* diverse scans in one batch.
+"""The default strategy: uncertain *and* diverse scans in one batch, typical ones while labels are few.
 
 Pure uncertainty sampling fills a batch of 10 with near copies of the same ambiguous scan (a run of
 similar slices, a duplicated study); pure diversity wastes labels on easy scans. ``hybrid`` takes the
@@ -9,17 +9,25 @@ and spreads the batch over them:
   scan nearest its centre (Zhdanov 2019, "Diverse mini-batch active learning");
 * ``diversity="kcenter"``: greedy k-center among them with the labelled scans as fixed centres.
 
+Uncertainty is the *margin* between the two likeliest classes (``uncertainty="margin"``). With two
+classes it ranks as entropy does; with more, entropy favours scans spread over many unlikely classes,
+which on the suite's 7-class colour set lost to random (-0.015 AULC) where margin gained (+0.03).
+
+Cold to warm (``warm_per_class``, default 5): while there are fewer than 5 labels per class the model's
+uncertainty is worth little, and the pre-filter keeps the whole pool, so the batch is the typical scans
+of uncertainty-weighted groups (Hacohen et al. 2022, "Active learning on a budget": typical first,
+uncertain later). The kept fraction then shrinks as 5 / (labels per class) down to ``pool_fraction``.
+
 Why a fraction: the pre-filter used to keep 50·b whatever the pool. On a pool of a few hundred scans that
 is the whole pool, and hybrid became diversity alone: it tied random on a 546-image ultrasound set where
 5·b (about 10 % of that pool) gained +0.04 AULC (issue 11). 50·b had been tuned on PneumoniaMNIST's
-4,708-image pool, where it is also about 10 %. Ten per cent reproduces both; the cap keeps the k-means
-cheap on large pools. The strategy suite (tests/benchmarks/suite.py, suite-RESULTS.md) compares it with
-other fractions on data sets it was not developed on. "Nearest the centre": the group's central scan beat
-its most uncertain one; k-center among the uncertain scans lost to random on PneumoniaMNIST (it chases
-outliers).
+4,708-image pool, where it is also about 10 %. The defaults were chosen on the whole strategy suite
+(tests/benchmarks/suite.py, 7 data sets, suite-RESULTS.md), never on one set. "Nearest the centre": the
+group's central scan beat its most uncertain one; k-center among the uncertain scans lost to random on
+PneumoniaMNIST (it chases outliers).
 
 Falls back to cold start while no model can be trained, and says so in every reason.
-Cost beyond predict_proba: a k-means on at most 50·b rows (0.1-0.3 s for b = 100), whatever the pool size.
+Cost beyond predict_proba: a k-means on the kept rows (0.1-0.3 s for b = 100 and 5,000 rows).
 """
 
 from __future__ import annotations
@@ -51,25 +59,38 @@ def prefilter_size(n_candidates: int, b: int, pool_factor: int, pool_fraction: f
     return max(keep, 2 * b)
 
 
+def scheduled_fraction(pool_fraction: float, warm_per_class: float, n_labelled: int, n_classes: int) -> float:
+    """The pre-filter's fraction as labels accumulate: the whole pool while there are fewer than
+    ``warm_per_class`` labels per class (typical scans first: the model's uncertainty is not worth much
+    yet), shrinking as warm_per_class / (labels per class) down to ``pool_fraction``."""
+    if warm_per_class <= 0 or n_labelled <= 0:
+        return pool_fraction
+    per_class = n_labelled / max(n_classes, 1)
+    return float(min(1.0, max(pool_fraction, warm_per_class / per_class)))
+
+
 class HybridStrategy(BaseStrategy):
     """Uncertainty pre-filter, then a diverse pick among the most uncertain.
 
-    uncertainty : "entropy" | "margin" | "least_confidence"
-    pool_factor : how many times b the pre-filter keeps
+    uncertainty : "margin" | "entropy" | "least_confidence" | "grade_variance"
+    pool_factor : how many times b the pre-filter keeps (once labels are no longer few)
+    pool_fraction : the fraction of the candidates the pre-filter keeps (once labels are no longer few)
+    warm_per_class : below this many labels per class the pre-filter keeps more (see the module docstring)
     diversity : "kmeans" | "kcenter"
     favour_rare : weight uncertainty towards scans predicted to be of rarely labelled classes
     """
 
     name = "hybrid"
 
-    def __init__(self, *, uncertainty: str = "entropy", pool_factor: int = 50, pool_fraction: float = 0.1,
-                 diversity: str = "kmeans", random_share: float = 0.0,
+    def __init__(self, *, uncertainty: str = "margin", pool_factor: int = 50, pool_fraction: float = 0.1,
+                 diversity: str = "kmeans", random_share: float = 0.0, warm_per_class: float = 5.0,
                  favour_rare: bool = False, estimator: str = DEFAULT_MODEL, calibrate: bool = True,
                  min_labels_per_class: int = 1, class_names=None):
         self.uncertainty = uncertainty
         self.pool_factor = pool_factor
         self.pool_fraction = pool_fraction
         self.random_share = random_share
+        self.warm_per_class = warm_per_class
         self.diversity = diversity
         self.favour_rare = favour_rare
         self.estimator = estimator
@@ -88,6 +109,9 @@ class HybridStrategy(BaseStrategy):
         if isinstance(self.random_share, bool) or not isinstance(self.random_share, (int, float)) \
                 or not 0 <= self.random_share < 1:
             raise LearningError(f"random_share == {self.random_share!r}, must be a number in [0, 1)")
+        if isinstance(self.warm_per_class, bool) or not isinstance(self.warm_per_class, (int, float)) \
+                or not 0 <= self.warm_per_class < 1e6:
+            raise LearningError(f"warm_per_class == {self.warm_per_class!r}, must be a number >= 0")
         if self.diversity not in ("kmeans", "kcenter"):
             raise LearningError(f"diversity == {self.diversity!r}; choose 'kmeans' or 'kcenter'")
         check_model_params(self)
@@ -103,7 +127,10 @@ class HybridStrategy(BaseStrategy):
         b = data.batch_size - len(hedge)
         ranked = score.copy()
         ranked[hedge] = -np.inf  # the random share is drawn first and never ranked again
-        keep = min(prefilter_size(len(data.candidates), b, self.pool_factor, self.pool_fraction),
+        fraction = scheduled_fraction(self.pool_fraction, self.warm_per_class, len(data.labelled),
+                                      proba.shape[1])
+        pool_factor = self.pool_factor if fraction == self.pool_fraction else PREFILTER_MAX
+        keep = min(prefilter_size(len(data.candidates), b, pool_factor, fraction),
                    len(score) - len(hedge))
         top = top_k(ranked, keep)  # positions into candidates, most uncertain first
         if len(top) <= b:
@@ -122,6 +149,9 @@ class HybridStrategy(BaseStrategy):
         ref = float(np.median(ref)) if np.isfinite(ref).all() and len(ref) else np.inf
         label = SCORE_LABELS[self.uncertainty]
         reasons = []
+        early = (f"; labels are still few ({len(data.labelled) / proba.shape[1]:.1f} per class): typical scans come first "
+                 f"(the uncertainty pre-filter keeps {len(top) / len(score):.0%} of the pool, later "
+                 f"{self.pool_fraction:.0%})") if fraction > self.pool_fraction else ""
         for i, d in zip(chosen, dist):
             text = f"{label} {u[i]:.2f}, {ordinal(int(ranks[i]))} most {'useful' if self.favour_rare else 'uncertain'}"
             if self.favour_rare:
@@ -133,12 +163,13 @@ class HybridStrategy(BaseStrategy):
                 text += f"; {where} labelled scans ({ratio:.1f}x typical)"
             if groups is not None:
                 text += f"; typical of a group of {groups[i]} similar uncertain scans"
-            reasons.append(text)
+            reasons.append(text + early)
         if len(hedge):
             reasons += ["drawn at random (the hedge share: keeps the labelled set representative)"] * len(hedge)
             chosen = np.concatenate([chosen, np.sort(hedge)])
         return make_result(self.name, data.candidates[chosen], score[chosen], reasons,
-                           prefiltered=int(len(top)), diversity=self.diversity, random_share=float(self.random_share))
+                           prefiltered=int(len(top)), prefilter_fraction=round(float(fraction), 4),
+                           diversity=self.diversity, random_share=float(self.random_share))
 
     def _kmeans_pick(self, data: QueryInput, top: np.ndarray, score: np.ndarray, b: int):
         """One scan per uncertainty-weighted k-means group: the member nearest the group's centre."""

@@ -27,7 +27,7 @@ from aldesk.errors import CancelledError, LearningError, NotEnoughLabelsError
 from aldesk.learning.base import UNLABELLED, check_features
 from aldesk.learning.models import MODEL_NAMES, fit_model
 from aldesk.learning.objectives import DEFAULT_OBJECTIVE, check_objective, class_weighting, score_all
-from aldesk.learning.strategies import DEFAULT_STRATEGY, default_params, get_strategy, strategy_params
+from aldesk.learning.strategies import DEFAULT_STRATEGY, get_strategy, strategy_params
 
 METRICS = ("accuracy", "balanced_accuracy", "auc", "ece")
 GRADED_METRICS = ("quadratic_kappa", "grade_mae")
@@ -126,8 +126,6 @@ def simulate(X, y_true, *, test_idx, strategies: list[str], seeds: int | list[in
     strategies = resolve_default(strategies)
     objective = check_objective(objective, n_classes)
     params = dict(params or {})
-    for name in strategies:  # the default runs as the app would run it for this label set
-        params.setdefault(name, default_params(name, ordered or objective == "quadratic_kappa"))
     for name in strategies:
         get_strategy(name, **params.get(name, {}))  # unknown names and parameters fail here, before any work
     if model not in MODEL_NAMES:

@@ -19,16 +19,7 @@ from aldesk.learning.expected import ExpectedErrorReduction, ExpectedModelChange
 from aldesk.learning.hybrid import HybridStrategy
 from aldesk.learning.uncertainty import UncertaintyStrategy
 
-DEFAULT_STRATEGY = "hybrid"
-# For ordered classes (graded: BI-RADS, DR grades) the default scores uncertainty by the variance of the
-# predicted grade and hedges with a random share of every batch: on the suite's graded set the entropy
-# version lost to random (tests/benchmarks/suite-RESULTS.md).
-GRADED_DEFAULT_PARAMS = {"uncertainty": "grade_variance", "pool_fraction": 0.2, "random_share": 0.5}
-
-
-def default_params(name: str, ordered: bool) -> dict:
-    """The parameters the default strategy runs with for this kind of label set ({} for any other)."""
-    return dict(GRADED_DEFAULT_PARAMS) if ordered and name == DEFAULT_STRATEGY else {}
+DEFAULT_STRATEGY = "hybrid"  # with its own defaults for every kind of label set, graded ones too (ordinal model)
 
 _REGISTRY: dict[str, tuple[type, dict]] = {
     "random": (RandomStrategy, {}),
@@ -60,7 +51,8 @@ DESCRIPTIONS = {
     "badge": "k-means++ on gradient embeddings (BADGE)",
     "eer": "expected error reduction (one-Newton-step retraining, sampled)",
     "emc": "expected model change (expected gradient length)",
-    "hybrid": "most uncertain 10 % of the pool (at most 50·b), one typical scan per weighted k-means group (default)",
+    "hybrid": "typical scans while labels are few, then the most uncertain 10 % (margin), one typical scan per "
+              "weighted k-means group (default)",
     "cold_start": "typical and diverse scans; no model needed",
 }
 

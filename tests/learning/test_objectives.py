@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from aldesk.errors import LearningError
-from aldesk.learning.hybrid import prefilter_size
+from aldesk.learning.base import UNLABELLED
+from aldesk.learning.hybrid import prefilter_size, scheduled_fraction
+from aldesk.learning.strategies import get_strategy
 from aldesk.learning.models import fit_model
 from aldesk.learning.objectives import (
     class_weighting,
@@ -124,6 +126,31 @@ def test_prefilter_scales_with_the_pool(n, b, expected):
     assert prefilter_size(n, b, pool_factor=50, pool_fraction=0.1) == expected
 
 
+@pytest.mark.parametrize(("labelled", "classes", "expected"), [(20, 7, 1.0), (35, 7, 1.0), (70, 7, 0.5), (250, 7, 0.14),
+                                                              (20, 2, 0.5), (100, 2, 0.1), (1000, 2, 0.1), (0, 2, 0.1)])
+def test_prefilter_keeps_the_whole_pool_while_labels_are_few(labelled, classes, expected):
+    """Typical scans first (below 5 labels per class), then the uncertain 10 %: 5 / (labels per class)."""
+    assert scheduled_fraction(0.1, 5.0, labelled, classes) == pytest.approx(expected, abs=0.001)
+    assert scheduled_fraction(0.1, 0.0, labelled, classes) == 0.1  # no warm-up: always the fraction
+
+
+def test_warm_up_batch_spreads_over_the_pool_then_narrows():
+    """Few labels: the hybrid batch is drawn from the whole pool; many: from the most uncertain 10 %."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 5)).astype(np.float32)
+    truth = (X[:, 0] > 0).astype(np.int64)
+    y = np.full(2000, UNLABELLED, dtype=np.int64)
+    few = np.r_[np.flatnonzero(truth == 0)[:3], np.flatnonzero(truth == 1)[:3]]
+    y[few] = truth[few]
+    early = get_strategy("hybrid").query(X, y, batch_size=10, random_state=0, n_classes=2)
+    assert early.details["prefiltered"] == 1994 and early.details["prefilter_fraction"] == 1.0
+    many = np.r_[np.flatnonzero(truth == 0)[:200], np.flatnonzero(truth == 1)[:200]]
+    y[many] = truth[many]
+    late = get_strategy("hybrid").query(X, y, batch_size=10, random_state=0, n_classes=2)
+    assert late.details["prefilter_fraction"] == 0.1 and late.details["prefiltered"] == 160
+    assert np.abs(X[late.indices, 0]).mean() < np.abs(X[early.indices, 0]).mean()  # nearer the boundary
+
+
 def test_simulate_scores_the_objective_and_records_graded_metrics():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(260, 4)).astype(np.float32)
@@ -162,8 +189,14 @@ def test_random_share_hedges_part_of_the_batch():
         get_strategy("hybrid", random_share=1).query(X, y, batch_size=10, random_state=1, n_classes=2)
 
 
-def test_the_graded_default_is_what_simulate_runs_for_ordered_classes():
-    from aldesk.learning.strategies import DEFAULT_STRATEGY, GRADED_DEFAULT_PARAMS, default_params
-
-    assert default_params(DEFAULT_STRATEGY, ordered=True) == GRADED_DEFAULT_PARAMS
-    assert default_params(DEFAULT_STRATEGY, ordered=False) == {} == default_params("entropy", ordered=True)
+def test_the_default_runs_as_the_app_runs_it_for_graded_classes_too():
+    """One default for every kind of label set: simulate's default is plain ``hybrid`` (the app's ranking
+    builds it with no parameters either); graded sets differ only by the ordinal model."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 4)).astype(np.float32)
+    y = np.digitize(X[:, 0] + 0.2 * rng.normal(size=200), [-0.7, 0, 0.7])
+    common = dict(test_idx=np.arange(150, 200), seeds=[0], initial=12, batch=6, budget=30, n_classes=4,
+                  objective="quadratic_kappa", ordered=True, model="ordinal_logistic")
+    default = simulate(X, y, strategies=["default"], **common)["strategies"]["hybrid"]["runs"]
+    plain = simulate(X, y, strategies=["hybrid"], params={"hybrid": {}}, **common)["strategies"]["hybrid"]["runs"]
+    assert default == plain

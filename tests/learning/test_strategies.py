@@ -99,8 +99,11 @@ def test_favour_rare_moves_likely_rare_scans_up():
 def test_reasons_read_like_the_examples(pool):
     X, _, y = pool
     hybrid = get_strategy("hybrid").query(X, y, batch_size=3, random_state=0, n_classes=3)
-    assert hybrid.reasons[0].startswith("entropy ")
+    assert hybrid.reasons[0].startswith("margin score ")
     assert "most uncertain" in hybrid.reasons[0] and "labelled scans" in hybrid.reasons[0]
+    assert "labels are still few (4.0 per class): typical scans come first" in hybrid.reasons[0]
+    warm = get_strategy("hybrid", warm_per_class=0).query(X, y, batch_size=3, random_state=0, n_classes=3)
+    assert "still few" not in warm.reasons[0]
     entropy = get_strategy("entropy").query(X, y, batch_size=3, random_state=0, n_classes=3)
     assert entropy.reasons[2].split(", ")[1].startswith("3rd most uncertain of ")
 
