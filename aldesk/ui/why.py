@@ -30,11 +30,13 @@ def _model_part(prediction: tuple[str, float] | None, classes: list[str]) -> str
 
 def _data_part(reason: str) -> str | None:
     r = reason.lower()
+    group = re.search(r"typical of a group of (\d+) similar", r)
+    if group and "labels are still few" in r:
+        return f"it is typical of {group.group(1)} similar scans: while labels are few, typical scans teach the model most"
     if "far from labelled scans" in r or "far from those already chosen" in r or "far from labelled" in r:
         return "it is unlike the scans labelled so far"
     if "close to labelled scans" in r:
         return "it resembles scans already labelled"
-    group = re.search(r"typical of a group of (\d+) similar", r)
     if group:
         return f"it stands for {group.group(1)} similar scans the model is unsure about"
     if "fills a gap" in r:

@@ -23,6 +23,11 @@ JARGON = ("entropy", "x typical", "k-means", "margin", "k-center", "cluster")
      "The model is unsure about it; it resembles scans already labelled."),
     ("entropy 0.62, 2nd most uncertain; typical of a group of 14 similar uncertain scans", ("normal", 0.6),
      "The model is torn between normal and pneumonia; it stands for 14 similar scans the model is unsure about."),
+    ("margin score 0.40, 31st most uncertain; at a typical distance from labelled scans (1.0x typical); typical of a "
+     "group of 96 similar uncertain scans; labels are still few (10.0 per class): typical scans come first (the "
+     "uncertainty pre-filter keeps 50% of the pool, later 10%)", ("normal", 0.7),
+     "The model is unsure about it; it is typical of 96 similar scans: while labels are few, typical scans teach "
+     "the model most."),
     (AUDIT_REASON, ("normal", 0.9), "Picked at random from the whole project"),
     ("typical and diverse scan, cluster 3 of 10", None, "No model yet: this scan is typical of one group"),
 ])
