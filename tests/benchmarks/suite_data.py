@@ -22,6 +22,10 @@ Every subsample and split is drawn with a fixed seed (``SPLIT_SEED``), so every 
   astronaut, rocket, fundus photograph, IHC slide, Hubble deep field); class = source photograph; every
   patch gets a random hue rotation and brightness/saturation jitter so colour alone does not name the
   class. The test set is the bottom fifth of every photograph.
+* ``grey-textures`` (held out): 32x32 grey patches of six scikit-image photographs (brick, grass, gravel,
+  the Moon's surface, a cell micrograph, the cameraman), each rotated by a random multiple of 90° with
+  brightness/contrast jitter; class = source image; test = bottom fifth. Added *after* the default was
+  chosen (2026-11-26) and never used to choose anything: the suite's held-out check.
 * ``lfw-faces``: scikit-image's ``lfw_subset`` (100 25x25 faces, 100 non-faces), stratified 30 % test:
   a very small pool (140).
 """
@@ -181,6 +185,28 @@ def colour_patches() -> SuiteSet:
                     notes="32x32 patches of 7 skimage colour photos, hue/saturation/brightness jitter; test = bottom fifth")
 
 
+def grey_textures() -> SuiteSet:
+    from skimage import data
+
+    sources = ["brick", "grass", "gravel", "moon", "cell", "camera"]
+    rng = np.random.default_rng(SPLIT_SEED)
+    p = 32
+    patches, y, test = [], [], []
+    for k, name in enumerate(sources):
+        img = getattr(data, name)().astype(np.float64)
+        rows, cols = img.shape[0] // p, img.shape[1] // p
+        for r in range(rows):
+            for c in range(cols):
+                patch = np.rot90(img[r * p:(r + 1) * p, c * p:(c + 1) * p], rng.integers(4))
+                patch = (patch - patch.mean()) * rng.uniform(0.7, 1.3) + patch.mean() * rng.uniform(0.8, 1.2)
+                patches.append(np.clip(patch, 0, 255).round().astype(np.uint8))
+                y.append(k)
+                test.append(r >= rows * 4 // 5)
+    return SuiteSet("grey-textures", np.stack(patches), np.array(y, dtype=np.int64), np.flatnonzero(test),
+                    sources, budget=250,
+                    notes="32x32 grey patches of 6 skimage images, rot90 + contrast jitter; test = bottom fifth; held out")
+
+
 def lfw_faces() -> SuiteSet:
     from skimage import data
 
@@ -204,3 +230,6 @@ BUILDERS = {
 # lfw-faces is built but not in the default list: every strategy reaches 0.999 accuracy by 40 labels, so it
 # tells strategies apart by nothing (python tests/benchmarks/suite.py --sets lfw-faces shows it).
 EXTRA_BUILDERS = {"lfw-faces": lfw_faces}
+# Held out: built after the default and its parameters were chosen, run with --sets grey-textures; never tuned on.
+HELD_OUT_BUILDERS = {"grey-textures": grey_textures}
+EXTRA_BUILDERS.update(HELD_OUT_BUILDERS)
