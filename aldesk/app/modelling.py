@@ -205,6 +205,24 @@ def _ranking_model(project: Project, data: Dataset, chooser, random_state):
         return None
 
 
+def up_to_date_model(project: Project, data: Dataset) -> dict | None:
+    """The newest stored model when it was trained on exactly this dataset (same labels, reviews, pool and
+    features) with the model and class weighting the project asks for now: training again would give the
+    same model, so the GUI's retrain at open skips it (issue 14: the first ranking of a session)."""
+    from aldesk.app.objective import project_objective
+    from aldesk.learning.models import default_model
+    from aldesk.learning.objectives import class_weighting
+
+    latest = project.models.latest()
+    if not latest or latest["metrics"].get("dataset") != data.key:
+        return None
+    objective, ordered = project_objective(project)
+    if (latest["estimator"] != default_model(ordered)
+            or latest["metrics"].get("class_weight") != (class_weighting(objective) or "none")):
+        return None
+    return latest
+
+
 def train(
     project: Project,
     *,

@@ -101,7 +101,7 @@ def refresh_worklist(
     Too few labels to train is not an error: the list is ranked by the strategy's cold start and the
     note says why there is no model yet. Cancelled (``should_stop``) between steps.
     """
-    from aldesk.app.modelling import load_dataset, rank, train
+    from aldesk.app.modelling import load_dataset, rank, train, up_to_date_model
 
     t0 = time.perf_counter()
     progress(0, 4, "features")
@@ -110,7 +110,10 @@ def refresh_worklist(
     ids = data.ids
     check_stop(should_stop, "retraining")
     metrics, model_id, note = None, None, ""
-    if retrain:
+    current = up_to_date_model(project, data) if retrain else None
+    if current is not None:  # nothing changed since that model was trained (e.g. reopening a project)
+        metrics, model_id = current["metrics"], current["id"]
+    elif retrain:
         progress(1, 4, "training")
         try:
             metrics = train(project, extractor=extractor, folds=folds, data=data, should_stop=should_stop)

@@ -14,7 +14,9 @@ is shown. Failures go to one ErrorReporter.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,8 @@ from aldesk.ui.series_viewer import StudyView
 from aldesk.ui.viewer import ScanViewer
 from aldesk.ui.viewer_controls import ViewerControls
 from aldesk.ui.workers import LatestOnly, run_in_pool
+
+log = logging.getLogger(__name__)
 
 
 def strategy_descriptions() -> dict[str, str]:
@@ -67,6 +71,24 @@ def stop_advice_body(project_path: str):
 
         with Project.open(project_path) as project:
             return progress_report(project, progress=progress, should_stop=should_stop)
+
+    return body
+
+
+def warm_up_due() -> bool:
+    return "sklearn.linear_model" not in sys.modules
+
+
+def warm_up_body():
+    """Worker body: import what the first retrain needs (scikit-learn, scipy: ~2 s on a cold start) while the
+    window and the project open, so the reader's first ranking does not wait for it."""
+
+    def body(progress, should_stop):
+        import importlib
+
+        for name in ("sklearn.linear_model", "sklearn.pipeline", "sklearn.preprocessing",
+                     "aldesk.learning.models", "aldesk.learning.strategies"):
+            importlib.import_module(name)
 
     return body
 
@@ -163,6 +185,9 @@ class MainWindow(QMainWindow):
         self._backup_timer.start()
 
         build_menus(self)
+        if warm_up_due():  # the first retrain would import them: start now, beside
+            self._track(run_in_pool(warm_up_body(), on_finished=lambda _: None,  # the window and the project
+                                    on_failed=lambda exc: log.info("warm-up imports failed: %s", exc)))
         self.viewer_controls.act_smooth.setChecked(self.settings.smooth_magnified)
         self.viewer_controls.act_smooth.toggled.connect(self._on_smooth_toggled)
         self.apply_key_bindings(self.settings.key_bindings)

@@ -178,3 +178,24 @@ def test_done_ids_are_the_readers_own_and_the_fully_read(project):
     project.update_settings(reads_per_scan=2)
     assert set(_done_ids(project, "reader_1").tolist()) == mine | {s for s, n in counts.items() if n >= 2}
     assert set(_done_ids(project, "nobody").tolist()) == {s for s, n in counts.items() if n >= 2}
+
+
+def test_reopening_an_unchanged_project_ranks_without_retraining(project, monkeypatch):
+    """The GUI retrains at open: when nothing changed since the stored model (same labels, features, model and
+    class weighting) the first ranking of the session reuses it instead of fitting again (issue 14)."""
+    from aldesk.app.worklist import refresh_worklist
+
+    first = refresh_worklist(project, "reader_1")
+    fits = _count(monkeypatch, models, "fit_model")
+    again = refresh_worklist(project, "reader_1")
+    assert fits == [] and again.model_id == first.model_id and again.metrics == first.metrics
+    assert project.models.latest()["id"] == first.model_id  # no new model row either
+    unread = next(s for s in project.scans.ids().tolist() if not project.labels.current_for_scan(s))
+    record_label(project, unread, "reader_1", "normal")
+    changed = refresh_worklist(project, "reader_1")
+    assert fits and changed.model_id != first.model_id  # a new label: trained again
+    from aldesk.app.objective import set_objective
+
+    fits.clear()
+    set_objective(project, "balanced_accuracy")  # another class weighting: trained again
+    assert refresh_worklist(project, "reader_1").model_id != changed.model_id and fits

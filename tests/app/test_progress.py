@@ -43,6 +43,21 @@ def test_audit_keys_are_fixed_per_project_and_uniform(sim, tmp_path):
     other.close()
 
 
+def test_a_new_session_reads_the_audit_keys_from_the_cache_folder(sim, monkeypatch):
+    """Hashing every uid costs 0.4 s at 100,000 scans in the first retrain of a session: the keys are kept in
+    the project's cache folder, and are the same keys."""
+    p, _ = sim
+    ids = p.scans.ids()
+    first = prog.audit_keys(p, ids)
+    prog._LAST.clear()
+    prog._KEYS.clear()  # a new process
+    monkeypatch.setattr(prog, "_hash_keys", lambda *a: pytest.fail("hashed again instead of reading the cache"))
+    assert np.array_equal(prog.audit_keys(p, ids), first)
+    prog._LAST.clear()
+    with pytest.raises(pytest.fail.Exception):
+        prog.audit_keys(p, ids[:-1])  # another scan list: another key, computed afresh
+
+
 def test_queue_mixes_in_recorded_audit_scans_in_key_order(sim):
     p, key = sim
     for s in list(key)[:20]:

@@ -90,7 +90,7 @@ def test_backup_at_open_waits_for_the_first_ranking(qtbot, real_project, monkeyp
     order = []
 
     def noted_backup(path, progress=None, should_stop=None):
-        order.append(("backup", win._first_from_ranking, win.retrainer.busy))
+        order.append(("backup", win.retrainer.busy))
         return real(path)
 
     monkeypatch.setattr(projects, "scheduled_backup", noted_backup)
@@ -98,4 +98,4 @@ def test_backup_at_open_waits_for_the_first_ranking(qtbot, real_project, monkeyp
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: len(list_backups(real_project)) == 1, timeout=60_000)
-    assert order == [("backup", False, False)]  # started after the ranking came back, never during it
+    assert order == [("backup", False)]  # started once the ranking was done, never during it
