@@ -87,7 +87,7 @@ def typical_distance(X: np.ndarray, labelled: np.ndarray, rows: np.ndarray) -> n
     """(len(rows),) Euclidean distance of each row to its nearest labelled scan (inf when none)."""
     if len(labelled) == 0:
         return np.full(len(rows), np.inf)
-    _, d2 = nearest(X[rows].astype(np.float32), X[labelled].astype(np.float32))
+    _, d2 = nearest(X[rows].astype(np.float32, copy=False), X[labelled].astype(np.float32, copy=False))
     return np.sqrt(d2)
 
 
