@@ -35,6 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+from tests.faults.procs import alive, worker_children  # noqa: E402
 
 COMMANDS = ("label", "import", "package", "backup", "restore", "export")
 # a worker killed while still starting up exits when its start-up reaches the parent check: seconds
@@ -148,7 +149,7 @@ class Soak:
         end = time.perf_counter() + delay
         while time.perf_counter() < end:
             if cmd == "import2":
-                workers = _children(pid) or workers
+                workers = worker_children(pid) or workers
             time.sleep(min(0.01, max(0.0, end - time.perf_counter())))
         status = self.zygote.kill_and_wait(pid)
         if status["killed"]:
@@ -170,12 +171,12 @@ class Soak:
         if workers:
             self.workers_checked += len(workers)
             t0 = time.time()
-            while time.time() < t0 + WORKER_GRACE_S and any(_alive(w) for w in workers):
+            while time.time() < t0 + WORKER_GRACE_S and any(alive(w) for w in workers):
                 time.sleep(0.02)
             self.worker_death_s.append(time.time() - t0)
-            alive = [w for w in workers if _alive(w)]
-            if alive:
-                self._fail(i, cmd, f"import workers {alive} outlived the killed import by {WORKER_GRACE_S:.0f} s")
+            survivors = [w for w in workers if alive(w)]
+            if survivors:
+                self._fail(i, cmd, f"import workers {survivors} outlived the killed import by {WORKER_GRACE_S:.0f} s")
         if cmd == "export":
             deadline = time.time() + 5
             while time.time() < deadline and list(self.outs.glob(".*partial*")):
@@ -241,28 +242,6 @@ def _label_ids(db: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT id FROM labels")}
     finally:
         conn.close()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

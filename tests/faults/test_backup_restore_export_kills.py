@@ -22,6 +22,7 @@ from aldesk.store.backups import BACKUP_DIR_NAME, list_backups, verify_backup
 from aldesk.store.preview_store import missing_rows
 from aldesk.store.project import utc_now
 from tests.app.conftest import write_png
+from tests.faults.procs import alive, worker_children
 
 KILLS = 15
 
@@ -170,30 +171,6 @@ def test_a_stale_partial_export_folder_is_removed_by_the_next_export(tmp_path, l
     assert not stale.exists() and (out / "labels.csv").is_file()
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
 def test_import_workers_die_with_a_killed_import_and_the_row_says_interrupted(tmp_path, zygote):
     """The audit: a killed import left its workers running (still there after 6 minutes) and the
@@ -207,15 +184,15 @@ def test_import_workers_die_with_a_killed_import_and_the_row_says_interrupted(tm
     deadline = time.time() + 60
     workers: list[int] = []
     while time.time() < deadline and len(workers) < 2:
-        workers = _children(pid)
+        workers = worker_children(pid)
         time.sleep(0.05)
     assert len(workers) == 2, "the import's worker processes did not start"
     time.sleep(0.3)
     assert zygote.kill_and_wait(pid)["killed"]
     deadline = time.time() + 10
-    while time.time() < deadline and any(_alive(w) for w in workers):
+    while time.time() < deadline and any(alive(w) for w in workers):
         time.sleep(0.05)
-    assert not any(_alive(w) for w in workers), "import workers outlived the killed import"
+    assert not any(alive(w) for w in workers), "import workers outlived the killed import"
     with Project.open(path) as p:
         statuses = [i["status"] for i in p.scans.imports()]
         assert statuses == ["interrupted"] and p.status.interrupted_imports == 1
