@@ -163,47 +163,44 @@ def _jitter(patch: np.ndarray, rng) -> np.ndarray:
     return (hsv2rgb(hsv) * 255).round().astype(np.uint8)
 
 
+def _photo_patches(images: list[np.ndarray], transform, p: int = 32):
+    """(patches, class = index of the source image, test mask = the bottom fifth of each source): every
+    non-overlapping p x p patch, passed through ``transform(patch, rng)`` in reading order."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    patches, y, test = [], [], []
+    for k, img in enumerate(images):
+        rows, cols = img.shape[0] // p, img.shape[1] // p
+        for r in range(rows):
+            for c in range(cols):
+                patches.append(transform(img[r * p:(r + 1) * p, c * p:(c + 1) * p], rng))
+                y.append(k)
+                test.append(r >= rows * 4 // 5)
+    return np.stack(patches), np.array(y, dtype=np.int64), np.flatnonzero(test)
+
+
 def colour_patches() -> SuiteSet:
     from skimage import data
 
     sources = ["coffee", "chelsea", "astronaut", "rocket", "retina", "immunohistochemistry", "hubble_deep_field"]
-    rng = np.random.default_rng(SPLIT_SEED)
-    p = 32
-    patches, y, test = [], [], []
-    for k, name in enumerate(sources):
-        img = getattr(data, name)()
-        if img.shape[0] > 600:  # the fundus and Hubble photographs: halve so each source gives ~200 patches
-            img = img[::2, ::2]
-        rows, cols = img.shape[0] // p, img.shape[1] // p
-        for r in range(rows):
-            for c in range(cols):
-                patches.append(_jitter(img[r * p:(r + 1) * p, c * p:(c + 1) * p], rng))
-                y.append(k)
-                test.append(r >= rows * 4 // 5)
-    return SuiteSet("colour-patches", np.stack(patches), np.array(y, dtype=np.int64), np.flatnonzero(test),
-                    sources, budget=250,
+    # the fundus and Hubble photographs are halved so each source gives ~200 patches
+    images = [img[::2, ::2] if img.shape[0] > 600 else img for img in (getattr(data, n)() for n in sources)]
+    patches, y, test = _photo_patches(images, _jitter)
+    return SuiteSet("colour-patches", patches, y, test, sources, budget=250,
                     notes="32x32 patches of 7 skimage colour photos, hue/saturation/brightness jitter; test = bottom fifth")
+
+
+def _turn_and_contrast(patch: np.ndarray, rng) -> np.ndarray:
+    patch = np.rot90(patch, rng.integers(4))
+    patch = (patch - patch.mean()) * rng.uniform(0.7, 1.3) + patch.mean() * rng.uniform(0.8, 1.2)
+    return np.clip(patch, 0, 255).round().astype(np.uint8)
 
 
 def grey_textures() -> SuiteSet:
     from skimage import data
 
     sources = ["brick", "grass", "gravel", "moon", "cell", "camera"]
-    rng = np.random.default_rng(SPLIT_SEED)
-    p = 32
-    patches, y, test = [], [], []
-    for k, name in enumerate(sources):
-        img = getattr(data, name)().astype(np.float64)
-        rows, cols = img.shape[0] // p, img.shape[1] // p
-        for r in range(rows):
-            for c in range(cols):
-                patch = np.rot90(img[r * p:(r + 1) * p, c * p:(c + 1) * p], rng.integers(4))
-                patch = (patch - patch.mean()) * rng.uniform(0.7, 1.3) + patch.mean() * rng.uniform(0.8, 1.2)
-                patches.append(np.clip(patch, 0, 255).round().astype(np.uint8))
-                y.append(k)
-                test.append(r >= rows * 4 // 5)
-    return SuiteSet("grey-textures", np.stack(patches), np.array(y, dtype=np.int64), np.flatnonzero(test),
-                    sources, budget=250,
+    patches, y, test = _photo_patches([getattr(data, n)().astype(np.float64) for n in sources], _turn_and_contrast)
+    return SuiteSet("grey-textures", patches, y, test, sources, budget=250,
                     notes="32x32 grey patches of 6 skimage images, rot90 + contrast jitter; test = bottom fifth; held out")
 
 
