@@ -85,7 +85,7 @@ def extract_features(
             check_stop(should_stop, "feature extraction")
             write(ids, ext.transform(images))
     else:
-        _run_pool(ext, chunks, jobs, write, should_stop)
+        run_pool(ext, _transform, chunks, jobs, write, should_stop)
     return FeatureResult(ext.name, ext.version, len(missing), cached, store.dim(set_id))
 
 
@@ -153,10 +153,13 @@ def _transform(images: list[np.ndarray]) -> np.ndarray:
     return _WORKER_EXTRACTOR.transform(images)
 
 
-def _run_pool(ext, chunks, jobs: int, write, should_stop: ShouldStop) -> None:
+def run_pool(ext, task, chunks, jobs: int, write, should_stop: ShouldStop) -> None:
+    """``write(key, task(arg))`` for each ``(key, arg)`` of ``chunks``, the tasks run in ``jobs`` worker
+    processes that hold ``ext`` (at most 2 chunks per worker in flight: memory stays flat), written as they
+    come back; cancelled between results."""
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(ext,))
-    in_flight: dict[Future, np.ndarray] = {}
+    in_flight: dict[Future, object] = {}
     try:
         exhausted = False
         while True:
@@ -166,7 +169,7 @@ def _run_pool(ext, chunks, jobs: int, write, should_stop: ShouldStop) -> None:
                 if nxt is None:
                     exhausted = True
                     break
-                in_flight[pool.submit(_transform, nxt[1])] = nxt[0]
+                in_flight[pool.submit(task, nxt[1])] = nxt[0]
             if not in_flight:
                 return
             done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)

@@ -12,9 +12,7 @@ the current model is least sure about.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 import numpy as np
 
@@ -88,7 +86,10 @@ def extract_unit_features(project: Project, ext, *, jobs: int | None = None, pro
             check_stop(should_stop, "feature extraction")
             write([unit_vectors(ext, plan) for plan in chunk])
     else:
-        _run_pool(ext, plans, jobs, write, should_stop)
+        from aldesk.app.features import run_pool
+
+        run_pool(ext, _pool_units, ((None, chunk) for chunk in plans), jobs, lambda _, results: write(results),
+                 should_stop)
     return set_id, len(missing), cached
 
 
@@ -132,32 +133,6 @@ def _pool_units(plans: list[tuple]) -> list:
     from aldesk.app import features
 
     return [unit_vectors(features._WORKER_EXTRACTOR, plan) for plan in plans]
-
-
-def _run_pool(ext, plans, jobs: int, write, should_stop: ShouldStop) -> None:
-    """Chunks of units decoded and described in worker processes, written as they come back."""
-    from aldesk.app.features import _init_worker
-
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(ext,))
-    in_flight: set[Future] = set()
-    try:
-        exhausted = False
-        while True:
-            check_stop(should_stop, "feature extraction")
-            while not exhausted and len(in_flight) < jobs * 2:
-                chunk = next(plans, None)
-                if chunk is None:
-                    exhausted = True
-                    break
-                in_flight.add(pool.submit(_pool_units, chunk))
-            if not in_flight:
-                return
-            finished, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                write(fut.result())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def series_reasons(project: Project, scan_ids: list[int], extractor: str = "default") -> dict[int, str]:
