@@ -131,6 +131,7 @@ class HybridStrategy(BaseStrategy):
         ranked[hedge] = -np.inf  # the random share is drawn first and never ranked again
         fraction = scheduled_fraction(self.pool_fraction, self.warm_per_class, len(data.labelled),
                                       proba.shape[1])
+        # while labels are few the b-multiple cap is lifted (PREFILTER_MAX still bounds the k-means)
         pool_factor = self.pool_factor if fraction == self.pool_fraction else PREFILTER_MAX
         keep = min(prefilter_size(len(data.candidates), b, pool_factor, fraction),
                    len(score) - len(hedge))
