@@ -50,6 +50,8 @@ def features(s: SuiteSet, extractor: str) -> np.ndarray:
 
     import hashlib
 
+    if s.features is not None:  # a set of measurements: the extractor has nothing to extract
+        return standardize(s.features)
     CACHE.mkdir(parents=True, exist_ok=True)
     ex = get_extractor(extractor)
     tag = hashlib.sha1(ex.version.encode()).hexdigest()[:10]
@@ -69,7 +71,7 @@ def pixels(s: SuiteSet) -> np.ndarray:
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
-    flat = s.images.reshape(len(s.images), -1).astype(np.float32)
+    flat = (s.features if s.features is not None else s.images.reshape(len(s.images), -1)).astype(np.float32)
     Z = StandardScaler().fit_transform(flat)
     return PCA(n_components=min(50, Z.shape[1], len(Z) - 1), random_state=0).fit_transform(Z).astype(np.float32)
 

