@@ -13,10 +13,14 @@ Uncertainty is the *margin* between the two likeliest classes (``uncertainty="ma
 classes it ranks as entropy does; with more, entropy favours scans spread over many unlikely classes,
 which on the suite's 7-class colour set lost to random (-0.015 AULC) where margin gained (+0.03).
 
-Cold to warm (``warm_per_class``, default 5): while there are fewer than 5 labels per class the model's
+Cold to warm (``warm_per_class``, default 2): while there are fewer than 2 labels per class the model's
 uncertainty is worth little, and the pre-filter keeps the whole pool, so the batch is the typical scans
 of uncertainty-weighted groups (Hacohen et al. 2022, "Active learning on a budget": typical first,
-uncertain later). The kept fraction then shrinks as 5 / (labels per class) down to ``pool_fraction``.
+uncertain later). The kept fraction then shrinks as 2 / (labels per class) down to ``pool_fraction``.
+Why 2, not 5 (the second session's choice): with 5 the pre-filter stays wide for most of a campaign on a
+set of 6-10 classes (at 150 labels and 6 classes it still keeps 20 % of the pool), and the default
+trailed plain margin sampling by 0.021-0.025 AULC on grey textures; with 2 it is within 0.005 of the best
+single strategy on every tuning set (tests/benchmarks/suite-RESULTS.md, third session).
 
 Why a fraction: the pre-filter used to keep 50·b whatever the pool. On a pool of a few hundred scans that
 is the whole pool, and hybrid became diversity alone: it tied random on a 546-image ultrasound set where
@@ -85,7 +89,7 @@ class HybridStrategy(BaseStrategy):
     name = "hybrid"
 
     def __init__(self, *, uncertainty: str = "margin", pool_factor: int = 50, pool_fraction: float = 0.1,
-                 diversity: str = "kmeans", random_share: float = 0.0, warm_per_class: float = 5.0,
+                 diversity: str = "kmeans", random_share: float = 0.0, warm_per_class: float = 2.0,
                  favour_rare: bool = False, estimator: str = DEFAULT_MODEL, calibrate: bool = True,
                  min_labels_per_class: int = 1, class_names=None):
         self.uncertainty = uncertainty
