@@ -129,21 +129,23 @@ def test_prefilter_scales_with_the_pool(n, b, expected):
 @pytest.mark.parametrize(("labelled", "classes", "expected"), [(20, 7, 1.0), (35, 7, 1.0), (70, 7, 0.5), (250, 7, 0.14),
                                                               (20, 2, 0.5), (100, 2, 0.1), (1000, 2, 0.1), (0, 2, 0.1)])
 def test_prefilter_keeps_the_whole_pool_while_labels_are_few(labelled, classes, expected):
-    """Typical scans first (below 5 labels per class), then the uncertain 10 %: 5 / (labels per class)."""
+    """With warm_per_class=5: typical scans first (below 5 labels per class), then 5 / (labels per class)
+    down to the uncertain 10 %."""
     assert scheduled_fraction(0.1, 5.0, labelled, classes) == pytest.approx(expected, abs=0.001)
     assert scheduled_fraction(0.1, 0.0, labelled, classes) == 0.1  # no warm-up: always the fraction
 
 
 def test_warm_up_batch_spreads_over_the_pool_then_narrows():
-    """Few labels: the hybrid batch is drawn from the whole pool; many: from the most uncertain 10 %."""
+    """Few labels (the default warm-up: below 2 per class): the hybrid batch is drawn from the whole pool;
+    many: from the most uncertain 10 %."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 5)).astype(np.float32)
     truth = (X[:, 0] > 0).astype(np.int64)
     y = np.full(2000, UNLABELLED, dtype=np.int64)
-    few = np.r_[np.flatnonzero(truth == 0)[:3], np.flatnonzero(truth == 1)[:3]]
+    few = np.r_[np.flatnonzero(truth == 0)[:1], np.flatnonzero(truth == 1)[:1]]
     y[few] = truth[few]
     early = get_strategy("hybrid").query(X, y, batch_size=10, random_state=0, n_classes=2)
-    assert early.details["prefiltered"] == 1994 and early.details["prefilter_fraction"] == 1.0
+    assert early.details["prefiltered"] == 1998 and early.details["prefilter_fraction"] == 1.0
     many = np.r_[np.flatnonzero(truth == 0)[:200], np.flatnonzero(truth == 1)[:200]]
     y[many] = truth[many]
     late = get_strategy("hybrid").query(X, y, batch_size=10, random_state=0, n_classes=2)
