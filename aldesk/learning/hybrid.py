@@ -26,8 +26,8 @@ Why a fraction: the pre-filter used to keep 50·b whatever the pool. On a pool o
 is the whole pool, and hybrid became diversity alone: it tied random on a 546-image ultrasound set where
 5·b (about 10 % of that pool) gained +0.04 AULC (issue 11). 50·b had been tuned on PneumoniaMNIST's
 4,708-image pool, where it is also about 10 %. The defaults were chosen on the whole strategy suite
-(tests/benchmarks/suite.py, 7 data sets, suite-RESULTS.md), never on one set. "Nearest the centre": the
-group's central scan beat its most uncertain one; k-center among the uncertain scans lost to random on
+(tests/benchmarks/suite.py: 8 data sets, then checked on 2 held out; suite-RESULTS.md), never on one set.
+"Nearest the centre": the group's central scan beat its most uncertain one; k-center among the uncertain scans lost to random on
 PneumoniaMNIST (it chases outliers).
 
 Falls back to cold start while no model can be trained, and says so in every reason.

