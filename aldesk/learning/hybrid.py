@@ -27,8 +27,8 @@ is the whole pool, and hybrid became diversity alone: it tied random on a 546-im
 5·b (about 10 % of that pool) gained +0.04 AULC (issue 11). 50·b had been tuned on PneumoniaMNIST's
 4,708-image pool, where it is also about 10 %. The defaults were chosen on the whole strategy suite
 (tests/benchmarks/suite.py: 8 data sets, then checked on 2 held out; suite-RESULTS.md), never on one set.
-"Nearest the centre": the group's central scan beat its most uncertain one; k-center among the uncertain scans lost to random on
-PneumoniaMNIST (it chases outliers).
+"Nearest the centre": the group's central scan beat its most uncertain one; k-center among the uncertain
+scans lost to random on PneumoniaMNIST (it chases outliers).
 
 Falls back to cold start while no model can be trained, and says so in every reason.
 Cost beyond predict_proba: a k-means on the kept rows (at most PREFILTER_MAX = 10,000; measured at

@@ -146,6 +146,10 @@ def test_warm_up_batch_spreads_over_the_pool_then_narrows():
     y[few] = truth[few]
     early = get_strategy("hybrid").query(X, y, batch_size=10, random_state=0, n_classes=2)
     assert early.details["prefiltered"] == 1998 and early.details["prefilter_fraction"] == 1.0
+    three = np.r_[np.flatnonzero(truth == 0)[:3], np.flatnonzero(truth == 1)[:3]]
+    y[three] = truth[three]  # 3 per class: past the default warm-up, the kept share is 2 / 3
+    assert get_strategy("hybrid").query(X, y, batch_size=10, random_state=0,
+                                        n_classes=2).details["prefilter_fraction"] == round(2 / 3, 4)
     many = np.r_[np.flatnonzero(truth == 0)[:200], np.flatnonzero(truth == 1)[:200]]
     y[many] = truth[many]
     late = get_strategy("hybrid").query(X, y, batch_size=10, random_state=0, n_classes=2)
