@@ -11,17 +11,21 @@ PyTorch's legacy serialisation (three small pickles, the state-dict pickle, the 
 storages), read with a whitelisting unpickler that builds only an OrderedDict of numpy arrays (any other
 class aborts the read); the network (stem, 16 MBConv blocks without squeeze-excitation, ReLU6, 1x1 head
 to 1280 channels) is written with ``onnx.helper``, batch norm folded into the convolutions and TF's
-"SAME" padding as ``auto_pad=SAME_UPPER``. The first output is the 1280-d global-average-pooled head
-(the feature vector), the second the 1000 ImageNet logits, used only by the self-check: scikit-image's
-``chelsea`` (a tabby cat) must come out as one of ImageNet's domestic cats (281-285).
+"SAME" padding as ``auto_pad=SAME_UPPER``. Two models: ``cnnSIZE`` = the 1280-d global-average-pooled
+head (plus the 1000 ImageNet logits, used only by the self-check: scikit-image's ``chelsea``, a tabby
+cat, must come out as one of ImageNet's domestic cats, 281-285); ``cnnmidSIZE`` = the pooled outputs of
+stages 2-7 side by side (768-d mid-level features; head and classifier left out). SIZE = input side.
 
 The vectors are made by aldesk's own ``onnx`` extractor (aldesk.features.onnx_encoder.OnnxExtractor,
 mean 127/255, std 128/255 = EfficientNet-Lite's (x - 127) / 128), standardised as the suite does, and
 scored with the suite's ``full_pool_scores`` (the default model trained on the whole pool, the set's
-objective on its test split) next to ``default`` and ``learned``.
+objective on its test split) next to ``default`` and ``learned``; ``--labels N`` adds the same model
+at N random labels, ``--campaign`` replays labelling with the suite's ``run_set`` (random and the
+default strategy) per feature set. Results and commands: tests/benchmarks/cnn-features-RESULTS.md.
 
     nice -n 10 python tests/benchmarks/bench_cnn_features.py --json /tmp/cnn.json
-    python tests/benchmarks/bench_cnn_features.py --sets digits --sizes 224,112
+    python tests/benchmarks/bench_cnn_features.py --sets digits --features default,cnnmid112 --labels 200
+    python tests/benchmarks/bench_cnn_features.py --export DIR   # just the two .onnx files, for the app
 
 Sets: the suite's BUILDERS plus grey-textures. breast-cancer has given features (nothing to extract)
 and mnist-5k is held out: neither is run. Sets run one after another in one process, one thread.
@@ -294,7 +298,16 @@ def main(argv=None) -> int:
     p.add_argument("--campaign-seeds", type=int, default=10)
     p.add_argument("--cache", default=str(suite.CACHE))
     p.add_argument("--json", default=None)
+    p.add_argument("--export", default=None, metavar="DIR",
+                   help="only write the two converted models into DIR (for aldesk's 'onnx' extractor) and stop")
     a = p.parse_args(argv)
+    if a.export:
+        for taps in ("head", "stages"):
+            path = onnx_model(Path(a.export), taps)
+            print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB, {taps})")
+        print(f"self-check: chelsea -> ImageNet {self_check(onnx_model(Path(a.export)))}; use with "
+              f"get_extractor('onnx', path=..., size=112, mean={MEAN:.6f}, std={STD:.6f})")
+        return 0
     from aldesk.features.onnx_encoder import OnnxExtractor
     from aldesk.learning.base import standardize
 
