@@ -139,6 +139,9 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     out = {}
     for name, t in tree.items():
         base = t.storage.data[t.offset:]
+        reach = sum((n - 1) * st for n, st in zip(t.size, t.stride)) if all(t.size) else -1
+        if t.offset < 0 or min(t.stride, default=0) < 0 or reach >= len(base):
+            raise ValueError(f"{path}: tensor {name} reaches past its storage")  # as_strided would read any memory
         arr = np.lib.stride_tricks.as_strided(base, t.size, [st * base.itemsize for st in t.stride])
         out[name] = np.array(arr, dtype=np.float32 if t.storage.kind == "FloatStorage" else np.int64)
     return out

@@ -101,6 +101,13 @@ def test_refuses_any_other_class(tmp_path):
         bench.load_state_dict(path)
 
 
+def test_refuses_a_tensor_that_reaches_past_its_storage(tmp_path):
+    path = tmp_path / "w.pth"
+    _write_legacy(path, {"conv.weight": _Tensor("0", 0, (2, 3, 4), (12, 4, 1))}, {"0": np.arange(20, dtype=np.float32)})
+    with pytest.raises(ValueError, match="reaches past its storage"):
+        bench.load_state_dict(path)
+
+
 def test_refuses_a_file_of_another_format(tmp_path):
     path = tmp_path / "other.pth"
     path.write_bytes(pickle.dumps(123, protocol=2) * 3)
