@@ -1,9 +1,10 @@
 """Feature extractors by name, so a project can store ``(name, options)`` and rebuild its extractor.
 
 Names are part of the project contract: ``default`` (handcrafted, no fitting), ``learned`` (fitted
-on the project's previews) and ``onnx`` (a site's own network; needs ``path=``).
-Never imports Qt, sqlite or the store; onnxruntime is imported only when an ``onnx`` extractor is
-built.
+on the project's previews), ``onnx`` (a site's own network; needs ``path=``) and ``imagenet``
+(``default`` beside a pretrained ImageNet CNN; the ``imagenet`` extra).
+Never imports Qt, sqlite or the store; onnxruntime is imported only when an ``onnx`` or ``imagenet``
+extractor is built.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import inspect
 from .base import Extractor
 from aldesk.errors import FeatureError, UnknownExtractorError
 
-EXTRACTOR_NAMES: tuple[str, ...] = ("default", "learned", "onnx")
+EXTRACTOR_NAMES: tuple[str, ...] = ("default", "learned", "onnx", "imagenet")
 
 
 def _extractor_class(name: str) -> type:
@@ -26,6 +27,9 @@ def _extractor_class(name: str) -> type:
     if name == "onnx":
         from .onnx_encoder import OnnxExtractor
         return OnnxExtractor
+    if name == "imagenet":
+        from .imagenet import ImagenetExtractor
+        return ImagenetExtractor
     raise UnknownExtractorError(
         f"unknown feature extractor {name!r}; choose one of: {', '.join(EXTRACTOR_NAMES)}")
 

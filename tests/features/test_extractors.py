@@ -12,7 +12,7 @@ from aldesk.features.registry import get_extractor
 
 from .conftest import make_conv_model
 
-EXTRACTORS = ["default", "learned", "onnx"]
+EXTRACTORS = ["default", "learned", "onnx", "imagenet"]
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,8 @@ def fitted(pool, onnx_path):
     made = {}
     for name in EXTRACTORS:
         options = {"path": onnx_path, "size": 32} if name == "onnx" else {}
+        if name == "imagenet":
+            options = {"cache_dir": onnx_path.parent}
         if name == "learned":
             options = {"n_patches": 20_000}
         ext = get_extractor(name, **options)

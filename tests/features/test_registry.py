@@ -8,7 +8,7 @@ from aldesk.features.registry import EXTRACTOR_NAMES, get_extractor
 
 
 def test_contract_names():
-    assert set(EXTRACTOR_NAMES) == {"default", "learned", "onnx"}
+    assert set(EXTRACTOR_NAMES) == {"default", "learned", "onnx", "imagenet"}
 
 
 @pytest.mark.parametrize("name, needs_fit", [("default", False), ("learned", True)])
@@ -23,7 +23,7 @@ def test_passes_options_on():
 
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(UnknownExtractorError,
-                       match=r"unknown feature extractor 'resnet'; choose one of: default, learned, onnx"):
+                       match=r"unknown feature extractor 'resnet'; choose one of: default, learned, onnx, imagenet"):
         get_extractor("resnet")
     assert issubclass(UnknownExtractorError, AldeskError)
 

