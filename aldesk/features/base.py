@@ -29,3 +29,18 @@ class Extractor(Protocol):
     def get_state(self) -> dict[str, np.ndarray]: ...
 
     def set_state(self, state: dict[str, np.ndarray]) -> "Extractor": ...
+
+
+class NoFitting:
+    """For extractors with nothing to learn from a project: fitting is a no-op and the state is empty."""
+
+    needs_fit = False
+
+    def fit(self, images):
+        return self
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def set_state(self, state: dict[str, np.ndarray]):
+        return self

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.feature import hog, local_binary_pattern
 
+from .base import NoFitting
 from .preview import centre_square, check_images, resize, to_grey
 
 _ALGORITHM = "2"  # 2: colour block
@@ -92,7 +93,7 @@ def lbp_features(grey_u8: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-class HandcraftedExtractor:
+class HandcraftedExtractor(NoFitting):
     """Intensity statistics + histogram + HOG + LBP + block means; see the module docstring.
 
     Parameters
@@ -103,7 +104,6 @@ class HandcraftedExtractor:
     """
 
     name = "default"
-    needs_fit = False
 
     def __init__(self, size: int = 64, cell: int = 16, grid: int = 8):
         self.size = size
@@ -131,15 +131,6 @@ class HandcraftedExtractor:
     def n_features(self) -> int:
         cells = self.size // self.cell
         return 13 + 32 + 9 * cells * cells + 5 * _LBP_BINS + self.grid * self.grid + COLOUR_DIMS
-
-    def fit(self, images) -> "HandcraftedExtractor":
-        return self
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def set_state(self, state: dict[str, np.ndarray]) -> "HandcraftedExtractor":
-        return self
 
     def transform(self, images) -> np.ndarray:
         """images : list of (h, w) or (h, w, 3) uint8 -> (n_images, n_features) float32."""

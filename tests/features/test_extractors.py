@@ -22,17 +22,18 @@ def onnx_path(tmp_path_factory):
     return path
 
 
+def _options(name: str, onnx_path) -> dict:
+    """The options each extractor is built with here (small or local: nothing outside the test's folders)."""
+    return {"onnx": {"path": onnx_path, "size": 32}, "learned": {"n_patches": 20_000},
+            "imagenet": {"cache_dir": onnx_path.parent}}.get(name, {})
+
+
 @pytest.fixture(scope="module")
 def fitted(pool, onnx_path):
     """name -> a ready extractor (learned ones fitted on the shared pool, small for speed)."""
     made = {}
     for name in EXTRACTORS:
-        options = {"path": onnx_path, "size": 32} if name == "onnx" else {}
-        if name == "imagenet":
-            options = {"cache_dir": onnx_path.parent}
-        if name == "learned":
-            options = {"n_patches": 20_000}
-        ext = get_extractor(name, **options)
+        ext = get_extractor(name, **_options(name, onnx_path))
         if ext.needs_fit:
             ext.fit(pool)
         made[name] = ext
@@ -93,10 +94,7 @@ def test_state_round_trip_gives_identical_outputs(fitted, previews, name, onnx_p
     ext = fitted[name]
     state = ext.get_state()
     assert all(isinstance(v, np.ndarray) and v.dtype != object for v in state.values())
-    options = {"path": onnx_path, "size": 32} if name == "onnx" else {}
-    if name == "learned":
-        options = {"n_patches": 20_000}
-    fresh = get_extractor(name, **options).set_state(state)
+    fresh = get_extractor(name, **_options(name, onnx_path)).set_state(state)
     images = list(previews.values())
     assert fresh.version == ext.version
     np.testing.assert_array_equal(fresh.transform(images), ext.transform(images))
