@@ -122,7 +122,7 @@ STANDARD_HELP = {
     "project": "the project folder",
     "json": "print the result as one JSON object (for scripts)",
     "quiet": "no progress bar",
-    "extractor": "feature extractor: default | learned | onnx | imagenet (default: %(default)s)",
+    "extractor": "feature extractor: default (= imagenet) | handcrafted | learned | onnx | imagenet (default: %(default)s)",
     "folds": "cross-validation folds (default: %(default)s)",
     "batch": "how many scans to return (default: %(default)s)",
     "seed": "random seed, for repeatable results (default: %(default)s)",

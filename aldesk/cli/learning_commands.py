@@ -141,7 +141,8 @@ def cmd_simulate(args) -> int:
 def register(add) -> None:
     p = add("features", cmd_features, "extract and cache one feature vector per scan")
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("--extractor", default="default", help="default | learned | onnx | imagenet (default: default)")
+    p.add_argument("--extractor", default="default",
+                   help="default (= imagenet) | handcrafted | learned | onnx | imagenet (default: default)")
     p.add_argument("--onnx", metavar="MODEL.onnx", help="with --extractor onnx: the encoder to run")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true")

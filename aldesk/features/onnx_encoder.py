@@ -1,6 +1,7 @@
 """The ``onnx`` extractor: a site's own pretrained network (an .onnx file) as feature encoder.
 
-onnxruntime is an optional extra, imported only when an OnnxExtractor is built. The network's first
+onnxruntime (a dependency of aldesk, which the default ``imagenet`` extractor runs on too) is imported
+only when an OnnxExtractor is built, so commands that extract nothing start fast. The network's first
 input must be NCHW with 1 or 3 channels; fixed H/W are used as they are, dynamic ones default to
 224. Each preview is centre-cropped to the input's aspect ratio, resized (anti-aliased), scaled to
 [0, 1] and optionally normalised with per-channel ``mean``/``std``; the first output, flattened, is

@@ -1,8 +1,12 @@
 """Feature extractors by name, so a project can store ``(name, options)`` and rebuild its extractor.
 
-Names are part of the project contract: ``default`` (handcrafted, no fitting), ``learned`` (fitted
-on the project's previews), ``onnx`` (a site's own network; needs ``path=``) and ``imagenet``
-(``default`` beside a pretrained ImageNet CNN; the ``imagenet`` extra).
+Names are part of the project contract: ``imagenet`` (the handcrafted features beside a pretrained
+ImageNet CNN that aldesk ships), ``handcrafted`` (fast, no fitting), ``learned`` (``handcrafted`` plus a
+patch dictionary fitted on the project's previews) and ``onnx`` (a site's own network; needs ``path=``).
+``default`` is not an extractor of its own but names ``DEFAULT_EXTRACTOR`` (scripts pass
+``--extractor default``): the extractor it builds reports its own name, so its vectors are stored under
+that name and a change of default extracts the new features once (``default`` used to build
+``handcrafted``).
 Never imports Qt, sqlite or the store; onnxruntime is imported only when an ``onnx`` or ``imagenet``
 extractor is built.
 """
@@ -14,11 +18,14 @@ import inspect
 from .base import Extractor
 from aldesk.errors import FeatureError, UnknownExtractorError
 
-EXTRACTOR_NAMES: tuple[str, ...] = ("default", "learned", "onnx", "imagenet")
+EXTRACTOR_NAMES: tuple[str, ...] = ("default", "imagenet", "handcrafted", "learned", "onnx")
+DEFAULT_EXTRACTOR = "imagenet"  # what ``default`` builds (tests/benchmarks/cnn-features-RESULTS.md for why)
 
 
 def _extractor_class(name: str) -> type:
     if name == "default":
+        name = DEFAULT_EXTRACTOR
+    if name == "handcrafted":
         from .handcrafted import HandcraftedExtractor
         return HandcraftedExtractor
     if name == "learned":
@@ -35,7 +42,8 @@ def _extractor_class(name: str) -> type:
 
 
 def get_extractor(name: str, **options) -> Extractor:
-    """A new, unfitted extractor registered as ``name``, built with ``options``.
+    """A new, unfitted extractor registered as ``name``, built with ``options`` (``default`` builds
+    ``DEFAULT_EXTRACTOR``, whose ``.name`` is its own).
 
     Raises UnknownExtractorError for an unknown name and FeatureError for options the extractor
     does not take (or a required one it lacks, such as ``path`` for ``onnx``).

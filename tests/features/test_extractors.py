@@ -12,7 +12,7 @@ from aldesk.features.registry import get_extractor
 
 from .conftest import make_conv_model
 
-EXTRACTORS = ["default", "learned", "onnx", "imagenet"]
+EXTRACTORS = ["imagenet", "handcrafted", "learned", "onnx"]  # "default" builds "imagenet" (test_registry.py)
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,7 @@ def onnx_path(tmp_path_factory):
 
 def _options(name: str, onnx_path) -> dict:
     """The options each extractor is built with here (small or local: nothing outside the test's folders)."""
-    return {"onnx": {"path": onnx_path, "size": 32}, "learned": {"n_patches": 20_000},
-            "imagenet": {"cache_dir": onnx_path.parent}}.get(name, {})
+    return {"onnx": {"path": onnx_path, "size": 32}, "learned": {"n_patches": 20_000}}.get(name, {})
 
 
 @pytest.fixture(scope="module")

