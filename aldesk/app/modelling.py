@@ -74,7 +74,7 @@ def load_dataset(project: Project, extractor: str = "default", *, progress: Prog
 
     def standardised():
         ids, X = project.features.matrix(set_id)
-        return ids, standardize(X)
+        return ids, standardize(X, in_place=True)  # the raw matrix is not needed: no second copy
 
     ids, X = cached_arrays(project, f"pool-{extractor}", pool, standardised)
     if len(ids) == 0:
@@ -101,6 +101,34 @@ def stored_model(project: Project, data: Dataset, estimator: str = "logistic"):
 C_RESELECT_GROWTH = 1.5
 
 
+def _comparable_latest(project: Project, model: str, data: Dataset, weighting: str | None) -> dict | None:
+    """The newest stored model when it was trained with the same estimator, features (extractor and its
+    version), class set and class weighting as asked for now (its labels may differ), else None."""
+    latest = project.models.latest()
+    if not latest:
+        return None
+    metrics = latest["metrics"]
+    if (latest["estimator"] != model or latest["extractor"] != data.extractor
+            or metrics.get("feature_version") != data.version or list(metrics.get("per_class", {})) != project.classes
+            or metrics.get("class_weight") != (weighting or "none")):
+        return None
+    return latest
+
+
+def previous_model(project: Project, model: str, data: Dataset, weighting: str | None):
+    """The newest comparable stored model (see ``_comparable_latest``), rebuilt from its arrays, or None:
+    the next fit starts from its solution (and its folds from its fold models), not from zero."""
+    latest = _comparable_latest(project, model, data, weighting)
+    if not latest or not latest.get("arrays"):
+        return None
+    from aldesk.learning.models import from_arrays
+
+    try:
+        return from_arrays(latest["arrays"])
+    except LearningError:
+        return None  # an unreadable old model only costs a cold start
+
+
 def stored_C(project: Project, model: str, data: Dataset, n_labels: int,
               weighting: str | None) -> tuple[float | None, int]:
     """(C to reuse or None to choose afresh, the label count it was chosen at).
@@ -108,14 +136,10 @@ def stored_C(project: Project, model: str, data: Dataset, n_labels: int,
     The C lives in the newest stored model's report, so a new session (or the CLI after the GUI) reuses it;
     it is reused only for the same estimator, features (extractor and its version), class set and class
     weighting, and while the label count stays within ``C_RESELECT_GROWTH`` of the count it was chosen at."""
-    latest = project.models.latest()
+    latest = _comparable_latest(project, model, data, weighting)
     if not latest:
         return None, n_labels
     metrics = latest["metrics"]
-    if (latest["estimator"] != model or latest["extractor"] != data.extractor
-            or metrics.get("feature_version") != data.version or list(metrics.get("per_class", {})) != project.classes
-            or metrics.get("class_weight") != (weighting or "none")):
-        return None, n_labels
     chosen = metrics.get("C_chosen_at")
     C = metrics.get("C")
     if C is None or not chosen or n_labels > C_RESELECT_GROWTH * chosen or n_labels < chosen / C_RESELECT_GROWTH:
@@ -260,10 +284,15 @@ def train(
     n_labels = int(labelled.sum())
     C, chosen_at = stored_C(project, model, data, n_labels, weighting)
     progress(0, 2, "fitting")
-    # soft labels (consensus posteriors) weigh each scan by how sure the readers are of its label
+    # soft labels (consensus posteriors) weigh each scan by how sure the readers are of its label; each
+    # scan keeps its fold from retrain to retrain (stable_folds), so every fit starts from the previous
+    # model's solution for the same rows (warm starts: issue 14's retrain time at 1,129 features)
+    from aldesk.learning.models import stable_folds
+
+    start = previous_model(project, model, data, weighting)
     fitted = fit_model(X[labelled], y[labelled], n_classes=n_classes, name=model, random_state=random_state,
                        sample_weight=weights[labelled], class_names=project.classes, class_weight=weighting,
-                       C=C, folds=folds)
+                       C=C, folds=folds, start=start, groups=stable_folds(ids[labelled], folds))
     progress(1, 2, "cross-validating")
     if fitted.oof_logits_ is not None:
         metrics = {**oof_metrics(fitted.oof_logits_, y[labelled], random_state=random_state, ordered=ordered),

@@ -58,11 +58,12 @@ class QueryStrategy(Protocol):
     ) -> QueryResult: ...
 
 
-def standardize(X: np.ndarray) -> np.ndarray:
+def standardize(X: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """Z-score columns over the whole pool; constant columns become 0. Returns float32 (n, d).
 
     The variance is summed in float64 blocks of _CHUNK rows (``X.std`` would build a float64 copy of the
-    whole pool: 290 MB and most of the time at 100,000 x 361) and the result is written in one pass."""
+    whole pool: 290 MB and most of the time at 100,000 x 361) and the result is written in one pass, into
+    X itself with ``in_place`` (a writable float32 X that is not needed raw: 451 MB less at 100,000 x 1,129)."""
     X = np.asarray(X, dtype=np.float32)
     mean = X.mean(axis=0, dtype=np.float64)
     squares = np.zeros(X.shape[1])
@@ -71,7 +72,7 @@ def standardize(X: np.ndarray) -> np.ndarray:
         squares += np.einsum("ij,ij->j", centred, centred)
     std = np.sqrt(squares / max(len(X), 1)).astype(np.float32)
     std[std < 1e-12] = 1.0
-    out = np.subtract(X, mean.astype(np.float32))
+    out = np.subtract(X, mean.astype(np.float32), out=X if in_place and X.flags.writeable else None)
     out /= std
     return out
 

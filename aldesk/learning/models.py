@@ -159,16 +159,56 @@ def single_threaded():
         yield
 
 
-def _fit_estimator(name, X, y, n_classes, sample_weight, seed, C=LOGISTIC_C, class_weight="balanced"):
+def _fit_scaler(scaler, X: np.ndarray):
+    """``scaler.fit(X)`` for a StandardScaler, in two numpy passes: its own incremental float64 pass took
+    0.3 s per fit at 16,000 labels x 1,129 features, a quarter of a warm-started retrain."""
+    X = np.asarray(X)
+    if X.dtype != np.float32 or X.ndim != 2 or len(X) == 0:
+        return scaler.fit(X)
+    mean = X.mean(axis=0, dtype=np.float64)
+    squares = np.zeros(X.shape[1])
+    for i in range(0, len(X), _CHUNK // 8):
+        centred = X[i:i + _CHUNK // 8] - mean.astype(np.float32)
+        squares += np.einsum("ij,ij->j", centred, centred, dtype=np.float64)
+    var = squares / len(X)
+    scale = np.sqrt(var)
+    scale[scale < 10 * np.finfo(np.float64).eps] = 1.0  # as StandardScaler: constant columns stay unscaled
+    scaler.mean_, scaler.var_, scaler.scale_ = mean, var, scale
+    scaler.n_samples_seen_, scaler.n_features_in_ = len(X), X.shape[1]
+    return scaler
+
+
+def _start_from(clf, start: "LinearModel", scaler) -> None:
+    """Make ``clf`` (a LogisticRegression about to be fitted on ``scaler``'s units) start from ``start``'s
+    solution: the same raw-feature weights expressed in this scaler's units, so L-BFGS begins next to the
+    optimum instead of at zero (the same optimum, reached in a fraction of the iterations)."""
+    w = start._w.astype(np.float64)  # (d, K): logits = X @ w + b in raw feature units
+    clf.set_params(warm_start=True)
+    clf.coef_ = np.ascontiguousarray((w * scaler.scale_[:, None]).T)
+    clf.intercept_ = start._b.astype(np.float64) + scaler.mean_ @ w
+
+
+def _can_start_from(start, name: str, n_classes: int, n_features: int) -> bool:
+    return (start is not None and name == "logistic" and isinstance(start, LinearModel)
+            and start.n_classes_ == n_classes and start.n_features_ == n_features)
+
+
+def _fit_estimator(name, X, y, n_classes, sample_weight, seed, C=LOGISTIC_C, class_weight="balanced", start=None):
+    """A fitted ``make_estimator(name)``; a logistic one starts from ``start``'s solution when it fits."""
     est = make_estimator(name, seed, C=C, class_weight=class_weight)
     if name == "mlp" and class_weight:  # MLPClassifier has no class_weight: balance through the sample weights
         w = _balanced_weights(y, n_classes)
         sample_weight = w if sample_weight is None else w * sample_weight
-    kwargs = {}
-    if sample_weight is not None:
-        kwargs = ({"clf__sample_weight": sample_weight} if name in ("logistic", "mlp", "ordinal_logistic")
-                  else {"sample_weight": sample_weight})
-    est.fit(X, y, **kwargs)
+    kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+    steps = getattr(est, "named_steps", {})
+    if "scale" not in steps:
+        est.fit(X, y, **kwargs)
+        return est
+    scaler, clf = steps["scale"], steps["clf"]  # every pipeline of make_estimator: scaler, then classifier
+    _fit_scaler(scaler, X)
+    if _can_start_from(start, name, n_classes, X.shape[1]):
+        _start_from(clf, start, scaler)
+    clf.fit(scaler.transform(X), y, **kwargs)
     return est
 
 
@@ -191,6 +231,7 @@ class TrainedModel:
         self.n_labels_ = 0
         self.class_counts_ = np.zeros(self.n_classes_, dtype=np.int64)
         self.cv_log_loss_: dict = {}
+        self.fold_models_: list = []  # the out-of-fold models of stable folds (fit_model's groups), for warm starts
 
     @property
     def calibration_(self) -> str:
@@ -281,6 +322,9 @@ class LinearModel(TrainedModel):
         }
         if self.calibration_ == "isotonic":
             arrays.update(self.calibrator_.to_arrays())
+        if self.fold_models_:  # raw-unit weights of the stable folds' models: the next retrain's warm starts
+            arrays["fold_w"] = np.stack([m._w for m in self.fold_models_])
+            arrays["fold_b"] = np.stack([m._b for m in self.fold_models_])
         return arrays
 
     @classmethod
@@ -307,6 +351,11 @@ class LinearModel(TrainedModel):
         model.ece_, model.ece_uncalibrated_ = float(ece[0]), float(ece[1])
         model.n_labels_ = int(np.asarray(arrays.get("n_labels", [0])).reshape(-1)[0])
         model.class_counts_ = np.asarray(arrays.get("class_counts", np.zeros(n_classes)), dtype=np.int64)
+        if "fold_w" in arrays and "fold_b" in arrays:
+            fw, fb = np.asarray(arrays["fold_w"]), np.asarray(arrays["fold_b"])
+            d = model.n_features_
+            if fw.ndim == 3 and fw.shape[1] == d and fb.shape == (fw.shape[0], fw.shape[2]):
+                model.fold_models_ = [cls(w.T, b, np.zeros(d), np.ones(d), n_classes) for w, b in zip(fw, fb)]
         return model
 
 
@@ -332,17 +381,47 @@ def _wrap(estimator, name: str, n_classes: int) -> TrainedModel:
     return EstimatorModel(estimator, name, n_classes)
 
 
-def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C=LOGISTIC_C, class_weight="balanced"):
-    """(n, C) out-of-fold logits from ``folds`` stratified folds (every fold trains on every class)."""
+def stable_folds(keys, folds: int) -> np.ndarray:
+    """(n,) fold index in 0..folds-1 per row from a per-row integer key (a scan id): the same scan falls
+    in the same fold at every retrain, so a fold's previous model (which never saw that fold's scans) is
+    a fair warm start for its next fit. A multiplicative hash, so consecutive ids spread over the folds."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    return (((keys * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) % np.uint64(folds)).astype(np.int64)
+
+
+def _splits(y: np.ndarray, folds: int, seed, groups=None) -> tuple[list, bool]:
+    """((train rows, test rows) per fold, whether they are ``groups``' folds): by ``groups`` (fold index
+    per row) when every fold's training rows hold every class, else stratified k-fold."""
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != y.shape:
+            raise LearningError(f"groups has shape {groups.shape}, expected {y.shape}")
+        n_classes = int(y.max()) + 1
+        splits = [(np.flatnonzero(groups != k), np.flatnonzero(groups == k)) for k in range(folds)]
+        if all(len(te) and (np.bincount(y[tr], minlength=n_classes) > 0).all() for tr, te in splits):
+            return splits, True
     from sklearn.model_selection import StratifiedKFold
 
-    logits = np.empty((len(y), n_classes))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train, test in splitter.split(np.zeros(len(y)), y):
+    return list(splitter.split(np.zeros(len(y)), y)), False
+
+
+def _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C=LOGISTIC_C, class_weight="balanced",
+                start=None, groups=None, fold_starts=None):
+    """((n, C) out-of-fold logits, the fold models) from ``folds`` folds (see ``_splits``). A logistic
+    fold starts from its own previous model in ``fold_starts`` (stable ``groups`` only), else from
+    ``start`` (the model fitted on all rows: each fold's optimum is near it)."""
+    logits = np.empty((len(y), n_classes))
+    splits, stable = _splits(y, folds, seed, groups)
+    fold_models = []
+    for k, (train, test) in enumerate(splits):
         sw = None if sample_weight is None else sample_weight[train]
-        est = _fit_estimator(name, X[train], y[train], n_classes, sw, seed, C, class_weight)
-        logits[test] = _wrap(est, name, n_classes).decision_logits(X[test])
-    return logits
+        first = fold_starts[k] if stable and fold_starts is not None and k < len(fold_starts) else start
+        fitted = _wrap(_fit_estimator(name, X[train], y[train], n_classes, sw, seed, C, class_weight, first),
+                       name, n_classes)
+        logits[test] = fitted.decision_logits(X[test])
+        fold_models.append(fitted)
+    return logits, (fold_models if stable else [])
 
 
 def _balanced_log_loss(logits: np.ndarray, y: np.ndarray, n_classes: int, sample_weight=None,
@@ -369,7 +448,7 @@ def select_C(X, y, *, n_classes: int, folds: int, sample_weight=None, random_sta
     losses, oof = {}, {}
     if name != "logistic":
         for c in grid:
-            oof[c] = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, c, class_weight)
+            oof[c], _ = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, c, class_weight)
             losses[c] = _balanced_log_loss(oof[c], y, n_classes, sample_weight, class_weight)
         best = min(grid, key=lambda c: (losses[c], c))
         return best, oof[best], losses
@@ -380,7 +459,7 @@ def select_C(X, y, *, n_classes: int, folds: int, sample_weight=None, random_sta
     for train, test in splitter.split(np.zeros(len(y)), y):
         est = make_estimator(name, seed, class_weight=class_weight)
         scaler, clf = est.named_steps["scale"], est.named_steps["clf"]
-        fold_fits.append((train, test, scaler.fit(X[train]), clf.set_params(warm_start=True)))
+        fold_fits.append((train, test, _fit_scaler(scaler, X[train]), clf.set_params(warm_start=True)))
     for c in sorted(grid):
         logits = np.empty((len(y), n_classes))
         for train, test, scaler, clf in fold_fits:
@@ -397,7 +476,8 @@ def select_C(X, y, *, n_classes: int, folds: int, sample_weight=None, random_sta
 
 def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=None, random_state=None,
               calibrate: bool = True, class_names=None, C: float | None = None,
-              class_weight: str | None = "balanced", folds: int = CALIBRATION_FOLDS) -> TrainedModel:
+              class_weight: str | None = "balanced", folds: int = CALIBRATION_FOLDS,
+              start: "TrainedModel | None" = None, groups=None) -> TrainedModel:
     """Fit ``name`` on the labelled rows, choose its regularisation and calibrate it, all out of fold.
 
     X : (n_labels, d) float32 features of labelled scans only; y : (n_labels,) class indices.
@@ -407,6 +487,14 @@ def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=
     same out-of-fold predictions; otherwise C = ``LOGISTIC_C`` and/or the model is returned uncalibrated
     (``calibration_ == "none"``). class_weight: "balanced" (every class counts equally) or None (scans
     as they come); ``learning.objectives.class_weighting`` picks it from the project's objective.
+    start: a logistic model fitted earlier on (nearly) the same labels and features, e.g. the project's
+    previous model: the final fit starts from its solution and the out-of-fold fits from the final one's
+    (warm starts: the same optimum in a fraction of the L-BFGS iterations; ignored when it does not fit
+    the classes or features, or for other models).
+    groups: (n_labels,) stable fold index per row (``stable_folds`` of the scan ids): the out-of-fold
+    passes use these folds (when each trains on every class), and each fold then starts from ``start``'s
+    model of the same fold (``fold_models_``), which never saw that fold's scans. Without groups the
+    folds are stratified and shuffled by ``random_state``.
     """
     if name not in MODEL_NAMES:
         raise LearningError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
@@ -423,10 +511,14 @@ def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=
                 C, logits, losses = select_C(X, y, n_classes=n_classes, folds=folds, sample_weight=sample_weight,
                                              random_state=seed, class_weight=class_weight, name=name)
         C = LOGISTIC_C if C is None else float(C)
-        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed, C, class_weight), name, n_classes)
+        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed, C, class_weight, start),
+                      name, n_classes)
         if calibrate and folds >= 2 and len(y) >= MIN_CALIBRATION_LABELS:
             if logits is None:
-                logits = _oof_logits(name, X, y, n_classes, sample_weight, seed, folds, C, class_weight)
+                usable = _can_start_from(start, name, n_classes, X.shape[1])
+                logits, model.fold_models_ = _oof_logits(
+                    name, X, y, n_classes, sample_weight, seed, folds, C, class_weight,
+                    model if usable else None, groups, getattr(start, "fold_models_", None) if usable and len(getattr(start, "fold_models_", [])) == folds else None)
             factory = (IsotonicCalibrator if len(y) >= ISOTONIC_MIN_LABELS else TemperatureScaler)
             model.calibrator_ = make_calibrator(len(y), ISOTONIC_MIN_LABELS).fit(logits, y)
             model.ece_uncalibrated_ = expected_calibration_error(softmax(logits), y)

@@ -83,11 +83,25 @@ class FeatureStore:
             )
 
     def matrix(self, set_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scan ids (n,) int64, X (n, dim) float32) for every scan with a cached vector, in id order."""
+        """(scan ids (n,) int64, X (n, dim) float32, writable) for every scan with a cached vector, in id order.
+
+        Streamed into one preallocated array, a block of rows at a time: fetching every blob and joining
+        them held the matrix three times over (1.3 GB at 100,000 scans x 1,129 features)."""
         dim = self.dim(set_id)
-        rows = self._c.execute(
-            "SELECT scan_id, vector FROM features WHERE set_id = ? ORDER BY scan_id", (set_id,)
-        ).fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        X = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim) if rows else np.zeros((0, dim), np.float32)
+        own = not self._c.in_transaction
+        if own:
+            self._c.execute("BEGIN")  # the count and the rows from one snapshot, even beside a writer
+        try:
+            n = self._c.execute("SELECT COUNT(*) FROM features WHERE set_id = ?", (set_id,)).fetchone()[0]
+            ids = np.empty(n, dtype=np.int64)
+            X = np.empty((n, dim), dtype=np.float32)
+            cur = self._c.execute("SELECT scan_id, vector FROM features WHERE set_id = ? ORDER BY scan_id", (set_id,))
+            i = 0
+            while rows := cur.fetchmany(4096):
+                ids[i:i + len(rows)] = [r[0] for r in rows]
+                X[i:i + len(rows)] = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+                i += len(rows)
+        finally:
+            if own and self._c.in_transaction:
+                self._c.execute("COMMIT")
         return ids, X

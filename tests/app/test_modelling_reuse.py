@@ -199,3 +199,35 @@ def test_reopening_an_unchanged_project_ranks_without_retraining(project, monkey
     fits.clear()
     set_objective(project, "balanced_accuracy")  # another class weighting: trained again
     assert refresh_worklist(project, "reader_1").model_id != changed.model_id and fits
+
+
+def test_each_retrain_starts_from_the_previous_model_and_each_fold_from_its_own(project, monkeypatch):
+    """The GUI retrains every few labels: the fit starts from the stored model, and each fold (a scan
+    keeps its fold: stable_folds of its id) from the previous model of the same fold."""
+    def new_label():
+        unread = next(s for s in project.scans.ids().tolist() if not project.labels.current_for_scan(s))
+        record_label(project, unread, "reader_1", "normal")
+
+    modelling.train(project, folds=3)
+    new_label()
+    fits: list[dict] = []
+    real_fit = models.fit_model
+    monkeypatch.setattr(models, "fit_model", lambda *a, **k: fits.append(k) or real_fit(*a, **k))
+    modelling.train(project, folds=3)
+    start, groups = fits[-1]["start"], fits[-1]["groups"]
+    assert isinstance(start, models.LinearModel) and start.n_labels_ == fits[-1]["groups"].size - 1
+    data = modelling.load_dataset(project)
+    labelled = data.y != modelling.UNLABELLED
+    assert np.array_equal(groups, models.stable_folds(data.ids[labelled], 3))
+    stored = models.from_arrays(project.models.latest()["arrays"])
+    assert len(stored.fold_models_) == 3
+
+    new_label()
+    starts: list = []
+    real_est = models._fit_estimator
+    monkeypatch.setattr(models, "_fit_estimator", lambda *a, **k: starts.append(a[8]) or real_est(*a, **k))
+    modelling.train(project, folds=3)
+    assert len(starts) == 4  # the final fit, then 3 folds (C reused: no model selection)
+    previous = fits[-1]["start"]
+    assert starts[0] is previous
+    assert [id(s) for s in starts[1:]] == [id(m) for m in previous.fold_models_]

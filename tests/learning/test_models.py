@@ -106,7 +106,7 @@ def test_select_C_matches_fitting_every_C_afresh(pool, weighted):
     w = np.random.default_rng(0).uniform(0.5, 1.0, len(y)) if weighted else None
     with single_threaded():
         best, logits, losses = select_C(X, y, n_classes=k, folds=3, sample_weight=w, random_state=7)
-        ref_oof = {c: _oof_logits("logistic", X, y, k, w, 7, 3, c) for c in LOGISTIC_C_GRID}
+        ref_oof = {c: _oof_logits("logistic", X, y, k, w, 7, 3, c)[0] for c in LOGISTIC_C_GRID}
     ref = {c: _balanced_log_loss(ref_oof[c], y, k, w) for c in LOGISTIC_C_GRID}
     assert best == min(ref, key=ref.get)
     for c, loss in losses.items():
