@@ -1,8 +1,9 @@
 """``aldesk selftest``: prove an installation works, offscreen, in a throw-away folder.
 
 For the IT team rolling aldesk out (and for the bundle's CI test): builds the demo project from the
-shipped scans in a temporary data folder, decodes a JPEG 2000 DICOM, labels a few scans, ranks a
-batch and (when the GUI is importable) opens the main window offscreen. Prints each step, then ``OK``
+shipped scans in a temporary data folder, decodes a JPEG 2000 DICOM, labels a few scans, extracts
+the default features (the ImageNet network aldesk ships, run by onnxruntime), ranks a batch and (when
+the GUI is importable) opens the main window offscreen. Prints each step, then ``OK``
 (exit 0), or what failed (exit 1). Never touches the user's settings, projects or log folder.
 
 The GUI step is injected by aldesk.main (``gui_check``): the CLI layer never imports Qt itself.
@@ -86,11 +87,12 @@ def _step_rank(path: Path) -> str:
     from aldesk.store import Project
 
     with Project.open(path) as project:
-        extract_features(project, jobs=1)
+        features = extract_features(project, jobs=1)  # the default extractor
         ranking = rank(project, batch=BATCH)
     if len(ranking.batch) != BATCH:
         raise RuntimeError(f"asked for {BATCH} scans, got {len(ranking.batch)}")
-    return f"{len(ranking.batch)} scans ranked by {ranking.strategy}"
+    return (f"{features.extractor} features, {features.dim} per scan; "
+            f"{len(ranking.batch)} scans ranked by {ranking.strategy}")
 
 
 def run_selftest(out=sys.stdout) -> int:
@@ -109,7 +111,7 @@ def run_selftest(out=sys.stdout) -> int:
             ("build the demo project", lambda: _build(state, work)),
             ("decode a JPEG 2000 DICOM", lambda: _step_decode(state["path"])),
             ("label a few scans", lambda: _step_label(state["path"])),
-            ("rank a batch", lambda: _step_rank(state["path"])),
+            ("extract the default features and rank a batch", lambda: _step_rank(state["path"])),
         ]
         if gui_check is not None:
             steps.append(("open the main window offscreen", lambda: gui_check(state["path"])))
@@ -145,4 +147,5 @@ def cmd_selftest(args) -> int:
 
 
 def register(add) -> None:
-    add("selftest", cmd_selftest, "check this installation offscreen: demo project, JPEG 2000 decoding, ranking, GUI")
+    add("selftest", cmd_selftest, "check this installation offscreen: demo project, JPEG 2000 decoding, features, "
+                                    "ranking, GUI")

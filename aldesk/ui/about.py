@@ -2,8 +2,9 @@
 
 What an IT team needs to answer "which build is this, where are its files": aldesk, Python, Qt and the
 scientific stack, the JPEG decoders pylibjpeg actually found (plugins are found through entry points,
-so a bundle missing their metadata shows up here as "none"), and the config, data, log and project
-folders. Never shows project contents or patient data.
+so a bundle missing their metadata shows up here as "none"), the network aldesk ships for its default
+feature extractor with its licence (and whether the file is intact), and the config, data, log and
+project folders. Never shows project contents or patient data.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aldesk.app.logs import log_path
 from aldesk.ui.settings import config_dir, data_dir, resources_dir
 
 DISTRIBUTIONS = ("numpy", "scipy", "scikit-learn", "scikit-image", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg",
-                 "pylibjpeg-openjpeg", "pylibjpeg-rle", "pillow", "PySide6-Essentials", "platformdirs")
+                 "pylibjpeg-openjpeg", "pylibjpeg-rle", "pillow", "PySide6-Essentials", "platformdirs", "onnxruntime")
 DECODER_GROUPS = ("pylibjpeg.pixel_data_decoders", "pylibjpeg.jpeg_2000_decoders", "pylibjpeg.jpeg_decoders")
 
 
@@ -39,8 +40,22 @@ def decoder_plugins() -> list[str]:
                   for group in DECODER_GROUPS for ep in eps.select(group=group))
 
 
+def shipped_models() -> dict[str, str]:
+    """The default extractor's network: what it is, its licence, its file and whether the file is intact."""
+    from aldesk.errors import FeatureError
+    from aldesk.features import shipped_model as m
+
+    try:
+        m.check_model_file(m.MODEL_FILE)
+        state = f"ok (sha256 {m.MODEL_SHA256[:16]}...)"
+    except FeatureError as exc:
+        state = str(exc)
+    return {"imagenet (default extractor)": m.DESCRIPTION, "model file": str(m.MODEL_FILE), "model check": state,
+            "licence": f"Apache-2.0: {m.LICENCE_FILE} (provenance: {m.MODEL_DIR / 'SOURCE.md'})"}
+
+
 def diagnostics(project_path: str | None = None) -> dict[str, dict[str, str]]:
-    """{"versions": {...}, "paths": {...}, "decoders": {...}} as plain strings."""
+    """{"versions": {...}, "models": {...}, "paths": {...}, "decoders": {...}} as plain strings."""
     versions = {"aldesk": __version__, "Python": f"{sys.version.split()[0]} ({sys.executable})",
                 "Qt": qVersion(), "Qt platform": QGuiApplication.platformName() or "(no application)",
                 "OS": platform.platform(), "bundled": "yes" if getattr(sys, "frozen", False) else "no"}
@@ -49,7 +64,7 @@ def diagnostics(project_path: str | None = None) -> dict[str, dict[str, str]]:
              "resources": str(resources_dir()), "project": project_path or "(none open)"}
     plugins = decoder_plugins()
     decoders = {str(i + 1): p for i, p in enumerate(plugins)} or {"-": "none found: compressed DICOM will not decode"}
-    return {"versions": versions, "paths": paths, "decoders": decoders}
+    return {"versions": versions, "models": shipped_models(), "paths": paths, "decoders": decoders}
 
 
 def diagnostics_text(project_path: str | None = None) -> str:

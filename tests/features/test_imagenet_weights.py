@@ -142,7 +142,7 @@ def test_app_model_needs_no_options_and_gives_the_measured_vectors(tmp_path):
     images = [rng.integers(0, 256, (40, 52), dtype=np.uint8), rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)]
     measured = get_extractor("onnx", path=weights.onnx_model(tmp_path, "stages"), size=weights.APP_SIZE,
                              mean=weights.MEAN, std=weights.STD).transform(images)
-    from aldesk.features.imagenet import MODEL_FILE
+    from aldesk.features.shipped_model import MODEL_FILE
 
     app = get_extractor("onnx", path=MODEL_FILE).transform(images)
     assert app.shape == (2, 768)
@@ -156,7 +156,7 @@ def test_shipped_model_is_the_conversion_of_the_wheel_byte_for_byte(tmp_path, ca
     pytest.importorskip("onnx")
     import hashlib
 
-    from aldesk.features.imagenet import MODEL_FILE, MODEL_SHA256
+    from aldesk.features.shipped_model import MODEL_FILE, MODEL_SHA256
 
     assert hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest() == MODEL_SHA256
     dest = tmp_path / "regenerated.onnx"
@@ -168,7 +168,7 @@ def test_shipped_model_is_the_conversion_of_the_wheel_byte_for_byte(tmp_path, ca
 def test_imagenet_extractor_is_handcrafted_features_beside_the_shipped_cnn():
     """What ``--extractor imagenet`` (and ``default``) stores: the 361 ``handcrafted`` features, then the 768
     CNN ones of the shipped model; nothing is converted and no weights wheel is needed."""
-    from aldesk.features.imagenet import MODEL_FILE
+    from aldesk.features.shipped_model import MODEL_FILE
     from aldesk.features.registry import get_extractor
 
     rng = np.random.default_rng(1)
@@ -191,17 +191,17 @@ def test_imagenet_extractor_needs_neither_the_weights_nor_onnx(monkeypatch):
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "changed"])
 def test_a_missing_or_damaged_shipped_model_says_reinstall(tmp_path, monkeypatch, damage):
-    from aldesk.features import imagenet
+    from aldesk.features import shipped_model
     from aldesk.features.registry import get_extractor
 
-    bad = tmp_path / imagenet.MODEL_FILE.name
+    bad = tmp_path / shipped_model.MODEL_FILE.name
     if damage == "truncated":
-        bad.write_bytes(imagenet.MODEL_FILE.read_bytes()[:100_000])
+        bad.write_bytes(shipped_model.MODEL_FILE.read_bytes()[:100_000])
     elif damage == "changed":
-        data = bytearray(imagenet.MODEL_FILE.read_bytes())
+        data = bytearray(shipped_model.MODEL_FILE.read_bytes())
         data[-5] ^= 1
         bad.write_bytes(bytes(data))
-    monkeypatch.setattr(imagenet, "MODEL_FILE", bad)
+    monkeypatch.setattr(shipped_model, "MODEL_FILE", bad)
     what = "missing" if damage == "missing" else "damaged"
     with pytest.raises(FeatureError, match=rf"{bad.name}: the ImageNet model aldesk ships is {what}.*reinstall aldesk"):
         get_extractor("imagenet")

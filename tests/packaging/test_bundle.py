@@ -36,6 +36,8 @@ def test_bundle_passes_its_selftest(bundle, tmp_path, monkeypatch):
     assert proc.stdout.strip().splitlines()[-1] == "OK"
     assert "decode a JPEG 2000 DICOM ... ok" in proc.stdout
     assert "open the main window offscreen ... ok" in proc.stdout
+    # the default extractor: the shipped ImageNet model, run by the bundled onnxruntime
+    assert "imagenet features, 1129 per scan" in proc.stdout
 
 
 def test_bundle_carries_resources_and_decoder_metadata(bundle):
@@ -46,3 +48,6 @@ def test_bundle_carries_resources_and_decoder_metadata(bundle):
     names = {p.name.split("-")[0].lower() for p in internal.glob("*.dist-info")}
     assert {"pylibjpeg", "pylibjpeg_openjpeg", "pylibjpeg_libjpeg", "pylibjpeg_rle", "pydicom"} <= names, names
     assert len(list(bundle.parent.rglob("libqoffscreen*"))) == 1  # Qt platform plugins are there
+    models = internal / "aldesk" / "features" / "models"
+    for name in ("efficientnet-lite0-stages-112px.onnx", "LICENSE", "SOURCE.md"):  # the model travels with its licence
+        assert (models / name).is_file(), name

@@ -16,10 +16,10 @@ def test_selftest_runs_every_step_and_prints_ok(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == "OK"
-    for step in ("build the demo project", "decode a JPEG 2000 DICOM", "rank a batch",
+    for step in ("build the demo project", "decode a JPEG 2000 DICOM", "extract the default features and rank a batch",
                  "open the main window offscreen"):
         assert any(step in line and " ok (" in line for line in lines), proc.stdout
-    assert "10 scans ranked" in proc.stdout
+    assert "imagenet features, 1129 per scan; 10 scans ranked" in proc.stdout  # the default extractor
     assert (tmp_path / "logs" / "aldesk.log").is_file()
 
 
