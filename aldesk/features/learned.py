@@ -41,7 +41,7 @@ def _patch_normalise(p: np.ndarray) -> np.ndarray:
 
 
 class PatchDictionaryExtractor:
-    """``default`` features plus pooled responses to a k-means dictionary of whitened patches.
+    """``handcrafted`` features plus pooled responses to a k-means dictionary of whitened patches.
 
     Parameters
     ----------
