@@ -224,12 +224,17 @@ def record_stop_predictions(project: Project, model_id: int, ids, X, fitted) -> 
 
 
 def _same_kind(history: list[dict]) -> list[dict]:
-    """The newest run of models on the same features and estimator (a switch restarts the history)."""
+    """The newest run of models on the same features and estimator (a switch restarts the history). Features
+    are the extractor's name and version: ``default`` names whichever extractor is the default, so a project
+    that outlived a change of default has "default" models on two kinds of features."""
     if not history:
         return history
-    kind = (history[-1]["extractor"], history[-1]["estimator"])
+
+    def kind(h: dict) -> tuple:
+        return h["extractor"], h.get("feature_version"), h["estimator"]
+
     start = len(history)
-    while start and (history[start - 1]["extractor"], history[start - 1]["estimator"]) == kind:
+    while start and kind(history[start - 1]) == kind(history[-1]):
         start -= 1
     return history[start:]
 

@@ -50,11 +50,15 @@ class AuditStore:
                       "(SELECT model_id FROM stop_predictions ORDER BY model_id DESC LIMIT ?)", (int(keep),))
 
     def stop_history(self) -> list[dict]:
-        """Oldest first: {"model_id", "n_labels", "extractor", "estimator", "created_at", "scan_ids" (m,) int64,
-        "predicted" (m,) int64} for every model with stored stop-set predictions."""
+        """Oldest first: {"model_id", "n_labels", "extractor", "feature_version" (None if the model's report has
+        none), "estimator", "created_at", "scan_ids" (m,) int64, "predicted" (m,) int64} for every model with
+        stored stop-set predictions."""
+        import json
+
         cur = self._p.conn.execute(
-            "SELECT s.model_id, m.n_labels, m.extractor, m.estimator, m.created_at, s.scan_ids, s.predicted "
+            "SELECT s.model_id, m.n_labels, m.extractor, m.estimator, m.created_at, s.scan_ids, s.predicted, m.metrics "
             "FROM stop_predictions s JOIN models m ON m.id = s.model_id ORDER BY s.model_id")
         return [{"model_id": r[0], "n_labels": r[1], "extractor": r[2], "estimator": r[3], "created_at": r[4],
+                 "feature_version": (json.loads(r[7]) if r[7] else {}).get("feature_version"),
                  "scan_ids": np.frombuffer(r[5], dtype="<i8").astype(np.int64),
                  "predicted": np.frombuffer(r[6], dtype="<i2").astype(np.int64)} for r in cur]

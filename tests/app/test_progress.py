@@ -180,3 +180,18 @@ def test_handouts_carry_audit_scans_too(read_campaign, tmp_path):
         assert audit_in_handout & pending or not pending  # still-unread draws are offered again
         assert len(set(after) - set(before)) <= 4  # new draws only to fill the audit places
         assert all(after[s]["annotator"] == "dr_b" for s in set(after) - set(before))
+
+
+def test_stability_history_restarts_when_the_features_change_under_the_same_name(project):
+    """``default`` named the handcrafted extractor before it named imagenet: models stored as "default" on the
+    old features are not compared with those on the new ones."""
+    ids = np.array([5, 7, 9])
+    made = []
+    for n, version in enumerate(["handcrafted-v", "handcrafted-v", "imagenet-v", "imagenet-v"], 1):
+        mid = project.models.add(extractor="default", estimator="logistic", n_labels=10 * n,
+                                 metrics={"feature_version": version}, arrays=None)
+        project.audit.add_stop_predictions(mid, ids, np.array([0, 1, n % 2]))
+        made.append(mid)
+    history = project.audit.stop_history()
+    assert [h["feature_version"] for h in history] == ["handcrafted-v", "handcrafted-v", "imagenet-v", "imagenet-v"]
+    assert [h["model_id"] for h in prog._same_kind(history)] == made[2:]
