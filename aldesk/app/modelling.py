@@ -322,7 +322,8 @@ def train(
     report["dataset"] = data.key
     from aldesk.app.progress import record_stop_predictions, train_fields
 
-    report.update(train_fields(project, ids, X, y, weights, fitted, model=model, should_stop=should_stop))
+    report.update(train_fields(project, ids, X, y, weights, fitted, model=model, features=(extractor, data.version),
+                               should_stop=should_stop))
     model_id = project.models.add(extractor=extractor, estimator=model, n_labels=report["labels"], metrics=report,
                                   arrays=arrays)
     record_stop_predictions(project, model_id, ids, X, fitted)

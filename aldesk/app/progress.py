@@ -171,17 +171,20 @@ def _fitter(X, y, weights, n_classes, model: str, C, class_names, class_weight, 
 
 
 def train_fields(project: Project, ids, X, y, weights, fitted, *, model: str = "logistic",
-                 should_stop: ShouldStop = never_stop) -> dict:
+                 features: tuple[str, str | None] | None = None, should_stop: ShouldStop = never_stop) -> dict:
     """What ``aldesk train --json`` reports beside cross-validation (and the status bar shows):
     audit_accuracy, audit_ci (Wilson, 95 %), audit_balanced_accuracy, audit_balanced_ci, audit_n,
     audit_pending (None / 0 while no audit scan has a label), and stability_kappa, stability_agreement
     (the new model against the stored history; None until the window is full). X standardised, y with
-    UNLABELLED, in ``ids`` order."""
+    UNLABELLED, in ``ids`` order. ``features`` = (extractor, feature version) of the new model: a history
+    of models on other features (or another estimator) is not its history."""
     from aldesk.learning.stopping import stability
 
     ids = np.asarray(ids, dtype=np.int64)
     rows = stop_set(project, ids)
     history = _same_kind(project.audit.stop_history())
+    if features is not None and history and _kind(history[-1]) != (*features, model):
+        history = []
     n_labels = int((y != UNLABELLED).sum())
     stab = stability([(h["n_labels"], h["scan_ids"], h["predicted"]) for h in history]
                      + [(n_labels, ids[rows], fitted.predict_proba(X[rows]).argmax(axis=1))], len(project.classes))
@@ -227,16 +230,14 @@ def _same_kind(history: list[dict]) -> list[dict]:
     """The newest run of models on the same features and estimator (a switch restarts the history). Features
     are the extractor's name and version: ``default`` names whichever extractor is the default, so a project
     that outlived a change of default has "default" models on two kinds of features."""
-    if not history:
-        return history
-
-    def kind(h: dict) -> tuple:
-        return h["extractor"], h.get("feature_version"), h["estimator"]
-
     start = len(history)
-    while start and kind(history[start - 1]) == kind(history[-1]):
+    while start and _kind(history[start - 1]) == _kind(history[-1]):
         start -= 1
     return history[start:]
+
+
+def _kind(h: dict) -> tuple:
+    return h["extractor"], h.get("feature_version"), h["estimator"]
 
 
 def model_stability(project: Project):

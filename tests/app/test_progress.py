@@ -195,3 +195,22 @@ def test_stability_history_restarts_when_the_features_change_under_the_same_name
     history = project.audit.stop_history()
     assert [h["feature_version"] for h in history] == ["handcrafted-v", "handcrafted-v", "imagenet-v", "imagenet-v"]
     assert [h["model_id"] for h in prog._same_kind(history)] == made[2:]
+
+
+def test_the_first_model_on_new_features_is_not_compared_with_the_old_ones(sim, monkeypatch):
+    """train's stability_kappa: after the features change under the same extractor name, the new model's
+    history starts afresh (it used to be compared with the stored models on the old features)."""
+    p, key = sim
+    read_queue(p, key, "dr_a", 40)
+    for _ in range(4):  # a full window of models on the current features
+        read_queue(p, key, "dr_a", 10)
+        report = train(p, folds=2)
+    assert report["stability_kappa"] is not None
+    read_queue(p, key, "dr_a", 10)
+    from aldesk.app import modelling
+
+    real = modelling.load_dataset
+    monkeypatch.setattr(modelling, "load_dataset", lambda *a, **k: __import__("dataclasses").replace(
+        real(*a, **k), version="another-extractor-version"))
+    report = train(p, folds=2)
+    assert report["stability_kappa"] is None and report["stability_agreement"] is None
