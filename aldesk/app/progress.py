@@ -162,10 +162,10 @@ def _fitter(X, y, weights, n_classes, model: str, C, class_names, class_weight, 
     weighting, no calibration (only the predicted class matters here)."""
     from aldesk.learning.models import fit_model
 
-    def fit(rows):
+    def fit(rows, start=None):
         return fit_model(X[rows], y[rows], n_classes=n_classes, name=model, sample_weight=weights[rows],
                          calibrate=False, C=C, random_state=random_state, class_names=class_names,
-                         class_weight=class_weight)
+                         class_weight=class_weight, start=start)
 
     return fit
 
@@ -202,7 +202,15 @@ def _audit_fields(project: Project, ids, X, y, weights, fitted, *, model: str, s
     if len(members) >= 2:
         fit = _fitter(X, y, weights, n_classes, model, getattr(fitted, "C_", None), project.classes,
                       _class_weight(project))
-        right = audit_learning_curve(X, y, order, members, [len(order)], fit=fit, should_stop=should_stop)[0]
+        # the training's stable-fold models never saw their fold's scans: with the audit scans split by the
+        # same folds, each audit model starts from one (issue 14: five cold full-size fits were most of a
+        # GUI retrain at 20,000 labels x 1,129 features)
+        starts = list(getattr(fitted, "fold_models_", []))
+        from aldesk.learning.models import stable_folds
+
+        fold_of = stable_folds(np.asarray(ids)[members], len(starts)) if starts else None
+        right = audit_learning_curve(X, y, order, members, [len(order)], fit=fit, should_stop=should_stop,
+                                     fold_of=fold_of, starts=starts or None)[0]
         ok = np.isfinite(right)
         truth = y[members[ok]]
         est = audit_estimate(truth, np.where(right[ok] == 1.0, truth, -1), n_classes)

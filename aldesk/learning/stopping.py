@@ -167,7 +167,7 @@ def curve_sizes(n_labels: int, first: int, points: int = CURVE_SIZES) -> np.ndar
 
 
 def audit_learning_curve(X, y, order, audit, sizes, *, fit, folds: int = CURVE_FOLDS, random_state=0,
-                         should_stop=lambda: False) -> np.ndarray:
+                         should_stop=lambda: False, fold_of=None, starts=None) -> np.ndarray:
     """Whether each audit scan is predicted right by the model the first n labels give, for n in sizes.
 
     X : (n_scans, d) standardised features; y : (n_scans,) class index (UNLABELLED < 0 where none);
@@ -176,13 +176,20 @@ def audit_learning_curve(X, y, order, audit, sizes, *, fit, folds: int = CURVE_F
     adds weights, model choice) with ``predict_proba``, or raises LearningError (e.g. a class missing) —
     then that entry is NaN. Cross-fitting: the audit scans are
     split into ``folds`` folds; the model for fold f never sees fold f. Returns (len(sizes), len(audit))
-    float64 of 1.0 (right), 0.0 (wrong) or NaN (no model)."""
+    float64 of 1.0 (right), 0.0 (wrong) or NaN (no model).
+    fold_of : (len(audit),) the audit scans' folds when the caller has them (else random, balanced);
+    starts : per fold, a model that never saw that fold's audit scans (the training's stable-fold models):
+    fit(rows, start) then starts from it, a warm start that cannot leak the held-out scans into the fit."""
     order = np.asarray(order, dtype=np.int64)
     audit = np.asarray(audit, dtype=np.int64)
-    folds = max(2, min(folds, len(audit)))
-    rng = np.random.default_rng(random_state)
-    fold_of = np.empty(len(audit), dtype=np.int64)
-    fold_of[rng.permutation(len(audit))] = np.arange(len(audit)) % folds
+    if fold_of is not None:
+        fold_of = np.asarray(fold_of, dtype=np.int64)
+        folds = int(fold_of.max()) + 1 if len(fold_of) else 1
+    else:
+        folds = max(2, min(folds, len(audit)))
+        rng = np.random.default_rng(random_state)
+        fold_of = np.empty(len(audit), dtype=np.int64)
+        fold_of[rng.permutation(len(audit))] = np.arange(len(audit)) % folds
     in_fold = np.zeros((folds, len(X)), dtype=bool)
     for f in range(folds):
         in_fold[f, audit[fold_of == f]] = True
@@ -196,8 +203,10 @@ def audit_learning_curve(X, y, order, audit, sizes, *, fit, folds: int = CURVE_F
                 raise CancelledError("learning curve cancelled")
             train = head[~in_fold[f, head]]
             test = fold_of == f
+            if not test.any():
+                continue
             try:
-                model = fit(train)
+                model = fit(train) if starts is None else fit(train, starts[f])
             except LearningError:
                 continue
             pred = model.predict_proba(X[audit[test]]).argmax(axis=1)

@@ -214,3 +214,29 @@ def test_the_first_model_on_new_features_is_not_compared_with_the_old_ones(sim, 
         real(*a, **k), version="another-extractor-version"))
     report = train(p, folds=2)
     assert report["stability_kappa"] is None and report["stability_agreement"] is None
+
+
+def test_the_retrains_audit_fits_start_from_fold_models_that_never_saw_their_audit_scans(sim, monkeypatch):
+    """Audit cross-fitting in a GUI retrain: the audit scans are split by the training's stable folds, and
+    the fit holding out fold k's audit scans starts from fold model k, trained without any scan of fold k."""
+    from aldesk.learning import models
+
+    p, key = sim
+    read_queue(p, key, "dr_a", 60)
+    train(p, folds=3)  # chooses C: the next train reuses it and keeps stable fold models
+    read_queue(p, key, "dr_a", 20)
+    calls = []
+    real = models.fit_model
+
+    def spy(X, y, **kwargs):
+        model = real(X, y, **kwargs)
+        calls.append((kwargs, model))
+        return model
+
+    monkeypatch.setattr(models, "fit_model", spy)
+    report = train(p, folds=3)
+    trained = [m for k, m in calls if k.get("groups") is not None][-1]
+    assert len(trained.fold_models_) == 3
+    audit_fits = [(k, m) for k, m in calls if k.get("calibrate") is False]
+    assert audit_fits and report["audit_n"] >= 2
+    assert all(any(k["start"] is f for f in trained.fold_models_) for k, _ in audit_fits)

@@ -169,3 +169,33 @@ def test_recommendation_reads_like_a_sentence_and_follows_the_evidence():
     assert not keep.stop and keep.text.startswith("Keep labelling") and "still changing" in keep.text
     # the readers' ceiling reached: stop even while the model still moves
     assert st.recommend(labels=500, stab=unstable, audit=audit, projected=rising, ceiling=0.88).stop
+
+
+def test_audit_learning_curve_with_given_folds_starts_each_fit_from_that_folds_model():
+    """The GUI retrain passes the audit scans' stable folds and, per fold, the training's fold model (which
+    never saw that fold's scans): each audit fit starts from the model of the fold it holds out."""
+    rng = np.random.default_rng(2)
+    n = 60
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    y = rng.integers(0, 2, n)
+    order = rng.permutation(n)
+    audit = order[::4]
+    fold_of = np.arange(len(audit)) % 3
+    fold_of[fold_of == 1] = 0  # fold 1 holds no audit scan: no fit for it
+    starts = ["model of fold 0", "model of fold 1", "model of fold 2"]
+    calls = []
+
+    class Model:
+        def predict_proba(self, Xs):
+            return np.tile([1.0, 0.0], (len(Xs), 1))
+
+    def fit(rows, start):
+        calls.append((set(rows.tolist()), start))
+        return Model()
+
+    right = st.audit_learning_curve(X, y, order, audit, [n], fit=fit, fold_of=fold_of, starts=starts)
+    assert np.array_equal(right[0], (y[audit] == 0).astype(float))
+    assert [start for _, start in calls] == ["model of fold 0", "model of fold 2"]
+    for (rows, _), f in zip(calls, (0, 2)):
+        assert not rows & set(audit[fold_of == f].tolist())        # its own audit scans held out
+        assert set(audit[fold_of != f].tolist()) <= rows            # the other folds' audit scans in
