@@ -45,6 +45,7 @@ CALIBRATION_FOLDS = 5
 MIN_CALIBRATION_LABELS = 20  # below this a temperature fitted out of fold is mostly noise: leave T = 1
 LOGISTIC_C_GRID = (0.01, 0.1, 1.0)  # inverse L2 strength, chosen per fit by out-of-fold log-loss
 LOGISTIC_C = 0.1  # used when a class has too few labels to cross-validate
+LOGISTIC_TOL = 1e-4  # L-BFGS stops when no gradient component exceeds this (scikit-learn's default)
 ARRAYS_FORMAT = 1
 
 
@@ -60,7 +61,7 @@ def _seed(random_state) -> int | None:
 
 
 def make_estimator(name: str = DEFAULT_MODEL, random_state=None, *, C: float = LOGISTIC_C,
-                   class_weight: str | None = "balanced"):
+                   class_weight: str | None = "balanced", tol: float = LOGISTIC_TOL):
     """A fresh, unfitted scikit-learn estimator for ``name`` (one of ``MODEL_NAMES``).
 
     C is the logistic model's inverse regularisation strength (on standardised features); class_weight
@@ -76,7 +77,7 @@ def make_estimator(name: str = DEFAULT_MODEL, random_state=None, *, C: float = L
         from sklearn.linear_model import LogisticRegression
 
         return Pipeline([("scale", StandardScaler()),
-                         ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=1000))])
+                         ("clf", LogisticRegression(C=C, class_weight=class_weight, max_iter=1000, tol=tol))])
     if name == "ordinal_logistic":
         from aldesk.learning.ordinal import CumulativeLogit
 
@@ -193,9 +194,10 @@ def _can_start_from(start, name: str, n_classes: int, n_features: int) -> bool:
             and start.n_classes_ == n_classes and start.n_features_ == n_features)
 
 
-def _fit_estimator(name, X, y, n_classes, sample_weight, seed, C=LOGISTIC_C, class_weight="balanced", start=None):
+def _fit_estimator(name, X, y, n_classes, sample_weight, seed, C=LOGISTIC_C, class_weight="balanced", start=None,
+                   tol=LOGISTIC_TOL):
     """A fitted ``make_estimator(name)``; a logistic one starts from ``start``'s solution when it fits."""
-    est = make_estimator(name, seed, C=C, class_weight=class_weight)
+    est = make_estimator(name, seed, C=C, class_weight=class_weight, tol=tol)
     if name == "mlp" and class_weight:  # MLPClassifier has no class_weight: balance through the sample weights
         w = _balanced_weights(y, n_classes)
         sample_weight = w if sample_weight is None else w * sample_weight
@@ -477,7 +479,7 @@ def select_C(X, y, *, n_classes: int, folds: int, sample_weight=None, random_sta
 def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=None, random_state=None,
               calibrate: bool = True, class_names=None, C: float | None = None,
               class_weight: str | None = "balanced", folds: int = CALIBRATION_FOLDS,
-              start: "TrainedModel | None" = None, groups=None) -> TrainedModel:
+              start: "TrainedModel | None" = None, groups=None, tol: float = LOGISTIC_TOL) -> TrainedModel:
     """Fit ``name`` on the labelled rows, choose its regularisation and calibrate it, all out of fold.
 
     X : (n_labels, d) float32 features of labelled scans only; y : (n_labels,) class indices.
@@ -495,6 +497,8 @@ def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=
     passes use these folds (when each trains on every class), and each fold then starts from ``start``'s
     model of the same fold (``fold_models_``), which never saw that fold's scans. Without groups the
     folds are stratified and shuffled by ``random_state``.
+    tol: the logistic model's L-BFGS tolerance for the final fit (the audit's cross-fits, which need only
+    predicted classes and start next to their optimum, use a looser one).
     """
     if name not in MODEL_NAMES:
         raise LearningError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
@@ -511,7 +515,7 @@ def fit_model(X, y, *, n_classes: int, name: str = DEFAULT_MODEL, sample_weight=
                 C, logits, losses = select_C(X, y, n_classes=n_classes, folds=folds, sample_weight=sample_weight,
                                              random_state=seed, class_weight=class_weight, name=name)
         C = LOGISTIC_C if C is None else float(C)
-        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed, C, class_weight, start),
+        model = _wrap(_fit_estimator(name, X, y, n_classes, sample_weight, seed, C, class_weight, start, tol),
                       name, n_classes)
         if calibrate and folds >= 2 and len(y) >= MIN_CALIBRATION_LABELS:
             if logits is None:

@@ -240,3 +240,4 @@ def test_the_retrains_audit_fits_start_from_fold_models_that_never_saw_their_aud
     audit_fits = [(k, m) for k, m in calls if k.get("calibrate") is False]
     assert audit_fits and report["audit_n"] >= 2
     assert all(any(k["start"] is f for f in trained.fold_models_) for k, _ in audit_fits)
+    assert all(k["tol"] == prog.AUDIT_FIT_TOL for k, _ in audit_fits)
