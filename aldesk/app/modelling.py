@@ -115,10 +115,9 @@ def _comparable_latest(project: Project, model: str, data: Dataset, weighting: s
     return latest
 
 
-def previous_model(project: Project, model: str, data: Dataset, weighting: str | None):
-    """The newest comparable stored model (see ``_comparable_latest``), rebuilt from its arrays, or None:
-    the next fit starts from its solution (and its folds from its fold models), not from zero."""
-    latest = _comparable_latest(project, model, data, weighting)
+def _rebuilt(latest: dict | None):
+    """A comparable stored model (``_comparable_latest``) rebuilt from its arrays, or None: the next fit
+    starts from its solution (and its folds from its fold models), not from zero."""
     if not latest or not latest.get("arrays"):
         return None
     from aldesk.learning.models import from_arrays
@@ -129,14 +128,7 @@ def previous_model(project: Project, model: str, data: Dataset, weighting: str |
         return None  # an unreadable old model only costs a cold start
 
 
-def stored_C(project: Project, model: str, data: Dataset, n_labels: int,
-              weighting: str | None) -> tuple[float | None, int]:
-    """(C to reuse or None to choose afresh, the label count it was chosen at).
-
-    The C lives in the newest stored model's report, so a new session (or the CLI after the GUI) reuses it;
-    it is reused only for the same estimator, features (extractor and its version), class set and class
-    weighting, and while the label count stays within ``C_RESELECT_GROWTH`` of the count it was chosen at."""
-    latest = _comparable_latest(project, model, data, weighting)
+def _reusable_C(latest: dict | None, n_labels: int) -> tuple[float | None, int]:
     if not latest:
         return None, n_labels
     metrics = latest["metrics"]
@@ -145,6 +137,16 @@ def stored_C(project: Project, model: str, data: Dataset, n_labels: int,
     if C is None or not chosen or n_labels > C_RESELECT_GROWTH * chosen or n_labels < chosen / C_RESELECT_GROWTH:
         return None, n_labels
     return float(C), int(chosen)
+
+
+def stored_C(project: Project, model: str, data: Dataset, n_labels: int,
+              weighting: str | None) -> tuple[float | None, int]:
+    """(C to reuse or None to choose afresh, the label count it was chosen at).
+
+    The C lives in the newest stored model's report, so a new session (or the CLI after the GUI) reuses it;
+    it is reused only for the same estimator, features (extractor and its version), class set and class
+    weighting, and while the label count stays within ``C_RESELECT_GROWTH`` of the count it was chosen at."""
+    return _reusable_C(_comparable_latest(project, model, data, weighting), n_labels)
 
 
 def rank(
@@ -282,14 +284,15 @@ def train(
     model = model or default_model(ordered)  # graded classes learn as graded
     weighting = class_weighting(objective)  # the objective decides whether rare classes weigh more
     n_labels = int(labelled.sum())
-    C, chosen_at = stored_C(project, model, data, n_labels, weighting)
+    latest = _comparable_latest(project, model, data, weighting)  # read once: its C and its arrays
+    C, chosen_at = _reusable_C(latest, n_labels)
     progress(0, 2, "fitting")
     # soft labels (consensus posteriors) weigh each scan by how sure the readers are of its label; each
     # scan keeps its fold from retrain to retrain (stable_folds), so every fit starts from the previous
     # model's solution for the same rows (warm starts: issue 14's retrain time at 1,129 features)
     from aldesk.learning.models import stable_folds
 
-    start = previous_model(project, model, data, weighting)
+    start = _rebuilt(latest)
     fitted = fit_model(X[labelled], y[labelled], n_classes=n_classes, name=model, random_state=random_state,
                        sample_weight=weights[labelled], class_names=project.classes, class_weight=weighting,
                        C=C, folds=folds, start=start, groups=stable_folds(ids[labelled], folds))

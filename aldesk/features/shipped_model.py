@@ -6,6 +6,7 @@ loading the extractors. Provenance and how to regenerate the file: models/SOURCE
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -21,7 +22,21 @@ _REINSTALL = "reinstall aldesk (pip install --force-reinstall aldesk, or a fresh
 
 
 def check_model_file(path: Path = MODEL_FILE) -> None:
-    """FeatureError naming the file and the fix unless ``path`` holds exactly the model aldesk ships."""
+    """FeatureError naming the file and the fix unless ``path`` holds exactly the model aldesk ships.
+
+    Hashed once per process while the file keeps its size and time: every retrain builds the extractor."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise FeatureError(f"{path}: the ImageNet model aldesk ships is missing; {_REINSTALL}") from None
+    except OSError as exc:
+        raise FeatureError(f"{path}: cannot read the ImageNet model aldesk ships ({exc.strerror}); "
+                           f"{_REINSTALL}") from exc
+    _check(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _check(path: Path, size: int, mtime_ns: int) -> None:  # cached only when it passes (errors are raised)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

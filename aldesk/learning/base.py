@@ -58,6 +58,17 @@ class QueryStrategy(Protocol):
     ) -> QueryResult: ...
 
 
+def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, variance) of each column in float64, the squares summed in blocks of rows: ``X.var`` would
+    build a float64 copy of all of X."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    squares = np.zeros(X.shape[1])
+    for start in range(0, len(X), _CHUNK // 8):
+        centred = X[start:start + _CHUNK // 8] - mean
+        squares += np.einsum("ij,ij->j", centred, centred)
+    return mean, squares / max(len(X), 1)
+
+
 def standardize(X: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """Z-score columns over the whole pool; constant columns become 0. Returns float32 (n, d).
 
@@ -65,12 +76,8 @@ def standardize(X: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     whole pool: 290 MB and most of the time at 100,000 x 361) and the result is written in one pass, into
     X itself with ``in_place`` (a writable float32 X that is not needed raw: 451 MB less at 100,000 x 1,129)."""
     X = np.asarray(X, dtype=np.float32)
-    mean = X.mean(axis=0, dtype=np.float64)
-    squares = np.zeros(X.shape[1])
-    for start in range(0, len(X), _CHUNK // 8):
-        centred = X[start:start + _CHUNK // 8] - mean
-        squares += np.einsum("ij,ij->j", centred, centred)
-    std = np.sqrt(squares / max(len(X), 1)).astype(np.float32)
+    mean, var = column_moments(X)
+    std = np.sqrt(var).astype(np.float32)
     std[std < 1e-12] = 1.0
     out = np.subtract(X, mean.astype(np.float32), out=X if in_place and X.flags.writeable else None)
     out /= std

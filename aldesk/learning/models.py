@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from aldesk.errors import LearningError, NotEnoughLabelsError
-from aldesk.learning.base import _CHUNK, check_features, class_label
+from aldesk.learning.base import _CHUNK, check_features, class_label, column_moments
 from aldesk.learning.calibration import (
     IdentityCalibrator,
     IsotonicCalibrator,
@@ -166,12 +166,7 @@ def _fit_scaler(scaler, X: np.ndarray):
     X = np.asarray(X)
     if X.dtype != np.float32 or X.ndim != 2 or len(X) == 0:
         return scaler.fit(X)
-    mean = X.mean(axis=0, dtype=np.float64)
-    squares = np.zeros(X.shape[1])
-    for i in range(0, len(X), _CHUNK // 8):
-        centred = X[i:i + _CHUNK // 8] - mean.astype(np.float32)
-        squares += np.einsum("ij,ij->j", centred, centred, dtype=np.float64)
-    var = squares / len(X)
+    mean, var = column_moments(X)
     scale = np.sqrt(var)
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0  # as StandardScaler: constant columns stay unscaled
     scaler.mean_, scaler.var_, scaler.scale_ = mean, var, scale
